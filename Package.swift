@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let optimise: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"])]
+
+let package = Package(
+    name: "SwiftPEFT",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "SwiftPEFT", targets: ["Engine", "Layers", "Checkpoints", "Models", "Training"]),
+        .executable(name: "peft", targets: ["peft"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // OpenBLAS, loaded at run time after the right core type is chosen (see BLASBinding/OpenBLAS.swift).
+        .target(name: "BLASBinding", swiftSettings: optimise),
+        // Float32 tensors, kernels and reverse-mode autograd.
+        .target(name: "Engine", dependencies: ["BLASBinding"], swiftSettings: optimise),
+        // Module protocol with named parameters and the usual transformer layers.
+        .target(name: "Layers", dependencies: ["Engine"], swiftSettings: optimise),
+        // safetensors read/write and ONNX weight import.
+        .target(name: "Checkpoints", dependencies: ["Engine"], swiftSettings: optimise),
+        // DINOv2 / classic ViT / BERT encoders, WordPiece tokenizer, model registry.
+        .target(name: "Models", dependencies: ["Layers", "Checkpoints"], swiftSettings: optimise),
+        // Datasets, the 1k protocol, input pipeline, optimisers and the trainer.
+        .target(name: "Training", dependencies: ["Models"], swiftSettings: optimise),
+        .executableTarget(
+            name: "peft",
+            dependencies: ["Models", "Training", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: optimise),
+        .testTarget(name: "EngineTests", dependencies: ["Engine"]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

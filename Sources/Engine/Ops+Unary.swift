@@ -1,0 +1,58 @@
+// Unary elementwise ops: scaling, GELU (exact, erf form), ReLU, and their gradients.
+
+extension Tensor {
+    /// self * factor + offset.
+    public func affine(scale factor: Float, offset: Float = 0) -> Tensor {
+        let out = Tensor(uninitialized: shape)
+        let x = data, y = out.data
+        Parallel.forEachChunk(count) { r in for i in r { y[i] = x[i] * factor + offset } }
+        return out.recording("affine", [self]) { g in
+            let gx = self.gradPointer(), pg = g.data
+            Parallel.forEachChunk(g.count) { r in for i in r { gx[i] += pg[i] * factor } }
+        }
+    }
+
+    /// self * factor.
+    public func scaled(by factor: Float) -> Tensor { affine(scale: factor) }
+}
+
+/// Scalar product.
+public func * (a: Tensor, factor: Float) -> Tensor { a.scaled(by: factor) }
+/// Negation.
+public prefix func - (a: Tensor) -> Tensor { a.scaled(by: -1) }
+
+@inline(__always)
+func geluVector(_ x: Float16x) -> Float16x {
+    0.5 * x * (1 + vectorErf(x * 0.707_106_781_186_547_5))
+}
+
+/// d gelu / dx = Phi(x) + x * phi(x).
+@inline(__always)
+func geluDerivativeVector(_ x: Float16x) -> Float16x {
+    let cdf = 0.5 * (1 + vectorErf(x * 0.707_106_781_186_547_5))
+    let pdf = vectorExp(-0.5 * x * x) * 0.398_942_280_401_432_7
+    return cdf + x * pdf
+}
+
+/// GELU with the exact erf form, 0.5 x (1 + erf(x / sqrt 2)).
+public func gelu(_ x: Tensor) -> Tensor {
+    let out = Tensor(uninitialized: x.shape)
+    mapVectorized(x.data, out.data, x.count, geluVector)
+    return out.recording("gelu", [x]) { g in
+        let derivative = Tensor(uninitialized: x.shape)
+        mapVectorized(x.data, derivative.data, x.count, geluDerivativeVector)
+        let gx = x.gradPointer(), pg = g.data, d = derivative.data
+        Parallel.forEachChunk(g.count) { r in for i in r { gx[i] += pg[i] * d[i] } }
+    }
+}
+
+/// max(x, 0).
+public func relu(_ x: Tensor) -> Tensor {
+    let out = Tensor(uninitialized: x.shape)
+    let px = x.data, y = out.data
+    Parallel.forEachChunk(x.count) { r in for i in r { y[i] = max(px[i], 0) } }
+    return out.recording("relu", [x]) { g in
+        let gx = x.gradPointer(), pg = g.data
+        Parallel.forEachChunk(g.count) { r in for i in r where px[i] > 0 { gx[i] += pg[i] } }
+    }
+}

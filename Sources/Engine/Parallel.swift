@@ -1,0 +1,23 @@
+import Foundation
+
+/// Splits work over the machine's cores.
+public enum Parallel {
+    /// Number of worker threads our own kernels use (the number of active processors).
+    public static let workerCount: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Calls `body` on disjoint sub-ranges covering `0..<count`, in parallel when the work is large enough.
+    /// `grain` is the smallest number of items worth sending to another thread.
+    @inline(__always)
+    public static func forEachChunk(_ count: Int, grain: Int = 16_384, _ body: (Range<Int>) -> Void) {
+        if count <= 0 { return }
+        let chunks = min(workerCount, max(1, count / max(grain, 1)))
+        if chunks <= 1 { body(0..<count); return }
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                let start = count * chunk / chunks
+                let end = count * (chunk + 1) / chunks
+                body(start..<end)
+            }
+        }
+    }
+}

@@ -1,0 +1,75 @@
+// Vectorised elementary functions over SIMD16<Float>, accurate to a few float32 ulps in the ranges we use.
+
+public typealias Float16x = SIMD16<Float>
+
+@inline(__always)
+func loadVector(_ p: UnsafePointer<Float>) -> Float16x {
+    UnsafeRawPointer(p).loadUnaligned(as: Float16x.self)
+}
+
+@inline(__always)
+func storeVector(_ v: Float16x, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: Float16x.self)
+}
+
+/// e^x, by range reduction x = n ln2 + r and a degree-6 polynomial on |r| <= ln2/2 (relative error ~2e-7).
+@inline(__always)
+public func vectorExp(_ x: Float16x) -> Float16x {
+    let clamped = x.clamped(lowerBound: Float16x(repeating: -87.3), upperBound: Float16x(repeating: 88.3))
+    let n = (clamped * 1.442_695_04).rounded(.toNearestOrEven)
+    var r = clamped - n * 0.693_145_75
+    r = r - n * 1.428_606_8e-6
+    var p = Float16x(repeating: 1.0 / 720)
+    p = p * r + 1.0 / 120
+    p = p * r + 1.0 / 24
+    p = p * r + 1.0 / 6
+    p = p * r + 0.5
+    p = p * r + 1
+    p = p * r + 1
+    let exponent = (SIMD16<Int32>(n) &+ 127) &<< 23
+    return p * unsafeBitCast(exponent, to: Float16x.self)
+}
+
+/// erf(x) by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), made odd.
+@inline(__always)
+public func vectorErf(_ x: Float16x) -> Float16x {
+    let a = x.replacing(with: -x, where: x .< 0)
+    let t = 1 / (1 + 0.327_591_1 * a)
+    var poly = Float16x(repeating: 1.061_405_429)
+    poly = poly * t - 1.453_152_027
+    poly = poly * t + 1.421_413_741
+    poly = poly * t - 0.284_496_736
+    poly = poly * t + 0.254_829_592
+    poly = poly * t
+    let y = 1 - poly * vectorExp(-(a * a))
+    return y.replacing(with: -y, where: x .< 0)
+}
+
+/// Scalar versions through the vector code, so scalar tails give identical results.
+@inline(__always)
+func scalarViaVector(_ x: Float, _ f: (Float16x) -> Float16x) -> Float {
+    f(Float16x(repeating: x))[0]
+}
+
+/// Applies `f` to every element of `count` floats from `input` into `output`, in SIMD chunks, on all cores.
+@inline(__always)
+func mapVectorized(
+    _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ count: Int,
+    _ f: (Float16x) -> Float16x
+) {
+    Parallel.forEachChunk(count / 16 + 1, grain: 1024) { range in
+        let start = range.lowerBound * 16
+        let end = min(range.upperBound * 16, count)
+        var i = start
+        while i + 16 <= end {
+            storeVector(f(loadVector(input + i)), output + i)
+            i += 16
+        }
+        if i < end {
+            var tail = Float16x(repeating: 0)
+            for j in 0..<(end - i) { tail[j] = input[i + j] }
+            let result = f(tail)
+            for j in 0..<(end - i) { output[i + j] = result[j] }
+        }
+    }
+}

@@ -1,0 +1,44 @@
+import Engine
+
+/// LayerNorm over the last dimension with learnable `weight` (scale) and `bias` (shift).
+public final class LayerNorm: Module {
+    public let weight: Tensor
+    public let bias: Tensor
+    public let eps: Float
+
+    /// weight = 1, bias = 0.
+    public init(dimension: Int, eps: Float) {
+        weight = Tensor(shape: [dimension], repeating: 1)
+        bias = Tensor(zeros: [dimension])
+        self.eps = eps
+    }
+
+    public var ownParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
+
+    public func callAsFunction(_ input: Tensor) -> Tensor { layerNorm(input, weight: weight, bias: bias, eps: eps) }
+}
+
+/// A lookup table [count, dimension] named `weight`.
+public final class Embedding: Module {
+    public let weight: Tensor
+
+    public init(count: Int, dimension: Int, generator: inout RandomGenerator) {
+        weight = Tensor.randomNormal([count, dimension], std: 0.02, generator: &generator)
+    }
+
+    public var ownParameters: [(String, Tensor)] { [("weight", weight)] }
+
+    /// Rows for `ids` laid out as `shape`.
+    public func callAsFunction(_ ids: [Int32], shape: [Int]) -> Tensor {
+        gatherRows(weight, indices: ids, indexShape: shape)
+    }
+}
+
+/// A module holding a list of children named "0", "1", ...
+public final class ModuleList<Element: Module>: Module {
+    public var items: [Element]
+    public init(_ items: [Element]) { self.items = items }
+    public var children: [(String, any Module)] { items.enumerated().map { (String($0.offset), $0.element) } }
+    public subscript(index: Int) -> Element { items[index] }
+    public var count: Int { items.count }
+}

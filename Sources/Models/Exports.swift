@@ -1,0 +1,2 @@
+// Models are added in this target.
+@_exported import Layers
