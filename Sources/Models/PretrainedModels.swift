@@ -1,0 +1,61 @@
+import Checkpoints
+import Engine
+import Foundation
+import Layers
+
+/// The pretrained backbones the library ships loaders for.
+public enum PretrainedModels {
+    /// Names accepted by `--model`.
+    public static let visionNames = ["dinov2-s14", "vit-s16-random", "vit-b16-random"]
+    public static let textNames = ["minilm-l6"]
+
+    /// DINOv2 ViT-S/14 from `assets/dinov2/dinov2-s14.safetensors`, importing it from the ONNX file the first time.
+    public static func dinov2Small(progress: (String) -> Void = { _ in }) throws -> VisionTransformer {
+        let model = VisionTransformer(.dinov2Small)
+        let converted = Assets.root.appendingPathComponent("dinov2/dinov2-s14.safetensors")
+        if !FileManager.default.fileExists(atPath: converted.path) {
+            let onnx = try Assets.file("dinov2/vit_s_focus.onnx")
+            progress("importing DINOv2-S/14 weights from \(onnx.path) (once)")
+            try importDINOv2(onnx: onnx, to: converted)
+        }
+        let file = try SafeTensorsFile(path: converted.path)
+        try model.load(try file.loadAll(), strict: true, source: converted.path)
+        return model
+    }
+
+    /// A vision model by name: `dinov2-s14` (pretrained) or a randomly initialised ViT-S/16 or ViT-B/16.
+    public static func vision(named name: String, progress: (String) -> Void = { _ in }) throws -> VisionTransformer {
+        switch name {
+        case "dinov2-s14": return try dinov2Small(progress: progress)
+        case "vit-s16-random": return VisionTransformer(.vitSmall16, seed: 1)
+        case "vit-b16-random": return VisionTransformer(.vitBase16, seed: 1)
+        default:
+            throw ModuleError("unknown model '\(name)'; choose one of: \(visionNames.joined(separator: ", "))")
+        }
+    }
+
+    /// all-MiniLM-L6-v2 from `assets/minilm/` (BERT weights and config).
+    public static func miniLM() throws -> BertEncoder {
+        let configURL = try Assets.file("minilm/config.json")
+        let weightsURL = try Assets.file("minilm/model.safetensors")
+        let configuration: BertConfiguration
+        do {
+            configuration = try JSONDecoder().decode(BertConfiguration.self, from: Data(contentsOf: configURL))
+        } catch {
+            throw ModuleError("\(configURL.path): not a BERT config (\(error))")
+        }
+        let model = BertEncoder(configuration)
+        let file = try SafeTensorsFile(path: weightsURL.path)
+        var state: [String: Tensor] = [:]
+        for name in file.names where !name.hasPrefix("pooler.") && name != "embeddings.position_ids" {
+            state[name] = try file.tensor(name)
+        }
+        try model.load(state, strict: true, source: weightsURL.path)
+        return model
+    }
+
+    /// The WordPiece tokenizer of all-MiniLM-L6-v2.
+    public static func miniLMTokenizer() throws -> WordPieceTokenizer {
+        try WordPieceTokenizer(vocabularyFile: try Assets.file("minilm/vocab.txt"))
+    }
+}

@@ -1,0 +1,27 @@
+import ArgumentParser
+import BLASBinding
+import Foundation
+
+@main
+struct PeftCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "peft",
+        abstract: "Parameter-efficient fine-tuning of pretrained transformers on the CPU.",
+        subcommands: [DemoCommand.self, ImportCommand.self, BenchCommand.self],
+        defaultSubcommand: DemoCommand.self)
+}
+
+/// Options every subcommand shares.
+struct GlobalOptions: ParsableArguments {
+    @Flag(name: .shortAndLong, help: "Print what the library is doing, including the OpenBLAS core in use.")
+    var verbose = false
+
+    func announce() {
+        if verbose { printError(OpenBLAS.shared.summary) }
+    }
+}
+
+/// Writes a line to standard error (progress and diagnostics; results go to standard output).
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
