@@ -60,6 +60,9 @@ public final class OpenBLAS: @unchecked Sendable {
         } else {
             source = "detected by OpenBLAS"
         }
+        // The engine splits GEMMs over the cores itself (see Engine/GEMM.swift), so OpenBLAS runs each call on the
+        // calling thread. Its own pool would otherwise spin and yield between calls, competing with our kernels.
+        setenv("OPENBLAS_NUM_THREADS", "1", 1)
         var candidates = ["libopenblas.so.0", "libopenblas.so", "libopenblasp.so.0", "libopenblas.dylib"]
         if let override = getenv("PEFT_BLAS_LIBRARY") { candidates.insert(String(cString: override), at: 0) }
         var handle: UnsafeMutableRawPointer?
@@ -71,13 +74,15 @@ public final class OpenBLAS: @unchecked Sendable {
             throw BLASLoadError(description: "could not load OpenBLAS (tried \(candidates.joined(separator: ", "))). "
                 + "Install it with `apt-get install libopenblas-dev` or set PEFT_BLAS_LIBRARY to its path.")
         }
-        guard let sgemm = dlsym(handle, "cblas_sgemm") else {
+        // OpenBLAS builds shipped in Python wheels (scipy-openblas32) prefix every symbol with "scipy_".
+        let prefix = dlsym(handle, "cblas_sgemm") == nil && dlsym(handle, "scipy_cblas_sgemm") != nil ? "scipy_" : ""
+        guard let sgemm = dlsym(handle, prefix + "cblas_sgemm") else {
             throw BLASLoadError(description: "\(loadedName) has no cblas_sgemm symbol")
         }
         sgemmFunction = unsafeBitCast(sgemm, to: SGEMMFunction.self)
-        setThreads = dlsym(handle, "openblas_set_num_threads").map { unsafeBitCast($0, to: SetThreadsFunction.self) }
-        getThreads = dlsym(handle, "openblas_get_num_threads").map { unsafeBitCast($0, to: GetThreadsFunction.self) }
-        if let coreSymbol = dlsym(handle, "openblas_get_corename"),
+        setThreads = dlsym(handle, prefix + "openblas_set_num_threads").map { unsafeBitCast($0, to: SetThreadsFunction.self) }
+        getThreads = dlsym(handle, prefix + "openblas_get_num_threads").map { unsafeBitCast($0, to: GetThreadsFunction.self) }
+        if let coreSymbol = dlsym(handle, prefix + "openblas_get_corename"),
            let cName = unsafeBitCast(coreSymbol, to: CoreNameFunction.self)() {
             coreName = String(cString: cName)
         } else {
@@ -85,6 +90,7 @@ public final class OpenBLAS: @unchecked Sendable {
         }
         libraryName = loadedName
         coreTypeSource = source
+        setThreads?(1)
     }
 
     /// The OpenBLAS core type whose kernels are fast and correct on this CPU, or nil to let OpenBLAS decide.
@@ -112,7 +118,7 @@ public final class OpenBLAS: @unchecked Sendable {
         return nil
     }
 
-    /// Number of threads OpenBLAS uses.
+    /// Number of threads OpenBLAS uses per call (1: the engine parallelises around it).
     public var threadCount: Int {
         get { Int(getThreads?() ?? 1) }
         set { setThreads?(Int32(newValue)) }
@@ -136,6 +142,6 @@ public final class OpenBLAS: @unchecked Sendable {
 
     /// A one-line description for `--verbose` output.
     public var summary: String {
-        "OpenBLAS \(libraryName): core \(coreName), \(threadCount) threads; core type \(coreTypeSource)"
+        "OpenBLAS \(libraryName): core \(coreName), \(threadCount) thread per call (the engine splits GEMMs over cores); core type \(coreTypeSource)"
     }
 }

@@ -75,13 +75,10 @@ public func scaledDotProductAttention(
 }
 
 /// Runs `body(pairIndex, worker)` for every (batch, head) pair, the pairs split over the cores.
-/// OpenBLAS is held to one thread meanwhile so the two levels of threading do not compete.
+/// Each worker makes single-threaded OpenBLAS calls.
 func forEachHead(_ pairs: Int, _ body: (Int, Int) -> Void) {
     let workers = min(Parallel.workerCount, pairs)
     if workers <= 1 { for p in 0..<pairs { body(p, 0) }; return }
-    let previous = blas.threadCount
-    blas.threadCount = 1
-    defer { blas.threadCount = previous }
     DispatchQueueBridge.concurrentPerform(workers) { worker in
         var p = worker
         while p < pairs { body(p, worker); p += workers }

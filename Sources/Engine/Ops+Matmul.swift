@@ -28,19 +28,19 @@ public func linear(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tens
         let pb = bias.data, y = out.data
         for r in 0..<rows { (y + r * outFeatures).update(from: pb, count: outFeatures) }
     }
-    blas.sgemm(transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures,
+    gemm(transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures,
                a: x.data, lda: inFeatures, b: weight.data, ldb: inFeatures,
                beta: bias == nil ? 0 : 1, c: out.data, ldc: outFeatures)
     var inputs = [x, weight]
     if let bias { inputs.append(bias) }
     return out.recording("linear", inputs) { g in
         if x.needsGrad {
-            blas.sgemm(transA: false, transB: false, m: rows, n: inFeatures, k: outFeatures,
+            gemm(transA: false, transB: false, m: rows, n: inFeatures, k: outFeatures,
                        a: g.data, lda: outFeatures, b: weight.data, ldb: inFeatures,
                        beta: 1, c: x.gradPointer(), ldc: inFeatures)
         }
         if weight.needsGrad {
-            blas.sgemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows,
+            gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows,
                        a: g.data, lda: outFeatures, b: x.data, ldb: inFeatures,
                        beta: 1, c: weight.gradPointer(), ldc: inFeatures)
         }
@@ -67,11 +67,11 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeB: Bool = false) -> Tensor
     let out = Tensor(uninitialized: Array(a.shape.dropLast(2)) + [m, n])
     if sharedB {
         // One GEMM over all leading rows.
-        blas.sgemm(transA: false, transB: transposeB, m: batch * m, n: n, k: k, a: a.data, lda: k,
+        gemm(transA: false, transB: transposeB, m: batch * m, n: n, k: k, a: a.data, lda: k,
                    b: b.data, ldb: bCols, c: out.data, ldc: n)
     } else {
         for i in 0..<batch {
-            blas.sgemm(transA: false, transB: transposeB, m: m, n: n, k: k, a: a.data + i * m * k, lda: k,
+            gemm(transA: false, transB: transposeB, m: m, n: n, k: k, a: a.data + i * m * k, lda: k,
                        b: b.data + i * k * n, ldb: bCols, c: out.data + i * m * n, ldc: n)
         }
     }
@@ -84,18 +84,18 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeB: Bool = false) -> Tensor
             let bBlock = b.data + (sharedB ? 0 : i * k * n)
             if a.needsGrad {
                 // dA = dC op(B)^T
-                blas.sgemm(transA: false, transB: !transposeB, m: rowsA, n: k, k: n, a: gOut, lda: n,
+                gemm(transA: false, transB: !transposeB, m: rowsA, n: k, k: n, a: gOut, lda: n,
                            b: bBlock, ldb: bCols, beta: 1, c: a.gradPointer() + i * m * k, ldc: k)
             }
             if b.needsGrad {
                 let gB = b.gradPointer() + (sharedB ? 0 : i * k * n)
                 if transposeB {
                     // dB[n, k] = dC^T A
-                    blas.sgemm(transA: true, transB: false, m: n, n: k, k: rowsA, a: gOut, lda: n,
+                    gemm(transA: true, transB: false, m: n, n: k, k: rowsA, a: gOut, lda: n,
                                b: aBlock, ldb: k, beta: 1, c: gB, ldc: k)
                 } else {
                     // dB[k, n] = A^T dC
-                    blas.sgemm(transA: true, transB: false, m: k, n: n, k: rowsA, a: aBlock, lda: k,
+                    gemm(transA: true, transB: false, m: k, n: n, k: rowsA, a: aBlock, lda: k,
                                b: gOut, ldb: n, beta: 1, c: gB, ldc: n)
                 }
             }

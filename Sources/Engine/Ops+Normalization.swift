@@ -75,7 +75,7 @@ func softmaxRowInPlace(_ row: UnsafeMutablePointer<Float>, _ n: Int) {
     var sum: Float = 0
     var i = 0
     while i + 16 <= n {
-        let e = vectorExp(loadVector(row + i) - maxValue)
+        let e = vectorExp(loadVector(row + i) - Float16x(repeating: maxValue))
         storeVector(e, row + i)
         sum += e.sum()
         i += 16

@@ -23,14 +23,16 @@ public prefix func - (a: Tensor) -> Tensor { a.scaled(by: -1) }
 
 @inline(__always)
 func geluVector(_ x: Float16x) -> Float16x {
-    0.5 * x * (1 + vectorErf(x * 0.707_106_781_186_547_5))
+    let half = Float16x(repeating: 0.5), one = Float16x(repeating: 1)
+    return half * x * (one + vectorErf(x * Float16x(repeating: 0.707_106_781_186_547_5)))
 }
 
 /// d gelu / dx = Phi(x) + x * phi(x).
 @inline(__always)
 func geluDerivativeVector(_ x: Float16x) -> Float16x {
-    let cdf = 0.5 * (1 + vectorErf(x * 0.707_106_781_186_547_5))
-    let pdf = vectorExp(-0.5 * x * x) * 0.398_942_280_401_432_7
+    let half = Float16x(repeating: 0.5), one = Float16x(repeating: 1)
+    let cdf = half * (one + vectorErf(x * Float16x(repeating: 0.707_106_781_186_547_5)))
+    let pdf = vectorExp(Float16x(repeating: -0.5) * x * x) * Float16x(repeating: 0.398_942_280_401_432_7)
     return cdf + x * pdf
 }
 

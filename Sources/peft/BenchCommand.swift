@@ -7,7 +7,7 @@ import Models
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Measure speed: SGEMM peak and model forward throughput.",
-        subcommands: [SGEMMBench.self, ForwardBench.self])
+        subcommands: [SGEMMBench.self, ForwardBench.self, OpsBench.self])
 }
 
 /// Seconds taken by `body`, median of `repeats` runs after `warmup` runs.
@@ -29,7 +29,7 @@ func sgemmRate(m: Int, n: Int, k: Int, transB: Bool = true, repeats: Int = 5) ->
     let b = Tensor.randomNormal(transB ? [n, k] : [k, n], generator: &generator)
     let c = Tensor(zeros: [m, n])
     let seconds = medianSeconds(repeats: repeats) {
-        OpenBLAS.shared.sgemm(transA: false, transB: transB, m: m, n: n, k: k, a: a.data, lda: k,
+        gemm(transA: false, transB: transB, m: m, n: n, k: k, a: a.data, lda: k,
                               b: b.data, ldb: transB ? k : n, c: c.data, ldc: n)
     }
     return 2 * Double(m) * Double(n) * Double(k) / seconds / 1e9
@@ -82,6 +82,48 @@ struct ForwardBench: ParsableCommand {
             let flops = network.configuration.forwardFLOPs(resolution: resolution) * Double(batch)
             let rate = flops / seconds / 1e9
             print("| \(model) | \(resolution) | \(batch) | \(String(format: "%.0f", seconds * 1000)) | \(String(format: "%.1f", Double(batch) / seconds)) | \(String(format: "%.0f", rate)) | \(String(format: "%.0f", 100 * rate / peak))% |")
+        }
+    }
+}
+
+struct OpsBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ops", abstract: "Time each op at ViT-S shapes (forward and forward+backward).")
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "Batch size.") var batch = 32
+    @Option(help: "Resolution in pixels (tokens = (r/14)^2 + 1).") var resolution = 224
+
+    func run() throws {
+        global.announce()
+        var generator = RandomGenerator(seed: 3)
+        let tokens = (resolution / 14) * (resolution / 14) + 1, width = 384
+        let x = Tensor.randomNormal([batch, tokens, width], generator: &generator)
+        let w = Tensor.randomNormal([1536, width], std: 0.02, generator: &generator)
+        let b = Tensor(zeros: [1536])
+        let q = Tensor.randomNormal([batch, tokens, width], generator: &generator)
+        let k = Tensor.randomNormal([batch, tokens, width], generator: &generator)
+        let wide = Tensor.randomNormal([batch, tokens, 1536], generator: &generator)
+        let norm = Tensor(shape: [width], repeating: 1), shift = Tensor(zeros: [width])
+        let cases: [(String, [Tensor], () -> Tensor)] = [
+            ("linear 384->1536", [x], { linear(x, w, b) }),
+            ("attention 6 heads", [q, k, x], { scaledDotProductAttention(query: q, key: k, value: x, heads: 6) }),
+            ("layerNorm 384", [x], { layerNorm(x, weight: norm, bias: shift, eps: 1e-6) }),
+            ("gelu x1536", [wide], { gelu(wide) }),
+            ("add", [x, q], { x + q }),
+            ("multiply by [384]", [x], { x * norm }),
+        ]
+        print("| op (B=\(batch), T=\(tokens)) | forward ms | forward+backward ms |")
+        print("|---|---|---|")
+        for (name, inputs, body) in cases {
+            let forward = medianSeconds(repeats: 5) { _ = Autograd.withoutGrad { body() } }
+            for input in inputs { input.requiresGrad = true }
+            let both = medianSeconds(repeats: 5) {
+                let out = body()
+                out.backward(gradient: Tensor(shape: out.shape, repeating: 1))
+                for input in inputs { input.grad = nil }
+            }
+            for input in inputs { input.requiresGrad = false }
+            print("| \(name) | \(String(format: "%.1f", forward * 1000)) | \(String(format: "%.1f", both * 1000)) |")
         }
     }
 }
