@@ -7,7 +7,7 @@ let package = Package(
     name: "SwiftPEFT",
     platforms: [.macOS(.v14)],
     products: [
-        .library(name: "SwiftPEFT", targets: ["Engine", "Layers", "Checkpoints", "Models", "Training"]),
+        .library(name: "SwiftPEFT", targets: ["Engine", "Layers", "Checkpoints", "Models", "Methods", "Training"]),
         .executable(name: "peft", targets: ["peft"]),
     ],
     dependencies: [
@@ -24,8 +24,10 @@ let package = Package(
         .target(name: "Checkpoints", dependencies: ["Engine"], swiftSettings: optimise),
         // DINOv2 / classic ViT / BERT encoders, WordPiece tokenizer, model registry.
         .target(name: "Models", dependencies: ["Layers", "Checkpoints"], swiftSettings: optimise),
+        // PEFT methods: baselines (linear probe, full, BitFit, LayerNorm tuning, LoRA, adapter, VPT) and the five.
+        .target(name: "Methods", dependencies: ["Models"], swiftSettings: optimise),
         // Datasets, the 1k protocol, input pipeline, optimisers and the trainer.
-        .target(name: "Training", dependencies: ["Models"], swiftSettings: optimise),
+        .target(name: "Training", dependencies: ["Methods"], swiftSettings: optimise),
         .executableTarget(
             name: "peft",
             dependencies: ["Models", "Training", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -33,6 +35,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "MethodsTests", dependencies: ["Methods"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
     ],
     swiftLanguageModes: [.v5]

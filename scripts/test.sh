@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
-# Fetches the assets (scripts/setup.sh), then runs the whole test suite in release mode.
-# Extra arguments go to `swift test`, e.g. scripts/test.sh --filter ModelsTests
+# Fetches the assets (scripts/setup.sh), then runs the whole test suite (XCTest) in release mode and ends with
+# a one-line summary "N passed, N failed". Extra arguments go to `swift test`, e.g. scripts/test.sh --filter ModelsTests
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/setup.sh"
 cd "$ROOT"
-exec swift test -c release "$@"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+swift test -c release --disable-swift-testing "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# XCTest prints "Executed N tests, with F failures" for the whole run last.
+summary="$(grep -E '^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?' "$log" | tail -n 1)"
+if [ -n "$summary" ]; then
+  total="$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')"
+  failed="$(echo "$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')"
+  echo "tests: $((total - failed)) passed, $failed failed"
+fi
+exit "$status"

@@ -37,14 +37,31 @@ func geluDerivativeVector(_ x: Float16x) -> Float16x {
 }
 
 /// GELU with the exact erf form, 0.5 x (1 + erf(x / sqrt 2)).
+/// Backward is one fused pass: dx += dy * (Phi(x) + x phi(x)), no derivative tensor is stored.
 public func gelu(_ x: Tensor) -> Tensor {
     let out = Tensor(uninitialized: x.shape)
-    mapVectorized(x.data, out.data, x.count, geluVector)
+    let input = x.data, output = out.data, count = x.count
+    Parallel.forEachChunk(count / 16 + 1, grain: 1024) { range in
+        let end = min(range.upperBound * 16, count)
+        var i = range.lowerBound * 16
+        while i + 16 <= end {
+            storeVector(geluVector(loadVector(input + i)), output + i)
+            i += 16
+        }
+        while i < end { output[i] = scalarViaVector(input[i], geluVector); i += 1 }
+    }
     return out.recording("gelu", [x]) { g in
-        let derivative = Tensor(uninitialized: x.shape)
-        mapVectorized(x.data, derivative.data, x.count, geluDerivativeVector)
-        let gx = x.gradPointer(), pg = g.data, d = derivative.data
-        Parallel.forEachChunk(g.count) { r in for i in r { gx[i] += pg[i] * d[i] } }
+        let gx = x.gradPointer(), pg = g.data
+        Parallel.forEachChunk(count / 16 + 1, grain: 1024) { range in
+            let end = min(range.upperBound * 16, count)
+            var i = range.lowerBound * 16
+            while i + 16 <= end {
+                let updated = loadVector(gx + i) + loadVector(pg + i) * geluDerivativeVector(loadVector(input + i))
+                storeVector(updated, gx + i)
+                i += 16
+            }
+            while i < end { gx[i] += pg[i] * scalarViaVector(input[i], geluDerivativeVector); i += 1 }
+        }
     }
 }
 

@@ -10,7 +10,7 @@ public final class TensorStorage: @unchecked Sendable {
     /// Allocates `count` floats, zero-filled when `zeroed`.
     public init(count: Int, zeroed: Bool = true) {
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        let raw = BufferPool.shared.allocate(count)
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         if zeroed { pointer.initialize(repeating: 0, count: count) }
         owner = nil
@@ -24,7 +24,7 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     deinit {
-        if owner == nil { UnsafeMutableRawPointer(pointer).deallocate() }
+        if owner == nil { BufferPool.shared.release(UnsafeMutableRawPointer(pointer), count: count) }
     }
 }
 

@@ -1,12 +1,11 @@
 import Engine
 
 /// Something that changes what a `Linear` layer computes (LoRA, SHiRA, ...). Given the input and the layer, it
-/// returns the layer's output; `nil` adapters mean the plain y = x W^T + b.
-public protocol LinearAdapter: AnyObject {
+/// returns the layer's output; `nil` adapters mean the plain y = x W^T + b. Its parameters appear under the
+/// layer's path (e.g. `...query.lora_A.weight`), as in Hugging Face peft checkpoints.
+public protocol LinearAdapter: Module {
     /// The adapted output for `input` [..., in].
     func forward(_ input: Tensor, base: Linear) -> Tensor
-    /// The adapter's own parameters, by local name.
-    var adapterParameters: [(String, Tensor)] { get }
 }
 
 /// y = x W^T + b, with W [out, in] named `weight` and b [out] named `bias`.
@@ -35,6 +34,7 @@ public final class Linear: Module {
     public var ownParameters: [(String, Tensor)] {
         var list = [("weight", weight)]
         if let bias { list.append(("bias", bias)) }
+        if let adapter { list += adapter.namedParameters() }
         return list
     }
 

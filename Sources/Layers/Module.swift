@@ -81,6 +81,14 @@ extension Module {
     }
 }
 
+/// Whether modules run in training mode (dropout active). Set by the trainer around training steps.
+public enum ModelMode {
+    nonisolated(unsafe) public static var isTraining = false
+    /// Seed of the current training step; stochastic layers (dropout) derive their randomness from it so that a
+    /// resumed run draws the same numbers as an uninterrupted one.
+    nonisolated(unsafe) public static var stepSeed: UInt64 = 0
+}
+
 /// An error about module structure or parameter loading.
 public struct ModuleError: Error, CustomStringConvertible, Sendable {
     public let description: String

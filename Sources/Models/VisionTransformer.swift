@@ -123,6 +123,11 @@ public final class MLP: Module {
     public func callAsFunction(_ x: Tensor) -> Tensor { fc2(gelu(fc1(x))) }
 }
 
+/// A branch added beside a block's MLP (a bottleneck adapter): out = h + ls2 * mlp(norm2(h)) + adapter(h).
+public protocol ParallelAdapter: Module {
+    func callAsFunction(_ residual: Tensor) -> Tensor
+}
+
 /// A pre-norm transformer block: x + ls1 * attn(norm1(x)), then h + ls2 * mlp(norm2(h)).
 public final class VisionBlock: Module {
     public let norm1: LayerNorm
@@ -132,6 +137,8 @@ public final class VisionBlock: Module {
     public let norm2: LayerNorm
     public let mlp: MLP
     public let layerScale2: LayerScale?
+    /// Optional branch beside the MLP (see `ParallelAdapter`), saved under `adapter.*`.
+    public var mlpAdapter: (any ParallelAdapter)?
 
     init(_ c: VisionTransformerConfiguration, generator: inout RandomGenerator) {
         norm1 = LayerNorm(dimension: c.width, eps: c.layerNormEps)
@@ -148,6 +155,7 @@ public final class VisionBlock: Module {
         if let layerScale1 { list.append(("layer_scale1", layerScale1)) }
         list += [("norm2", norm2), ("mlp", mlp)]
         if let layerScale2 { list.append(("layer_scale2", layerScale2)) }
+        if let mlpAdapter { list.append(("adapter", mlpAdapter)) }
         return list
     }
 
@@ -157,6 +165,7 @@ public final class VisionBlock: Module {
         let h = x + branch
         var mlpBranch = mlp(norm2(h))
         if let layerScale2 { mlpBranch = mlpBranch * layerScale2.lambda }
+        if let mlpAdapter { return h + mlpBranch + mlpAdapter(h) }
         return h + mlpBranch
     }
 }
@@ -193,6 +202,14 @@ public final class VisionTransformer: Module {
         layernorm = LayerNorm(dimension: configuration.width, eps: configuration.layerNormEps)
     }
 
+    /// VPT-deep prompts: when set, one [P, D] tensor per block, inserted after the class token before that block
+    /// (replacing the previous block's prompt outputs). They are removed from the output of `features`.
+    public var deepPrompts: [Tensor]?
+
+    public var ownParameters: [(String, Tensor)] {
+        (deepPrompts ?? []).enumerated().map { ("prompt_embeddings.\($0.offset)", $0.element) }
+    }
+
     public var children: [(String, any Module)] {
         [("embeddings", embeddings), ("encoder", encoder), ("layernorm", layernorm)]
     }
@@ -205,7 +222,20 @@ public final class VisionTransformer: Module {
         precondition(images.rank == 4 && images.shape[1] == configuration.channels,
                      "VisionTransformer: images must be [B, \(configuration.channels), H, W], got \(images.shape)")
         var x = embeddings(images)
-        for block in blocks { x = block(x) }
+        guard let prompts = deepPrompts, !prompts.isEmpty else {
+            for block in blocks { x = block(x) }
+            return layernorm(x)
+        }
+        precondition(prompts.count == blocks.count, "deepPrompts: \(prompts.count) prompt sets for \(blocks.count) blocks")
+        let batch = images.shape[0], promptCount = prompts[0].shape[0]
+        for (index, block) in blocks.enumerated() {
+            let promptRows = concat(Array(repeating: prompts[index].reshaped([1, promptCount, -1]), count: batch), axis: 0)
+            let skip = index == 0 ? 1 : 1 + promptCount
+            let tokens = x.shape[1]
+            x = block(concat([x.slice(axis: 1, 0..<1), promptRows, x.slice(axis: 1, skip..<tokens)], axis: 1))
+        }
+        let tokens = x.shape[1]
+        x = concat([x.slice(axis: 1, 0..<1), x.slice(axis: 1, (1 + promptCount)..<tokens)], axis: 1)
         return layernorm(x)
     }
 }

@@ -1,1 +1,1 @@
-@_exported import Models
+@_exported import Methods

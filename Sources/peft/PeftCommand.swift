@@ -7,8 +7,9 @@ struct PeftCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "peft",
         abstract: "Parameter-efficient fine-tuning of pretrained transformers on the CPU.",
-        subcommands: [DemoCommand.self, ImportCommand.self, BenchCommand.self],
-        defaultSubcommand: DemoCommand.self)
+        subcommands: [TrainCommand.self, TasksCommand.self, MethodsCommand.self, DemoCommand.self, ImportCommand.self,
+                      BenchCommand.self],
+        defaultSubcommand: TrainCommand.self)
 }
 
 /// Options every subcommand shares.

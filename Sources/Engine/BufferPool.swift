@@ -1,0 +1,64 @@
+import Foundation
+
+/// Recycles large float buffers so that a training step reuses the memory of the previous one instead of
+/// asking the kernel for fresh (page-faulting, zero-filled) pages every time.
+///
+/// Buffers of at least `minimumPooledCount` floats are rounded up to a size class (a multiple of 16 KiB), kept on
+/// free lists when released, and handed out again for requests of the same class. The pool holds at most
+/// `capacityBytes`; beyond that, released buffers are freed.
+final class BufferPool: @unchecked Sendable {
+    static let shared = BufferPool()
+
+    static let minimumPooledCount = 16_384
+    static let classGranularity = 4_096
+    var capacityBytes = 6 << 30
+
+    private var freeLists: [Int: [UnsafeMutableRawPointer]] = [:]
+    private var pooledBytes = 0
+    private let lock = NSLock()
+
+    /// The number of floats actually allocated for a request of `count`.
+    @inline(__always)
+    static func sizeClass(_ count: Int) -> Int {
+        count < minimumPooledCount ? max(count, 1) : (count + classGranularity - 1) / classGranularity * classGranularity
+    }
+
+    func allocate(_ count: Int) -> UnsafeMutableRawPointer {
+        let size = Self.sizeClass(count)
+        if count >= Self.minimumPooledCount {
+            lock.lock()
+            if var list = freeLists[size], let pointer = list.popLast() {
+                freeLists[size] = list
+                pooledBytes -= size * 4
+                lock.unlock()
+                return pointer
+            }
+            lock.unlock()
+        }
+        return UnsafeMutableRawPointer.allocate(byteCount: size * 4, alignment: 64)
+    }
+
+    func release(_ pointer: UnsafeMutableRawPointer, count: Int) {
+        let size = Self.sizeClass(count)
+        if count >= Self.minimumPooledCount {
+            lock.lock()
+            if pooledBytes + size * 4 <= capacityBytes {
+                freeLists[size, default: []].append(pointer)
+                pooledBytes += size * 4
+                lock.unlock()
+                return
+            }
+            lock.unlock()
+        }
+        pointer.deallocate()
+    }
+
+    /// Frees every pooled buffer.
+    func drain() {
+        lock.lock()
+        for list in freeLists.values { for pointer in list { pointer.deallocate() } }
+        freeLists = [:]
+        pooledBytes = 0
+        lock.unlock()
+    }
+}

@@ -1,0 +1,40 @@
+import Engine
+import Layers
+import Models
+
+/// Linear probe: the backbone is frozen; only the classification head trains.
+public struct LinearProbe: PEFTMethod {
+    public let name = "linear"
+    public init() {}
+    public func apply(to model: any Classifier) throws { model.freezeBackbone() }
+}
+
+/// Full fine-tuning: every parameter trains.
+public struct FullFineTuning: PEFTMethod {
+    public let name = "full"
+    public init() {}
+    public func apply(to model: any Classifier) throws { model.setRequiresGrad(true) }
+}
+
+/// BitFit (Ben Zaken et al., 2022): only the bias terms of the backbone (and the head) train.
+public struct BitFit: PEFTMethod {
+    public let name = "bitfit"
+    public init() {}
+    public func apply(to model: any Classifier) throws {
+        model.freezeBackbone()
+        for (path, parameter) in model.namedParameters() where path.hasSuffix(".bias") { parameter.requiresGrad = true }
+    }
+}
+
+/// LayerNorm tuning: only the scale and shift of every LayerNorm (and the head) train
+/// (also TTC's first stage; Hugging Face peft's LN tuning).
+public struct LayerNormTuning: PEFTMethod {
+    public let name = "layernorm"
+    public init() {}
+    public func apply(to model: any Classifier) throws {
+        model.freezeBackbone()
+        for (_, module) in model.namedModules() {
+            if let norm = module as? LayerNorm { norm.setRequiresGrad(true) }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+import Engine
+import Layers
+import Models
+
+/// AdaptFormer-style bottleneck adapter (Chen et al., 2022), a branch beside each block's MLP:
+///
+///     out = h + MLP(LN(h)) + s * up(ReLU(down(h))),   down [w, D], up [D, w],
+///
+/// with `up` initialised to zero so the model starts as the pretrained one.
+public final class BottleneckAdapter: ParallelAdapter {
+    public let down: Linear
+    public let up: Linear
+    public let scale: Float
+
+    public init(width: Int, hidden: Int, scale: Float, generator: inout RandomGenerator) {
+        let bound = 1 / Float(width).squareRoot()
+        down = Linear(weight: Tensor.randomUniform([hidden, width], low: -bound, high: bound, generator: &generator),
+                      bias: Tensor(zeros: [hidden]))
+        up = Linear(weight: Tensor(zeros: [width, hidden]), bias: Tensor(zeros: [width]))
+        self.scale = scale
+        setRequiresGrad(true)
+    }
+
+    public var children: [(String, any Module)] { [("down_proj", down), ("up_proj", up)] }
+
+    public func callAsFunction(_ residual: Tensor) -> Tensor { up(relu(down(residual))).scaled(by: scale) }
+}
+
+/// Attaches a `BottleneckAdapter` to every block of a vision backbone.
+public struct BottleneckAdapterMethod: PEFTMethod {
+    public let name = "adapter"
+    public let options: MethodOptions
+    public init(options: MethodOptions = MethodOptions()) { self.options = options }
+
+    public func apply(to model: any Classifier) throws {
+        guard let vision = model.visionBackbone else { throw ModuleError("the bottleneck adapter needs a vision backbone") }
+        guard options.adapterWidth > 0 else { throw ModuleError("adapter width must be positive") }
+        model.freezeBackbone()
+        var generator = RandomGenerator(seed: options.seed &+ 0xADA)
+        for block in vision.blocks {
+            block.mlpAdapter = BottleneckAdapter(width: vision.configuration.width, hidden: options.adapterWidth,
+                                                 scale: options.adapterScale, generator: &generator)
+        }
+    }
+}

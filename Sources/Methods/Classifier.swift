@@ -1,0 +1,107 @@
+import Engine
+import Layers
+import Models
+
+/// What a classifier consumes: a batch of normalised images [B, C, H, W] or of token ids.
+public enum ClassifierInput {
+    case images(Tensor)
+    case tokens(TokenBatch)
+
+    /// Number of examples in the batch.
+    public var batchSize: Int {
+        switch self {
+        case .images(let pixels): return pixels.shape[0]
+        case .tokens(let batch): return batch.batchSize
+        }
+    }
+}
+
+/// A pretrained backbone plus a linear head named `classifier`, with Hugging Face `...ForImageClassification`
+/// style paths: the backbone's parameters live under `backboneName` (e.g. `dinov2.encoder.layer.0...`).
+public protocol Classifier: Module {
+    /// Path of the backbone inside the classifier ("dinov2", "vit", "bert").
+    var backboneName: String { get }
+    /// The backbone module.
+    var backbone: any Module { get }
+    /// The linear head.
+    var head: Linear { get }
+    /// Logits [B, classes].
+    func logits(_ input: ClassifierInput) -> Tensor
+    /// The vision backbone, when there is one (VPT and the bottleneck adapter need it).
+    var visionBackbone: VisionTransformer? { get }
+}
+
+extension Classifier {
+    public var children: [(String, any Module)] { [(backboneName, backbone), ("classifier", head)] }
+    public var visionBackbone: VisionTransformer? { backbone as? VisionTransformer }
+    public var classCount: Int { head.outFeatures }
+}
+
+/// How token states become one feature vector.
+public enum VisionPooling: String, Codable, Sendable {
+    /// The class token alone (classic ViT).
+    case classToken = "cls"
+    /// The class token concatenated with the mean of the patch tokens (Hugging Face Dinov2ForImageClassification).
+    case classAndPatchMean = "cls+mean"
+}
+
+/// A Vision Transformer with a linear head.
+public final class ImageClassifier: Classifier {
+    public let vision: VisionTransformer
+    public let head: Linear
+    public let pooling: VisionPooling
+    public let backboneName: String
+
+    /// A head of `classes` outputs (weights N(0, 0.01^2), zero bias) on `vision`.
+    public init(vision: VisionTransformer, classes: Int, pooling: VisionPooling = .classAndPatchMean,
+                backboneName: String = "dinov2", seed: UInt64 = 0) {
+        self.vision = vision
+        self.pooling = pooling
+        self.backboneName = backboneName
+        var generator = RandomGenerator(seed: seed &+ 0x4EAD)
+        let width = vision.configuration.width * (pooling == .classAndPatchMean ? 2 : 1)
+        head = Linear(weight: Tensor.randomNormal([classes, width], std: 0.01, generator: &generator),
+                      bias: Tensor(zeros: [classes]))
+    }
+
+    public var backbone: any Module { vision }
+
+    /// Pooled features [B, width or 2 * width].
+    public func pooledFeatures(_ images: Tensor) -> Tensor {
+        let states = vision.features(images)
+        let batch = states.shape[0], tokens = states.shape[1], width = states.shape[2]
+        let classToken = states.slice(axis: 1, 0..<1).reshaped([batch, width])
+        switch pooling {
+        case .classToken: return classToken
+        case .classAndPatchMean:
+            return concat([classToken, states.slice(axis: 1, 1..<tokens).mean(axis: 1)], axis: 1)
+        }
+    }
+
+    public func logits(_ input: ClassifierInput) -> Tensor {
+        guard case .images(let pixels) = input else { preconditionFailure("ImageClassifier needs images") }
+        return head(pooledFeatures(pixels))
+    }
+}
+
+/// A BERT encoder with mean pooling and a linear head.
+public final class TextClassifier: Classifier {
+    public let encoder: BertEncoder
+    public let head: Linear
+    public let backboneName = "bert"
+
+    public init(encoder: BertEncoder, classes: Int, seed: UInt64 = 0) {
+        self.encoder = encoder
+        var generator = RandomGenerator(seed: seed &+ 0x4EAD)
+        head = Linear(weight: Tensor.randomNormal([classes, encoder.configuration.hiddenSize], std: 0.01,
+                                                  generator: &generator),
+                      bias: Tensor(zeros: [classes]))
+    }
+
+    public var backbone: any Module { encoder }
+
+    public func logits(_ input: ClassifierInput) -> Tensor {
+        guard case .tokens(let batch) = input else { preconditionFailure("TextClassifier needs tokens") }
+        return head(encoder.meanPooled(batch))
+    }
+}

@@ -1,0 +1,71 @@
+import Engine
+import Layers
+import Models
+
+/// LoRA (Hu et al., 2022): a frozen Linear layer W gets a trainable low-rank update,
+///
+///     y = x W^T + b + (alpha / r) * dropout(x) A^T B^T,   A [r, in], B [out, r],
+///
+/// with A ~ U(-1/sqrt(in), 1/sqrt(in)) (Kaiming-uniform, a = sqrt 5, as Hugging Face peft) and B = 0, so the layer
+/// starts exactly as the pretrained one. Parameters are saved as `lora_A.weight` and `lora_B.weight`.
+public final class LoRAAdapter: LinearAdapter {
+    public let a: Tensor
+    public let b: Tensor
+    public let scale: Float
+    public let dropout: Float
+    private let dropoutSeed: UInt64
+
+    public init(inFeatures: Int, outFeatures: Int, rank: Int, alpha: Float, dropout: Float = 0,
+                generator: inout RandomGenerator) {
+        let bound = 1 / Float(inFeatures).squareRoot()
+        a = Tensor.randomUniform([rank, inFeatures], low: -bound, high: bound, generator: &generator)
+        b = Tensor(zeros: [outFeatures, rank])
+        scale = alpha / Float(rank)
+        self.dropout = dropout
+        dropoutSeed = generator.next()
+        a.requiresGrad = true
+        b.requiresGrad = true
+    }
+
+    public var children: [(String, any Module)] { [("lora_A", WeightHolder(a)), ("lora_B", WeightHolder(b))] }
+
+    public func forward(_ input: Tensor, base: Linear) -> Tensor {
+        var x = input
+        if ModelMode.isTraining && dropout > 0 {
+            var generator = RandomGenerator(seed: dropoutSeed ^ ModelMode.stepSeed)
+            x = Engine.dropout(input, probability: dropout, generator: &generator)
+        }
+        let update = linear(linear(x, a), b).scaled(by: scale)
+        return linear(input, base.weight, base.bias) + update
+    }
+
+    /// The dense update (alpha / r) B A, [out, in].
+    public func deltaWeight() -> Tensor { matmul(b, a).scaled(by: scale) }
+}
+
+/// A module that holds one tensor named `weight` (so adapter parameters get peft's `lora_A.weight` paths).
+public final class WeightHolder: Module {
+    public let weight: Tensor
+    public init(_ weight: Tensor) { self.weight = weight }
+    public var ownParameters: [(String, Tensor)] { [("weight", weight)] }
+}
+
+/// The LoRA method: attaches a `LoRAAdapter` to every target Linear layer.
+public struct LoRA: PEFTMethod {
+    public let name = "lora"
+    public let options: MethodOptions
+    public init(options: MethodOptions = MethodOptions()) { self.options = options }
+
+    public func apply(to model: any Classifier) throws {
+        guard options.rank > 0 else { throw ModuleError("LoRA rank must be positive, got \(options.rank)") }
+        model.freezeBackbone()
+        var generator = RandomGenerator(seed: options.seed &+ 0x10_5A)
+        for (path, layer) in try options.targetModules.select(in: model.backbone) {
+            guard options.rank <= min(layer.inFeatures, layer.outFeatures) else {
+                throw ModuleError("LoRA rank \(options.rank) is larger than layer '\(path)' (\(layer.outFeatures) x \(layer.inFeatures))")
+            }
+            layer.adapter = LoRAAdapter(inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, rank: options.rank,
+                                        alpha: options.alpha, dropout: options.dropout, generator: &generator)
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import Engine
+import Layers
+import Models
+
+/// A parameter-efficient fine-tuning method: it decides which parameters of a classifier train, and may attach
+/// new modules (adapters, prompts) to the backbone. The classification head always trains.
+public protocol PEFTMethod {
+    /// The name used on the command line and in adapter configs.
+    var name: String { get }
+    /// Freezes the classifier, then makes trainable (and attaches) what this method trains.
+    func apply(to model: any Classifier) throws
+}
+
+/// Options shared by the methods; each method reads the ones it uses.
+public struct MethodOptions: Codable, Sendable, Equatable {
+    /// LoRA rank r (also Pear's adapter rank).
+    public var rank = 8
+    /// LoRA alpha; the update is scaled by alpha / r.
+    public var alpha: Float = 8
+    /// Dropout on the LoRA input.
+    public var dropout: Float = 0
+    /// Which Linear layers LoRA (and the weight-space methods) adapt.
+    public var targetModules: TargetModules = .names(["query", "value"])
+    /// Bottleneck adapter hidden width.
+    public var adapterWidth = 8
+    /// Bottleneck adapter output scale s.
+    public var adapterScale: Float = 0.1
+    /// VPT prompt tokens per layer.
+    public var prompts = 10
+    /// Seed for the methods' own initialisation.
+    public var seed: UInt64 = 0
+
+    public init() {}
+}
+
+/// The methods this library provides.
+public enum MethodRegistry {
+    /// Name and one-line description of every method.
+    public static let descriptions: [(String, String)] = [
+        ("linear", "linear probe: train only the head on frozen features"),
+        ("full", "full fine-tuning: every backbone weight trains"),
+        ("bitfit", "BitFit: train only the bias vectors"),
+        ("layernorm", "LayerNorm tuning: train only the LayerNorm scales and shifts"),
+        ("lora", "LoRA: low-rank update B A added to target Linear layers (default query, value; r 8)"),
+        ("adapter", "bottleneck adapter (AdaptFormer): a small parallel MLP beside each block's MLP"),
+        ("vpt", "VPT-deep: learnable prompt tokens inserted before every block"),
+    ]
+
+    /// Names accepted by `--method`.
+    public static var names: [String] { descriptions.map(\.0) }
+
+    /// The method called `name`, configured by `options`.
+    public static func method(named name: String, options: MethodOptions = MethodOptions()) throws -> any PEFTMethod {
+        switch name {
+        case "linear": return LinearProbe()
+        case "full": return FullFineTuning()
+        case "bitfit": return BitFit()
+        case "layernorm": return LayerNormTuning()
+        case "lora": return LoRA(options: options)
+        case "adapter": return BottleneckAdapterMethod(options: options)
+        case "vpt": return VisualPromptTuning(options: options)
+        default:
+            throw ModuleError("unknown method '\(name)'; choose one of: \(names.joined(separator: ", "))")
+        }
+    }
+}
+
+extension Classifier {
+    /// Freezes everything but the head.
+    public func freezeBackbone() {
+        setRequiresGrad(false)
+        head.setRequiresGrad(true)
+    }
+
+    /// The trainable parameters by path.
+    public var trainableParameters: [(String, Tensor)] { namedParameters().filter { $0.1.requiresGrad } }
+
+    /// "trainable params: X || all params: Y || trainable%: Z", as Hugging Face peft prints it.
+    public var trainableSummary: String {
+        let trainable = trainableParameterCount, all = parameterCount
+        return "trainable params: \(trainable) || all params: \(all) || trainable%: \(String(format: "%.4f", 100 * Double(trainable) / Double(max(all, 1))))"
+    }
+}
+
+import Foundation

@@ -1,0 +1,26 @@
+import Engine
+import Layers
+import Models
+
+/// VPT-deep (Jia et al., 2022): P learnable tokens per block, inserted after the class token before every block
+/// (the previous block's prompt outputs are dropped). Initialised U(-v, v) with v = sqrt(6 / (3 p^2 + D)) as in
+/// the paper's code (p the patch size). The backbone is frozen.
+public struct VisualPromptTuning: PEFTMethod {
+    public let name = "vpt"
+    public let options: MethodOptions
+    public init(options: MethodOptions = MethodOptions()) { self.options = options }
+
+    public func apply(to model: any Classifier) throws {
+        guard let vision = model.visionBackbone else { throw ModuleError("VPT needs a vision backbone") }
+        guard options.prompts > 0 else { throw ModuleError("VPT needs at least one prompt token") }
+        model.freezeBackbone()
+        var generator = RandomGenerator(seed: options.seed &+ 0x0B7)
+        let c = vision.configuration
+        let bound = (6 / Float(3 * c.patchSize * c.patchSize + c.width)).squareRoot()
+        vision.deepPrompts = (0..<c.depth).map { _ in
+            let prompts = Tensor.randomUniform([options.prompts, c.width], low: -bound, high: bound, generator: &generator)
+            prompts.requiresGrad = true
+            return prompts
+        }
+    }
+}

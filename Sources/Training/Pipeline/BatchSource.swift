@@ -1,0 +1,82 @@
+import Dispatch
+import Engine
+import Methods
+import Models
+
+/// Turns example indices of one split into a model input plus labels.
+public protocol BatchSource: AnyObject {
+    /// Number of examples.
+    var count: Int { get }
+    /// Labels of all examples.
+    var labels: [Int] { get }
+    /// The input for `indices`; `augment` enables training-time augmentation, drawn from `generator`.
+    func batch(_ indices: [Int], augment: Bool, generator: inout RandomGenerator) -> ClassifierInput
+}
+
+/// Grey images of an image task: resized, made RGB and normalised; random horizontal flips when augmenting.
+public final class ImageBatchSource: BatchSource {
+    public let split: ImageSplit
+    public let rows: Int, columns: Int
+    public let preprocessor: ImagePreprocessor
+    public let flip: Bool
+
+    public init(split: ImageSplit, rows: Int, columns: Int, preprocessor: ImagePreprocessor, flip: Bool) {
+        self.split = split
+        self.rows = rows
+        self.columns = columns
+        self.preprocessor = preprocessor
+        self.flip = flip
+    }
+
+    public var count: Int { split.labels.count }
+    public var labels: [Int] { split.labels }
+
+    public func batch(_ indices: [Int], augment: Bool, generator: inout RandomGenerator) -> ClassifierInput {
+        var flips: [Bool] = []
+        for _ in indices { flips.append(augment && flip && generator.nextUniform() < 0.5) }
+        return .images(preprocessor.batch(indices.map { split.images[$0] }, rows: rows, columns: columns, flips: flips))
+    }
+}
+
+/// Texts of a text task, tokenised with WordPiece and padded to the longest in the batch.
+public final class TextBatchSource: BatchSource {
+    public let split: TextSplit
+    public let tokenizer: WordPieceTokenizer
+    public let maxLength: Int
+
+    public init(split: TextSplit, tokenizer: WordPieceTokenizer, maxLength: Int = 128) {
+        self.split = split
+        self.tokenizer = tokenizer
+        self.maxLength = maxLength
+    }
+
+    public var count: Int { split.labels.count }
+    public var labels: [Int] { split.labels }
+
+    public func batch(_ indices: [Int], augment: Bool, generator: inout RandomGenerator) -> ClassifierInput {
+        let encoded = tokenizer.encodeBatch(indices.map { split.texts[$0] }, maxLength: maxLength)
+        return .tokens(TokenBatch(ids: encoded.ids, mask: encoded.mask))
+    }
+}
+
+/// Prepares the next batch on a background thread while the current step runs.
+final class Prefetcher {
+    private let queue = DispatchQueue(label: "peft.prefetch")
+    private var pending: DispatchWorkItem?
+    private var result: ClassifierInput?
+
+    /// Starts preparing a batch.
+    func start(_ work: @escaping () -> ClassifierInput) {
+        let item = DispatchWorkItem { [unowned self] in self.result = work() }
+        pending = item
+        queue.async(execute: item)
+    }
+
+    /// Waits for the batch started last and returns it.
+    func take() -> ClassifierInput {
+        pending?.wait()
+        pending = nil
+        defer { result = nil }
+        return result!
+    }
+}

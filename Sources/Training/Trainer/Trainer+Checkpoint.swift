@@ -1,0 +1,59 @@
+import Checkpoints
+import Engine
+import Foundation
+
+/// What, besides tensors, a checkpoint holds (stored as JSON in the safetensors metadata).
+struct CheckpointState: Codable {
+    var configuration: TrainingConfiguration
+    var completedEpochs: Int
+    var optimizerStep: Int
+    var bestEpoch: Int
+    var bestValidationAccuracy: Double
+    var history: [EpochRecord]
+}
+
+extension Trainer {
+    /// Writes everything needed to resume (trainable weights, best weights, optimiser moments, counters) to
+    /// `checkpoint.safetensors`, atomically.
+    func saveCheckpoint() throws {
+        guard let url = checkpointURL else { return }
+        var tensors: [String: Tensor] = optimizer.stateTensors()
+        for (name, parameter) in model.trainableParameters { tensors["param.\(name)"] = parameter }
+        for (name, value) in bestParameters { tensors["best.\(name)"] = value }
+        let state = CheckpointState(configuration: configuration, completedEpochs: completedEpochs,
+                                    optimizerStep: optimizer.step, bestEpoch: bestEpoch,
+                                    bestValidationAccuracy: bestValidationAccuracy, history: history)
+        let stateJSON = String(decoding: try jsonData(state), as: UTF8.self)
+        try SafeTensors.write(tensors, metadata: ["format": "pt", "peft_training_state": stateJSON], to: url)
+    }
+
+    /// Loads a checkpoint written by `saveCheckpoint`, refusing one made with a different configuration.
+    func restoreCheckpoint(from url: URL) throws {
+        let file = try SafeTensorsFile(path: url.path)
+        guard let text = file.metadata["peft_training_state"],
+              let state = try? JSONDecoder().decode(CheckpointState.self, from: Data(text.utf8)) else {
+            throw TrainingError("\(url.path): not a training checkpoint (no readable training state)")
+        }
+        var expected = configuration, found = state.configuration
+        expected.epochs = 0; found.epochs = 0  // extending a run with more epochs is allowed
+        guard expected == found else {
+            throw TrainingError("\(url.path): made by a different run configuration (model \(state.configuration.model), task \(state.configuration.task), method \(state.configuration.method), seed \(state.configuration.seed)); use another --out or drop --resume")
+        }
+        let tensors = try file.loadAll()
+        for (name, parameter) in model.trainableParameters {
+            guard let value = tensors["param.\(name)"], value.shape == parameter.shape else {
+                throw TrainingError("\(url.path): tensor 'param.\(name)' is missing or has the wrong shape")
+            }
+            parameter.assign(value)
+        }
+        bestParameters = [:]
+        for (name, _) in model.trainableParameters {
+            if let value = tensors["best.\(name)"] { bestParameters[name] = value.copy() }
+        }
+        try optimizer.restore(from: tensors, step: state.optimizerStep, source: url.path)
+        completedEpochs = state.completedEpochs
+        bestEpoch = state.bestEpoch
+        bestValidationAccuracy = state.bestValidationAccuracy
+        history = state.history
+    }
+}

@@ -1,0 +1,232 @@
+import Checkpoints
+import Engine
+import Foundation
+import Layers
+import Methods
+
+/// Trains a classifier's trainable parameters on one task with AdamW, a cosine schedule and label smoothing;
+/// evaluates on validation, keeps the best-on-validation weights, reports test accuracy once at the end.
+///
+/// With an output directory it writes, atomically: `checkpoint.safetensors` after every epoch (everything needed
+/// to resume), `log.jsonl` (one line per epoch), `best.safetensors` (the best trainable weights) and `result.json`.
+public final class Trainer {
+    public let configuration: TrainingConfiguration
+    public let model: any Classifier
+    public let train: BatchSource
+    public let validation: BatchSource
+    public let test: BatchSource
+    public let outputDirectory: URL?
+    /// Stops (as if killed) once this many epochs are complete and checkpointed; for resume tests.
+    public var stopAfterEpochs: Int?
+    /// Receives progress lines (default: standard error).
+    public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+
+    let optimizer: AdamW
+    let schedule: CosineSchedule
+    let stepsPerEpoch: Int
+    var bestParameters: [String: Tensor] = [:]
+    var history: [EpochRecord] = []
+    var bestEpoch = -1
+    var bestValidationAccuracy = -1.0
+    var completedEpochs = 0
+
+    public init(configuration: TrainingConfiguration, model: any Classifier, train: BatchSource,
+                validation: BatchSource, test: BatchSource, outputDirectory: URL?) throws {
+        guard configuration.batchSize > 0, configuration.epochs > 0 else {
+            throw TrainingError("batch size and epochs must be positive")
+        }
+        guard train.count >= configuration.batchSize else {
+            throw TrainingError("the training split has \(train.count) examples, fewer than one batch of \(configuration.batchSize)")
+        }
+        self.configuration = configuration
+        self.model = model
+        self.train = train
+        self.validation = validation
+        self.test = test
+        self.outputDirectory = outputDirectory
+        var steps = train.count / configuration.batchSize
+        if let limit = configuration.maxStepsPerEpoch { steps = min(steps, max(limit, 1)) }
+        stepsPerEpoch = steps
+        let headRate = configuration.resolvedHeadLearningRate, baseRate = configuration.resolvedLearningRate
+        optimizer = AdamW(parameters: model.trainableParameters, weightDecay: configuration.weightDecay,
+                          learningRateScale: { $0.hasPrefix("classifier.") ? headRate / baseRate : 1 })
+        schedule = CosineSchedule(baseRate: baseRate,
+                                  warmupSteps: Int((configuration.warmupEpochs * Float(steps)).rounded()),
+                                  totalSteps: steps * configuration.epochs)
+    }
+
+    var checkpointURL: URL? { outputDirectory?.appendingPathComponent("checkpoint.safetensors") }
+
+    /// Runs (or, with `resume`, continues) training and returns the result with the test accuracy.
+    public func run(resume: Bool = false) throws -> TrainingResult {
+        let started = Date()
+        if resume, let url = checkpointURL, FileManager.default.fileExists(atPath: url.path) {
+            try restoreCheckpoint(from: url)
+            log("resumed from \(url.path) after epoch \(completedEpochs)")
+        } else if let directory = outputDirectory {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent("log.jsonl"))
+        }
+        log(model.trainableSummary)
+        var stepSeconds: [Double] = []
+        for epoch in completedEpochs..<configuration.epochs {
+            let record = try trainEpoch(epoch, started: started, stepSeconds: &stepSeconds)
+            history.append(record)
+            completedEpochs = epoch + 1
+            try saveCheckpoint()
+            try appendLog(record)
+            if let stop = stopAfterEpochs, completedEpochs >= stop, completedEpochs < configuration.epochs {
+                throw TrainingError("stopped after epoch \(completedEpochs) as requested")
+            }
+        }
+        // Best-on-validation weights, then the test set once.
+        restoreBest()
+        let testAccuracy = evaluate(test, limit: configuration.maxEvaluationExamples)
+        let medianStep = stepSeconds.isEmpty ? 0 : stepSeconds.sorted()[stepSeconds.count / 2]
+        let result = TrainingResult(
+            configuration: configuration, trainableParameters: model.trainableParameterCount,
+            totalParameters: model.parameterCount, bestEpoch: bestEpoch + 1,
+            bestValidationAccuracy: bestValidationAccuracy, testAccuracy: testAccuracy,
+            secondsPerStep: medianStep,
+            examplesPerSecond: medianStep > 0 ? Double(configuration.batchSize) / medianStep : 0,
+            totalSeconds: Date().timeIntervalSince(started), history: history)
+        if let directory = outputDirectory {
+            try writeAtomically(try jsonData(result, pretty: true), to: directory.appendingPathComponent("result.json"))
+            try SafeTensors.write(bestParameters, metadata: ["format": "pt"],
+                                  to: directory.appendingPathComponent("best.safetensors"))
+        }
+        log(String(format: "test accuracy %.2f%% (best validation %.2f%% at epoch %d)", 100 * testAccuracy,
+                   100 * bestValidationAccuracy, bestEpoch + 1))
+        return result
+    }
+
+    /// Shuffled order of the training examples for `epoch` (a pure function of the seed and epoch).
+    func order(epoch: Int) -> [Int] {
+        var generator = RandomGenerator(seed: configuration.seed &* 0x9E37_79B9 &+ UInt64(epoch) &* 0x1000_0001)
+        var indices = Array(0..<train.count)
+        indices.shuffle(using: &generator)
+        return indices
+    }
+
+    func batchInput(epoch: Int, step: Int, order: [Int]) -> ClassifierInput {
+        let indices = Array(order[(step * configuration.batchSize)..<((step + 1) * configuration.batchSize)])
+        var generator = RandomGenerator(seed: configuration.seed ^ UInt64(epoch * 100_003 + step) &* 0x2545_F491_4F6C_DD1D)
+        return train.batch(indices, augment: true, generator: &generator)
+    }
+
+    func trainEpoch(_ epoch: Int, started: Date, stepSeconds: inout [Double]) throws -> EpochRecord {
+        let epochStart = Date()
+        let order = order(epoch: epoch)
+        let prefetcher = Prefetcher()
+        prefetcher.start { [self] in batchInput(epoch: epoch, step: 0, order: order) }
+        var lossSum = 0.0, correct = 0, seen = 0
+        var rate: Float = 0
+        for step in 0..<stepsPerEpoch {
+            let stepStart = Date()
+            let input = prefetcher.take()
+            if step + 1 < stepsPerEpoch {
+                prefetcher.start { [self] in batchInput(epoch: epoch, step: step + 1, order: order) }
+            }
+            let labels = (0..<configuration.batchSize).map { train.labels[order[step * configuration.batchSize + $0]] }
+            let globalStep = epoch * stepsPerEpoch + step
+            ModelMode.isTraining = true
+            ModelMode.stepSeed = configuration.seed &+ UInt64(globalStep) &* 0x5851_F42D
+            let logits = model.logits(input)
+            let loss = crossEntropy(logits, labels: labels, smoothing: configuration.labelSmoothing)
+            ModelMode.isTraining = false
+            guard loss.item.isFinite else {
+                throw TrainingError("the loss became \(loss.item) at epoch \(epoch + 1), step \(step + 1); the saved checkpoint is from before this step. Lower the learning rate (now \(schedule.rate(at: globalStep)))")
+            }
+            loss.backward()
+            if let bad = optimizer.firstNonFiniteGradient() {
+                model.zeroGrad()
+                throw TrainingError("the gradient of '\(bad)' holds NaN or infinity at epoch \(epoch + 1), step \(step + 1); nothing was updated and the saved checkpoint is intact")
+            }
+            rate = schedule.rate(at: globalStep)
+            optimizer.update(learningRate: rate, clipNorm: configuration.clipNorm)
+            lossSum += Double(loss.item) * Double(labels.count)
+            correct += zip(argmaxRows(logits), labels).filter { $0 == $1 }.count
+            seen += labels.count
+            let seconds = Date().timeIntervalSince(stepStart)
+            stepSeconds.append(seconds)
+            if step % 5 == 4 || step + 1 == stepsPerEpoch {
+                let done = globalStep + 1, total = stepsPerEpoch * configuration.epochs
+                let recent = stepSeconds.suffix(10)
+                let perStep = recent.reduce(0, +) / Double(recent.count)
+                log(String(format: "epoch %d/%d step %d/%d loss %.4f | %.1f img/s | ETA %@", epoch + 1, configuration.epochs,
+                           step + 1, stepsPerEpoch, lossSum / Double(seen), Double(configuration.batchSize) / perStep,
+                           formatDuration(perStep * Double(total - done))))
+            }
+        }
+        let trainSeconds = Date().timeIntervalSince(epochStart)
+        var validationAccuracy: Double?
+        if (epoch + 1) % configuration.evaluateEvery == 0 || epoch + 1 == configuration.epochs {
+            let accuracy = evaluate(validation, limit: configuration.maxEvaluationExamples)
+            validationAccuracy = accuracy
+            if accuracy > bestValidationAccuracy {
+                bestValidationAccuracy = accuracy
+                bestEpoch = epoch
+                bestParameters = Dictionary(uniqueKeysWithValues: model.trainableParameters.map { ($0.0, $0.1.copy()) })
+            }
+        }
+        let record = EpochRecord(
+            epoch: epoch + 1, step: (epoch + 1) * stepsPerEpoch, trainLoss: lossSum / Double(max(seen, 1)),
+            trainAccuracy: Double(correct) / Double(max(seen, 1)), validationAccuracy: validationAccuracy,
+            learningRate: rate, seconds: Date().timeIntervalSince(epochStart),
+            imagesPerSecond: Double(seen) / trainSeconds, secondsPerStep: trainSeconds / Double(stepsPerEpoch))
+        log(String(format: "epoch %d/%d: train loss %.4f acc %.1f%% | val %@ | %.1f img/s | %.0f s", epoch + 1,
+                   configuration.epochs, record.trainLoss, 100 * record.trainAccuracy,
+                   validationAccuracy.map { String(format: "%.1f%%%@", 100 * $0, bestEpoch == epoch ? " (best)" : "") } ?? "-",
+                   record.imagesPerSecond, record.seconds))
+        return record
+    }
+
+    /// Accuracy on (the first `limit` examples of) a split, in evaluation mode.
+    public func evaluate(_ source: BatchSource, limit: Int? = nil, batchSize: Int = 64) -> Double {
+        let count = min(source.count, limit ?? source.count)
+        var correct = 0
+        var generator = RandomGenerator(seed: 0)
+        var start = 0
+        while start < count {
+            let indices = Array(start..<min(start + batchSize, count))
+            let logits = Autograd.withoutGrad { model.logits(source.batch(indices, augment: false, generator: &generator)) }
+            correct += zip(argmaxRows(logits), indices.map { source.labels[$0] }).filter { $0 == $1 }.count
+            start += batchSize
+        }
+        return Double(correct) / Double(max(count, 1))
+    }
+
+    /// Puts the best-on-validation weights back into the model.
+    func restoreBest() {
+        let current = Dictionary(uniqueKeysWithValues: model.trainableParameters)
+        for (name, value) in bestParameters { current[name]?.assign(value) }
+    }
+
+    func appendLog(_ record: EpochRecord) throws {
+        guard let directory = outputDirectory else { return }
+        let url = directory.appendingPathComponent("log.jsonl")
+        var data = (try? Data(contentsOf: url)) ?? Data()
+        data.append(try jsonData(record))
+        data.append(0x0A)
+        try writeAtomically(data, to: url)
+    }
+}
+
+/// Index of the largest value in each row of [B, C].
+public func argmaxRows(_ logits: Tensor) -> [Int] {
+    let rows = logits.shape[0], columns = logits.shape[1]
+    return (0..<rows).map { r in
+        let row = logits.data + r * columns
+        var best = 0
+        for c in 1..<columns where row[c] > row[best] { best = c }
+        return best
+    }
+}
+
+/// "1h02m", "4m10s", "12s".
+func formatDuration(_ seconds: Double) -> String {
+    let total = Int(seconds.rounded())
+    if total >= 3600 { return String(format: "%dh%02dm", total / 3600, (total % 3600) / 60) }
+    if total >= 60 { return String(format: "%dm%02ds", total / 60, total % 60) }
+    return "\(total)s"
+}

@@ -1,0 +1,45 @@
+import Methods
+
+/// Everything that determines a training run (saved in checkpoints and results).
+public struct TrainingConfiguration: Codable, Sendable, Equatable {
+    public var model = "dinov2-s14"
+    public var task = "fmnist-1k"
+    public var method = "lora"
+    public var options = MethodOptions()
+    public var epochs = 10
+    public var batchSize = 32
+    /// Base learning rate for the backbone/adapter parameters (nil: the method's default).
+    public var learningRate: Float?
+    /// Learning rate of the classification head (nil: max(learning rate, 1e-3)).
+    public var headLearningRate: Float?
+    public var weightDecay: Float = 0.05
+    public var warmupEpochs: Float = 1
+    public var labelSmoothing: Float = 0.1
+    /// Global gradient-norm clip (0: off).
+    public var clipNorm: Float = 1
+    /// Image side in pixels (nil: the model's default).
+    public var resolution: Int? = 112
+    public var horizontalFlip = false
+    public var seed: UInt64 = 0
+    /// Evaluate on validation every N epochs (and after the last).
+    public var evaluateEvery = 1
+    /// Stop each epoch after this many batches (for quick checks; nil: the whole split).
+    public var maxStepsPerEpoch: Int?
+    /// Evaluate on at most this many validation/test examples (nil: all).
+    public var maxEvaluationExamples: Int?
+
+    public init() {}
+
+    /// A sensible learning rate per method for AdamW.
+    public static func defaultLearningRate(method: String) -> Float {
+        switch method {
+        case "full": return 2e-5
+        case "linear": return 1e-3
+        case "vpt": return 1e-2
+        default: return 1e-3
+        }
+    }
+
+    public var resolvedLearningRate: Float { learningRate ?? Self.defaultLearningRate(method: method) }
+    public var resolvedHeadLearningRate: Float { headLearningRate ?? max(resolvedLearningRate, 1e-3) }
+}

@@ -1,0 +1,64 @@
+import Engine
+import Foundation
+import Methods
+import Models
+
+/// Builds everything a run needs from its configuration: the task's splits, the pretrained backbone with a new
+/// head, the PEFT method applied to it, and the batch sources.
+public enum TrainingSession {
+    /// The default backbone for a task ("minilm-l6" for text tasks, "dinov2-s14" for image tasks).
+    public static func defaultModel(forTask task: String) throws -> String {
+        try TaskRegistry.kind(of: task) == .text ? "minilm-l6" : "dinov2-s14"
+    }
+
+    /// A classifier for `configuration` with its method applied, and the train/validation/test sources.
+    public static func prepare(_ configuration: TrainingConfiguration, progress: (String) -> Void = { _ in })
+        throws -> (model: any Classifier, train: BatchSource, validation: BatchSource, test: BatchSource) {
+        let method = try MethodRegistry.method(named: configuration.method, options: configuration.options)
+        switch try TaskRegistry.kind(of: configuration.task) {
+        case .image:
+            guard PretrainedModels.visionNames.contains(configuration.model) else {
+                throw TrainingError("task '\(configuration.task)' is an image task; choose a vision model: \(PretrainedModels.visionNames.joined(separator: ", "))")
+            }
+            let task = try TaskRegistry.image(named: configuration.task)
+            let vision = try PretrainedModels.vision(named: configuration.model, progress: progress)
+            let classifier = ImageClassifier(vision: vision, classes: task.classNames.count,
+                                             pooling: configuration.model == "dinov2-s14" ? .classAndPatchMean : .classToken,
+                                             backboneName: configuration.model == "dinov2-s14" ? "dinov2" : "vit",
+                                             seed: configuration.seed)
+            try method.apply(to: classifier)
+            let resolution = configuration.resolution ?? vision.configuration.defaultResolution
+            guard resolution % vision.configuration.patchSize == 0 else {
+                throw TrainingError("resolution \(resolution) is not a multiple of the patch size \(vision.configuration.patchSize)")
+            }
+            let preprocessor = ImagePreprocessor(configuration: vision.configuration, resolution: resolution)
+            func source(_ split: ImageSplit, flip: Bool) -> BatchSource {
+                ImageBatchSource(split: split, rows: task.rows, columns: task.columns, preprocessor: preprocessor, flip: flip)
+            }
+            return (classifier, source(task.train, flip: configuration.horizontalFlip),
+                    source(task.validation, flip: false), source(task.test, flip: false))
+        case .text:
+            guard PretrainedModels.textNames.contains(configuration.model) else {
+                throw TrainingError("task '\(configuration.task)' is a text task; choose a text model: \(PretrainedModels.textNames.joined(separator: ", "))")
+            }
+            let task = try TaskRegistry.text(named: configuration.task)
+            let classifier = TextClassifier(encoder: try PretrainedModels.miniLM(), classes: task.classNames.count,
+                                            seed: configuration.seed)
+            try method.apply(to: classifier)
+            let tokenizer = try PretrainedModels.miniLMTokenizer()
+            return (classifier, TextBatchSource(split: task.train, tokenizer: tokenizer),
+                    TextBatchSource(split: task.validation, tokenizer: tokenizer),
+                    TextBatchSource(split: task.test, tokenizer: tokenizer))
+        }
+    }
+
+    /// A trainer for `configuration`, writing into `outputDirectory` when given.
+    public static func trainer(_ configuration: TrainingConfiguration, outputDirectory: URL?,
+                               progress: @escaping (String) -> Void) throws -> Trainer {
+        let prepared = try prepare(configuration, progress: progress)
+        let trainer = try Trainer(configuration: configuration, model: prepared.model, train: prepared.train,
+                                  validation: prepared.validation, test: prepared.test, outputDirectory: outputDirectory)
+        trainer.log = progress
+        return trainer
+    }
+}

@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import Methods
+import Models
+import Training
+
+/// Method options as command-line flags.
+struct MethodFlags: ParsableArguments {
+    @Option(help: "LoRA rank r.") var rank = 8
+    @Option(help: "LoRA alpha (update scaled by alpha / r; default: r).") var alpha: Float?
+    @Option(name: .customLong("lora-dropout"), help: "Dropout on the LoRA input.") var loraDropout: Float = 0
+    @Option(help: "Target Linear layers: comma-separated names (suffix match), 're:<regex>' or 'all-linear'.")
+    var targetModules = "query,value"
+    @Option(help: "Bottleneck adapter width.") var adapterWidth = 8
+    @Option(help: "Bottleneck adapter output scale.") var adapterScale: Float = 0.1
+    @Option(help: "VPT prompt tokens per layer.") var prompts = 10
+
+    func options(seed: UInt64) -> MethodOptions {
+        var options = MethodOptions()
+        options.rank = rank
+        options.alpha = alpha ?? Float(rank)
+        options.dropout = loraDropout
+        options.targetModules = TargetModules(parsing: targetModules)
+        options.adapterWidth = adapterWidth
+        options.adapterScale = adapterScale
+        options.prompts = prompts
+        options.seed = seed
+        return options
+    }
+}
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Fine-tune a pretrained model on a 1k task with a PEFT method and report test accuracy.",
+        discussion: """
+        Example: peft train --model dinov2-s14 --task fmnist-1k --method lora --rank 8 --epochs 20 --out runs/x
+        Writes checkpoint.safetensors (every epoch, atomically), log.jsonl, best.safetensors and result.json to --out.
+        See `peft tasks` and `peft methods` for the names.
+        """)
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "Backbone (default: dinov2-s14 for image tasks, minilm-l6 for text tasks).") var model: String?
+    @Option(help: "Task name (see `peft tasks`).") var task = "fmnist-1k"
+    @Option(help: "PEFT method (see `peft methods`).") var method = "lora"
+    @OptionGroup var methodFlags: MethodFlags
+    @Option(help: "Training epochs over the 800 training examples.") var epochs = 5
+    @Option(help: "Batch size.") var batchSize = 32
+    @Option(help: "Learning rate (default: per method, e.g. 1e-3 for LoRA, 2e-5 for full fine-tuning).") var lr: Float?
+    @Option(help: "Learning rate of the classification head (default: max(lr, 1e-3)).") var headLr: Float?
+    @Option(help: "AdamW weight decay (matrices only).") var weightDecay: Float = 0.05
+    @Option(help: "Warm-up epochs (linear), then cosine decay.") var warmupEpochs: Float = 1
+    @Option(help: "Label smoothing.") var labelSmoothing: Float = 0.1
+    @Option(help: "Clip the global gradient norm to this value (0: off).") var clipNorm: Float = 1
+    @Option(help: "Image side in pixels (a multiple of the patch size).") var resolution = 112
+    @Flag(help: "Random horizontal flips of training images.") var flip = false
+    @Option(help: "Seed for initialisation, data order and augmentation.") var seed: UInt64 = 0
+    @Option(help: "Evaluate on validation every N epochs.") var evalEvery = 1
+    @Option(help: "Stop each epoch after N batches (quick checks).") var maxSteps: Int?
+    @Option(help: "Evaluate on at most N validation/test examples (quick checks).") var maxEval: Int?
+    @Option(help: "Output directory.") var out = "runs/latest"
+    @Flag(help: "Continue the run in --out from its last checkpoint.") var resume = false
+
+    func run() throws {
+        global.announce()
+        var configuration = TrainingConfiguration()
+        configuration.model = try model ?? TrainingSession.defaultModel(forTask: task)
+        configuration.task = task
+        configuration.method = method
+        configuration.options = methodFlags.options(seed: seed)
+        configuration.epochs = epochs
+        configuration.batchSize = batchSize
+        configuration.learningRate = lr
+        configuration.headLearningRate = headLr
+        configuration.weightDecay = weightDecay
+        configuration.warmupEpochs = warmupEpochs
+        configuration.labelSmoothing = labelSmoothing
+        configuration.clipNorm = clipNorm
+        configuration.resolution = resolution
+        configuration.horizontalFlip = flip
+        configuration.seed = seed
+        configuration.evaluateEvery = evalEvery
+        configuration.maxStepsPerEpoch = maxSteps
+        configuration.maxEvaluationExamples = maxEval
+        printError("train: \(configuration.model) on \(task) with \(method), \(epochs) epochs, batch \(batchSize), lr \(configuration.resolvedLearningRate), \(resolution) px -> \(out)")
+        let trainer = try TrainingSession.trainer(configuration, outputDirectory: URL(fileURLWithPath: out), progress: printError)
+        let result = try trainer.run(resume: resume)
+        print(String(format: "%@ %@ %@: test accuracy %.2f%% | best val %.2f%% (epoch %d) | trainable %d of %d | %.3f s/step, %.1f img/s",
+                     configuration.model, task, method, 100 * result.testAccuracy, 100 * result.bestValidationAccuracy,
+                     result.bestEpoch, result.trainableParameters, result.totalParameters, result.secondsPerStep,
+                     result.examplesPerSecond))
+    }
+}
+
+struct TasksCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tasks", abstract: "List the 1k tasks.")
+    func run() throws {
+        for name in TaskRegistry.names {
+            print("\(name.padding(toLength: 16, withPad: " ", startingAt: 0)) \((try? TaskRegistry.kind(of: name).rawValue) ?? "")  \(TaskRegistry.summary(of: name))")
+        }
+    }
+}
+
+struct MethodsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "methods", abstract: "List the PEFT methods.")
+    func run() throws {
+        for (name, description) in MethodRegistry.descriptions {
+            print("\(name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(description)")
+        }
+    }
+}

@@ -1,0 +1,90 @@
+import XCTest
+import Engine
+import Layers
+import Methods
+import Models
+
+final class LoRATests: XCTestCase {
+    func testLoRAStartsAsIdentity() throws {
+        let model = tinyClassifier()
+        let images = tinyImages()
+        let before = logits(model, images)
+        try LoRA().apply(to: model)
+        assertAllClose(logits(model, images), before, tolerance: 0, "B = 0 at start")
+    }
+
+    func testParameterCountMatchesFormula() throws {
+        let model = tinyClassifier()
+        var options = MethodOptions()
+        options.rank = 4
+        try LoRA(options: options).apply(to: model)
+        // query and value in 2 blocks: r (in + out) each, plus the head.
+        XCTAssertEqual(model.trainableParameterCount, 2 * 2 * 4 * (16 + 16) + 3 * 32 + 3)
+        XCTAssertTrue(model.trainableParameters.contains { $0.0 == "dinov2.encoder.layer.0.attention.attention.query.lora_A.weight" })
+        XCTAssertTrue(model.trainableParameters.contains { $0.0 == "dinov2.encoder.layer.1.attention.attention.value.lora_B.weight" })
+    }
+
+    func testOnlyAdapterAndHeadChangeWhenTraining() throws {
+        let model = tinyClassifier()
+        try LoRA().apply(to: model)
+        let baseBefore = model.namedParameters().filter { !$0.1.requiresGrad }.map { ($0.0, $0.1.values) }
+        trainOneStep(model, images: tinyImages(), labels: [0, 1])
+        trainOneStep(model, images: tinyImages(), labels: [0, 1])
+        let baseAfter = Dictionary(uniqueKeysWithValues: model.namedParameters().map { ($0.0, $0.1.values) })
+        for (name, values) in baseBefore { XCTAssertEqual(baseAfter[name], values, "\(name) changed") }
+        let layer = model.vision.blocks[0].attention.query
+        let adapter = try XCTUnwrap(layer.adapter as? LoRAAdapter)
+        XCTAssertGreaterThan(adapter.b.values.map(abs).max()!, 0, "B must have learned")
+    }
+
+    func testAdapterGradientsMatchFiniteDifferences() throws {
+        var generator = RandomGenerator(seed: 3)
+        let layer = Linear(inFeatures: 6, outFeatures: 5, generator: &generator)
+        let adapter = LoRAAdapter(inFeatures: 6, outFeatures: 5, rank: 2, alpha: 4, generator: &generator)
+        for i in 0..<adapter.b.count { adapter.b.data[i] = generator.nextNormal() * 0.5 }
+        layer.adapter = adapter
+        let x = Tensor.randomNormal([3, 6], generator: &generator)
+        let probe = Tensor.randomNormal([3, 5], generator: &generator)
+        (layer(x) * probe).sum().backward()
+        for parameter in [adapter.a, adapter.b] {
+            let analytic = parameter.grad!.values
+            for index in 0..<parameter.count {
+                let saved = parameter.data[index]
+                parameter.data[index] = saved + 1e-2
+                let plus = Autograd.withoutGrad { (layer(x) * probe).sum().item }
+                parameter.data[index] = saved - 1e-2
+                let minus = Autograd.withoutGrad { (layer(x) * probe).sum().item }
+                parameter.data[index] = saved
+                XCTAssertEqual(analytic[index], (plus - minus) / 2e-2, accuracy: 1e-2 + 1e-2 * abs(analytic[index]))
+            }
+        }
+    }
+
+    func testDeltaWeightEqualsAdapterOutput() throws {
+        var generator = RandomGenerator(seed: 4)
+        let layer = Linear(inFeatures: 8, outFeatures: 8, generator: &generator)
+        let adapter = LoRAAdapter(inFeatures: 8, outFeatures: 8, rank: 2, alpha: 2, generator: &generator)
+        for i in 0..<adapter.b.count { adapter.b.data[i] = generator.nextNormal() }
+        layer.adapter = adapter
+        let x = Tensor.randomNormal([4, 8], generator: &generator)
+        let merged = Autograd.withoutGrad { linear(x, layer.weight + adapter.deltaWeight(), layer.bias) }
+        assertAllClose(Autograd.withoutGrad { layer(x) }.values, merged.values, tolerance: 1e-5, "merge equals unmerged")
+    }
+
+    func testTargetModuleRules() throws {
+        let model = tinyClassifier()
+        XCTAssertEqual(try TargetModules.names(["query"]).select(in: model.backbone).count, 2)
+        XCTAssertEqual(try TargetModules(parsing: "fc1,fc2").select(in: model.backbone).count, 4)
+        XCTAssertEqual(try TargetModules.pattern(#"encoder\.layer\.0\..*(query|key)"#).select(in: model.backbone).count, 2)
+        // every Linear but the head: q, k, v, attention output, fc1, fc2 per block
+        XCTAssertEqual(try TargetModules.allLinear.select(in: model).count, 12)
+        XCTAssertThrowsError(try TargetModules.names(["qkv"]).select(in: model.backbone)) { error in
+            XCTAssertTrue("\(error)".contains("query"), "error should list the layer names: \(error)")
+        }
+        var options = MethodOptions()
+        options.rank = 32
+        XCTAssertThrowsError(try LoRA(options: options).apply(to: model)) { error in
+            XCTAssertTrue("\(error)".contains("larger than layer"), "\(error)")
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import XCTest
+import Engine
+import Layers
+import Methods
+import Models
+import Training
+
+/// The training loop on a tiny model and synthetic data: learning, determinism, resume, checkpoints, optimiser.
+final class TrainerTests: XCTestCase {
+    static let vision = VisionTransformerConfiguration(imageSize: 16, patchSize: 4, width: 16, depth: 2, heads: 2,
+                                                       mlpDimension: 32, layerNormEps: 1e-6, layerScale: true)
+
+    /// Two classes: bright top half vs bright bottom half, with noise.
+    func split(_ count: Int, seed: UInt64) -> ImageSplit {
+        var generator = RandomGenerator(seed: seed)
+        var images: [[Float]] = [], labels: [Int] = []
+        for i in 0..<count {
+            let label = i % 2
+            images.append((0..<64).map { p in
+                let top = p < 32
+                return (top == (label == 0) ? 0.8 : 0.2) + 0.1 * generator.nextNormal()
+            })
+            labels.append(label)
+        }
+        return ImageSplit(images: images, labels: labels)
+    }
+
+    func makeTrainer(method: String = "lora", epochs: Int = 3, out: URL? = nil) throws -> Trainer {
+        var configuration = TrainingConfiguration()
+        configuration.method = method
+        configuration.epochs = epochs
+        configuration.batchSize = 8
+        configuration.learningRate = 3e-3
+        configuration.warmupEpochs = 0.5
+        configuration.options.rank = 2
+        configuration.horizontalFlip = true
+        let model = ImageClassifier(vision: VisionTransformer(Self.vision, seed: 3), classes: 2)
+        try MethodRegistry.method(named: method, options: configuration.options).apply(to: model)
+        let preprocessor = ImagePreprocessor(resolution: 16, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25])
+        func source(_ s: ImageSplit, _ flip: Bool) -> BatchSource {
+            ImageBatchSource(split: s, rows: 8, columns: 8, preprocessor: preprocessor, flip: flip)
+        }
+        let trainer = try Trainer(configuration: configuration, model: model, train: source(split(64, seed: 1), true),
+                                  validation: source(split(32, seed: 2), false), test: source(split(32, seed: 3), false),
+                                  outputDirectory: out)
+        trainer.log = { _ in }
+        return trainer
+    }
+
+    func temporaryDirectory() -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("peft-trainer-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+
+    func testTrainingLearnsASimpleTask() throws {
+        let trainer = try makeTrainer(method: "full", epochs: 4)
+        let before = trainer.evaluate(trainer.test)
+        let result = try trainer.run()
+        XCTAssertGreaterThan(result.testAccuracy, 0.9, "accuracy before training was \(before)")
+        XCTAssertLessThan(result.history.last!.trainLoss, result.history.first!.trainLoss)
+    }
+
+    func testSameSeedGivesIdenticalResults() throws {
+        let a = try makeTrainer(), b = try makeTrainer()
+        let resultA = try a.run(), resultB = try b.run()
+        XCTAssertEqual(resultA.history.map(\.trainLoss), resultB.history.map(\.trainLoss))
+        for ((nameA, pa), (_, pb)) in zip(a.model.trainableParameters, b.model.trainableParameters) {
+            XCTAssertEqual(pa.values, pb.values, nameA)
+        }
+    }
+
+    func testResumeAfterInterruptionMatchesUninterruptedRun() throws {
+        let uninterrupted = try makeTrainer(epochs: 3)
+        let expected = try uninterrupted.run()
+
+        let directory = temporaryDirectory()
+        let first = try makeTrainer(epochs: 3, out: directory)
+        first.stopAfterEpochs = 2
+        XCTAssertThrowsError(try first.run())
+        let second = try makeTrainer(epochs: 3, out: directory)
+        let resumed = try second.run(resume: true)
+        XCTAssertEqual(resumed.history.map(\.trainLoss), expected.history.map(\.trainLoss))
+        XCTAssertEqual(resumed.testAccuracy, expected.testAccuracy)
+        for ((name, pa), (_, pb)) in zip(uninterrupted.model.trainableParameters, second.model.trainableParameters) {
+            XCTAssertEqual(pa.values, pb.values, "\(name) differs after resume")
+        }
+        let log = try String(contentsOf: directory.appendingPathComponent("log.jsonl"), encoding: .utf8)
+        XCTAssertEqual(log.split(separator: "\n").count, 3)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: directory.appendingPathComponent("result.json").path))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains(".tmp") }
+        XCTAssertEqual(leftovers, [], "atomic writes leave no temporary files")
+    }
+
+    func testResumeRefusesACheckpointFromAnotherConfiguration() throws {
+        let directory = temporaryDirectory()
+        let first = try makeTrainer(epochs: 2, out: directory)
+        first.stopAfterEpochs = 1
+        XCTAssertThrowsError(try first.run())
+        let other = try makeTrainer(method: "bitfit", epochs: 2, out: directory)
+        XCTAssertThrowsError(try other.run(resume: true)) { error in
+            XCTAssertTrue("\(error)".contains("different run configuration"), "\(error)")
+        }
+    }
+
+    func testNaNLossStopsWithAClearError() throws {
+        let trainer = try makeTrainer(method: "full", epochs: 1)
+        trainer.model.visionBackbone!.blocks[0].mlp.fc1.weight.data[0] = .nan
+        XCTAssertThrowsError(try trainer.run()) { error in
+            XCTAssertTrue("\(error)".contains("NaN") || "\(error)".contains("nan"), "\(error)")
+        }
+    }
+
+    func testAdamWFirstStepAndDecayRules() {
+        let matrix = Tensor(shape: [2, 2], values: [1, 2, 3, 4], requiresGrad: true)
+        let bias = Tensor(shape: [2], values: [1, 1], requiresGrad: true)
+        let optimizer = AdamW(parameters: [("w", matrix), ("b", bias)], weightDecay: 0.1)
+        matrix.grad = Tensor(shape: [2, 2], values: [0.5, -0.5, 2, 0])
+        bias.grad = Tensor(shape: [2], values: [1, -1])
+        optimizer.update(learningRate: 0.01)
+        // First Adam step moves each element by lr * sign(g) (bias-corrected m / sqrt(v) = g / |g|); decay lr*wd*p on matrices only.
+        XCTAssertEqual(matrix.values[0], 1 - 0.01 - 0.001 * 1, accuracy: 1e-6)
+        XCTAssertEqual(matrix.values[1], 2 + 0.01 - 0.001 * 2, accuracy: 1e-6)
+        XCTAssertEqual(matrix.values[3], 4 - 0.001 * 4, accuracy: 1e-6)
+        XCTAssertEqual(bias.values, [0.99, 1.01])
+        XCTAssertNil(matrix.grad, "gradients are cleared after the update")
+    }
+
+    func testGradientClippingScalesToTheNorm() {
+        let p = Tensor(shape: [2], values: [0, 0], requiresGrad: true)
+        let optimizer = AdamW(parameters: [("p", p)], weightDecay: 0)
+        p.grad = Tensor(shape: [2], values: [3, 4])
+        XCTAssertEqual(optimizer.gradientNorm(), 5, accuracy: 1e-6)
+    }
+
+    func testCosineScheduleWarmsUpThenDecays() {
+        let schedule = CosineSchedule(baseRate: 1, warmupSteps: 4, totalSteps: 14)
+        XCTAssertEqual(schedule.rate(at: 0), 0.25, accuracy: 1e-6)
+        XCTAssertEqual(schedule.rate(at: 3), 1, accuracy: 1e-6)
+        XCTAssertEqual(schedule.rate(at: 9), 0.5, accuracy: 1e-6)
+        XCTAssertEqual(schedule.rate(at: 14), 0, accuracy: 1e-6)
+    }
+}
