@@ -6,12 +6,15 @@ import Models
 public enum ClassifierInput {
     case images(Tensor)
     case tokens(TokenBatch)
+    /// Pooled backbone features [B, F] (cached when only the head trains).
+    case features(Tensor)
 
     /// Number of examples in the batch.
     public var batchSize: Int {
         switch self {
         case .images(let pixels): return pixels.shape[0]
         case .tokens(let batch): return batch.batchSize
+        case .features(let features): return features.shape[0]
         }
     }
 }
@@ -25,8 +28,8 @@ public protocol Classifier: Module {
     var backbone: any Module { get }
     /// The linear head.
     var head: Linear { get }
-    /// Logits [B, classes].
-    func logits(_ input: ClassifierInput) -> Tensor
+    /// Pooled backbone features [B, F], the head's input.
+    func pooled(_ input: ClassifierInput) -> Tensor
     /// The vision backbone, when there is one (VPT and the bottleneck adapter need it).
     var visionBackbone: VisionTransformer? { get }
 }
@@ -35,6 +38,8 @@ extension Classifier {
     public var children: [(String, any Module)] { [(backboneName, backbone), ("classifier", head)] }
     public var visionBackbone: VisionTransformer? { backbone as? VisionTransformer }
     public var classCount: Int { head.outFeatures }
+    /// Logits [B, classes].
+    public func logits(_ input: ClassifierInput) -> Tensor { head(pooled(input)) }
 }
 
 /// How token states become one feature vector.
@@ -78,9 +83,9 @@ public final class ImageClassifier: Classifier {
         }
     }
 
-    public func logits(_ input: ClassifierInput) -> Tensor {
+    public func pooled(_ input: ClassifierInput) -> Tensor {
         guard case .images(let pixels) = input else { preconditionFailure("ImageClassifier needs images") }
-        return head(pooledFeatures(pixels))
+        return pooledFeatures(pixels)
     }
 }
 
@@ -100,8 +105,8 @@ public final class TextClassifier: Classifier {
 
     public var backbone: any Module { encoder }
 
-    public func logits(_ input: ClassifierInput) -> Tensor {
+    public func pooled(_ input: ClassifierInput) -> Tensor {
         guard case .tokens(let batch) = input else { preconditionFailure("TextClassifier needs tokens") }
-        return head(encoder.meanPooled(batch))
+        return encoder.meanPooled(batch)
     }
 }

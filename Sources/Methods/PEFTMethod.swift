@@ -9,6 +9,17 @@ public protocol PEFTMethod {
     var name: String { get }
     /// Freezes the classifier, then makes trainable (and attaches) what this method trains.
     func apply(to model: any Classifier) throws
+    /// How many training batches the method wants to score weights on before it is applied (0: none).
+    var calibrationBatches: Int { get }
+    /// `apply(to:)` given calibration batches (inputs with labels).
+    func apply(to model: any Classifier, calibration: [(ClassifierInput, [Int])]) throws
+}
+
+extension PEFTMethod {
+    public var calibrationBatches: Int { 0 }
+    public func apply(to model: any Classifier, calibration: [(ClassifierInput, [Int])]) throws {
+        try apply(to: model)
+    }
 }
 
 /// Options shared by the methods; each method reads the ones it uses.
@@ -29,6 +40,12 @@ public struct MethodOptions: Codable, Sendable, Equatable {
     public var prompts = 10
     /// Seed for the methods' own initialisation.
     public var seed: UInt64 = 0
+    /// SHiRA: fraction of each target weight that trains.
+    public var density: Double = 0.01
+    /// SHiRA: how the trained positions are chosen.
+    public var shiraMask: ShiraMask = .random
+    /// SHiRA: which Linear layers get a sparse adapter.
+    public var shiraTargets: TargetModules = .allLinear
 
     public init() {}
 }
@@ -44,6 +61,7 @@ public enum MethodRegistry {
         ("lora", "LoRA: low-rank update B A added to target Linear layers (default query, value; r 8)"),
         ("adapter", "bottleneck adapter (AdaptFormer): a small parallel MLP beside each block's MLP"),
         ("vpt", "VPT-deep: learnable prompt tokens inserted before every block"),
+        ("shira", "SHiRA: train 1-2% of the base weights directly at a fixed sparse mask (struct, rand, wm, grad, snip)"),
     ]
 
     /// Names accepted by `--method`.
@@ -59,6 +77,7 @@ public enum MethodRegistry {
         case "lora": return LoRA(options: options)
         case "adapter": return BottleneckAdapterMethod(options: options)
         case "vpt": return VisualPromptTuning(options: options)
+        case "shira": return SHiRA(options: options)
         default:
             throw ModuleError("unknown method '\(name)'; choose one of: \(names.joined(separator: ", "))")
         }

@@ -7,7 +7,8 @@ struct PeftCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "peft",
         abstract: "Parameter-efficient fine-tuning of pretrained transformers on the CPU.",
-        subcommands: [TrainCommand.self, TasksCommand.self, MethodsCommand.self, DemoCommand.self, ImportCommand.self,
+        subcommands: [TrainCommand.self, TasksCommand.self, MethodsCommand.self, ReportCommand.self, DemoCommand.self,
+                      ImportCommand.self,
                       BenchCommand.self],
         defaultSubcommand: TrainCommand.self)
 }

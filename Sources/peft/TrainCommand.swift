@@ -14,9 +14,21 @@ struct MethodFlags: ParsableArguments {
     @Option(help: "Bottleneck adapter width.") var adapterWidth = 8
     @Option(help: "Bottleneck adapter output scale.") var adapterScale: Float = 0.1
     @Option(help: "VPT prompt tokens per layer.") var prompts = 10
+    @Option(help: "SHiRA: fraction of each target weight that trains.") var density: Double = 0.01
+    @Option(help: "SHiRA mask: struct, rand, wm, grad or snip.") var mask = "rand"
+    @Option(help: "SHiRA target Linear layers (same syntax as --target-modules).") var shiraTargets = "all-linear"
+
+    func validate() throws {
+        guard ShiraMask(rawValue: mask) != nil else {
+            throw ValidationError("unknown SHiRA mask '\(mask)'; choose one of: \(ShiraMask.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
 
     func options(seed: UInt64) -> MethodOptions {
         var options = MethodOptions()
+        options.density = density
+        options.shiraMask = ShiraMask(rawValue: mask) ?? .random
+        options.shiraTargets = TargetModules(parsing: shiraTargets)
         options.rank = rank
         options.alpha = alpha ?? Float(rank)
         options.dropout = loraDropout

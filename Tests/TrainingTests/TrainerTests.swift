@@ -25,12 +25,12 @@ final class TrainerTests: XCTestCase {
         return ImageSplit(images: images, labels: labels)
     }
 
-    func makeTrainer(method: String = "lora", epochs: Int = 3, out: URL? = nil) throws -> Trainer {
+    func makeTrainer(method: String = "lora", epochs: Int = 3, learningRate: Float = 3e-3, out: URL? = nil) throws -> Trainer {
         var configuration = TrainingConfiguration()
         configuration.method = method
         configuration.epochs = epochs
         configuration.batchSize = 8
-        configuration.learningRate = 3e-3
+        configuration.learningRate = learningRate
         configuration.warmupEpochs = 0.5
         configuration.options.rank = 2
         configuration.horizontalFlip = true
@@ -139,5 +139,19 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(schedule.rate(at: 3), 1, accuracy: 1e-6)
         XCTAssertEqual(schedule.rate(at: 9), 0.5, accuracy: 1e-6)
         XCTAssertEqual(schedule.rate(at: 14), 0, accuracy: 1e-6)
+    }
+
+    func testLinearProbeWithCachedFeaturesMatchesFullForward() throws {
+        let trainer = try makeTrainer(method: "linear", epochs: 6, learningRate: 0.05)
+        XCTAssertTrue(trainer.onlyHeadTrains)
+        let result = try trainer.run()
+        // Recompute test accuracy through the whole model, without the cache.
+        let source = trainer.test
+        var generator = RandomGenerator(seed: 0)
+        let input = source.batch(Array(0..<source.count), augment: false, generator: &generator)
+        let predictions = argmaxRows(Autograd.withoutGrad { trainer.model.logits(input) })
+        let accuracy = Double(zip(predictions, source.labels).filter { $0 == $1 }.count) / Double(source.count)
+        XCTAssertEqual(result.testAccuracy, accuracy)
+        XCTAssertGreaterThan(result.testAccuracy, 0.6)
     }
 }

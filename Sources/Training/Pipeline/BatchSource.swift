@@ -11,6 +11,17 @@ public protocol BatchSource: AnyObject {
     var labels: [Int] { get }
     /// The input for `indices`; `augment` enables training-time augmentation, drawn from `generator`.
     func batch(_ indices: [Int], augment: Bool, generator: inout RandomGenerator) -> ClassifierInput
+    /// Which examples of a batch of `count` get flipped (drawn exactly as `batch` draws them).
+    func flips(count: Int, augment: Bool, generator: inout RandomGenerator) -> [Bool]
+    /// Whether this source can flip at all.
+    var flipsImages: Bool { get }
+}
+
+extension BatchSource {
+    public func flips(count: Int, augment: Bool, generator: inout RandomGenerator) -> [Bool] {
+        [Bool](repeating: false, count: count)
+    }
+    public var flipsImages: Bool { false }
 }
 
 /// Grey images of an image task: resized, made RGB and normalised; random horizontal flips when augmenting.
@@ -31,10 +42,20 @@ public final class ImageBatchSource: BatchSource {
     public var count: Int { split.labels.count }
     public var labels: [Int] { split.labels }
 
+    public var flipsImages: Bool { flip }
+
+    public func flips(count: Int, augment: Bool, generator: inout RandomGenerator) -> [Bool] {
+        (0..<count).map { _ in augment && flip && generator.nextUniform() < 0.5 }
+    }
+
     public func batch(_ indices: [Int], augment: Bool, generator: inout RandomGenerator) -> ClassifierInput {
-        var flips: [Bool] = []
-        for _ in indices { flips.append(augment && flip && generator.nextUniform() < 0.5) }
+        let flips = flips(count: indices.count, augment: augment, generator: &generator)
         return .images(preprocessor.batch(indices.map { split.images[$0] }, rows: rows, columns: columns, flips: flips))
+    }
+
+    /// A batch with the given flips.
+    public func batch(_ indices: [Int], flips: [Bool]) -> ClassifierInput {
+        .images(preprocessor.batch(indices.map { split.images[$0] }, rows: rows, columns: columns, flips: flips))
     }
 }
 
@@ -61,13 +82,18 @@ public final class TextBatchSource: BatchSource {
 
 /// Prepares the next batch on a background thread while the current step runs.
 final class Prefetcher {
+    /// Holds the result; the background work keeps it alive even if the prefetcher goes away first
+    /// (e.g. when a step throws).
+    private final class Slot: @unchecked Sendable { var value: ClassifierInput? }
     private let queue = DispatchQueue(label: "peft.prefetch")
     private var pending: DispatchWorkItem?
-    private var result: ClassifierInput?
+    private var slot = Slot()
 
     /// Starts preparing a batch.
     func start(_ work: @escaping () -> ClassifierInput) {
-        let item = DispatchWorkItem { [unowned self] in self.result = work() }
+        let slot = Slot()
+        self.slot = slot
+        let item = DispatchWorkItem { slot.value = work() }
         pending = item
         queue.async(execute: item)
     }
@@ -76,7 +102,6 @@ final class Prefetcher {
     func take() -> ClassifierInput {
         pending?.wait()
         pending = nil
-        defer { result = nil }
-        return result!
+        return slot.value!
     }
 }

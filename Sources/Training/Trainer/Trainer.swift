@@ -29,6 +29,11 @@ public final class Trainer {
     var bestEpoch = -1
     var bestValidationAccuracy = -1.0
     var completedEpochs = 0
+    /// Backbone features computed once, used when only the head trains.
+    var trainFeatures: FeatureCache?
+    var evaluationFeatures: [ObjectIdentifier: FeatureCache] = [:]
+    /// True when only the classification head trains, so backbone features can be cached.
+    public var onlyHeadTrains: Bool { model.trainableParameters.allSatisfy { $0.0.hasPrefix("classifier.") } }
 
     public init(configuration: TrainingConfiguration, model: any Classifier, train: BatchSource,
                 validation: BatchSource, test: BatchSource, outputDirectory: URL?) throws {
@@ -108,15 +113,30 @@ public final class Trainer {
         return indices
     }
 
+    /// The batch for a step: prepared images or tokens, or (when the head alone trains) cached features.
     func batchInput(epoch: Int, step: Int, order: [Int]) -> ClassifierInput {
         let indices = Array(order[(step * configuration.batchSize)..<((step + 1) * configuration.batchSize)])
         var generator = RandomGenerator(seed: configuration.seed ^ UInt64(epoch * 100_003 + step) &* 0x2545_F491_4F6C_DD1D)
+        if let cache = trainFeatures {
+            let flips = train.flips(count: indices.count, augment: true, generator: &generator)
+            return .features(cache.features(indices, flips: flips))
+        }
         return train.batch(indices, augment: true, generator: &generator)
+    }
+
+    /// Logits for an input, going through the head alone for cached features.
+    func logits(_ input: ClassifierInput) -> Tensor {
+        if case .features(let features) = input { return model.head(features) }
+        return model.logits(input)
     }
 
     func trainEpoch(_ epoch: Int, started: Date, stepSeconds: inout [Double]) throws -> EpochRecord {
         let epochStart = Date()
         let order = order(epoch: epoch)
+        if onlyHeadTrains && trainFeatures == nil {
+            log("only the head trains: computing backbone features once for \(train.count) training examples")
+            trainFeatures = FeatureCache(model: model, source: train, includeFlipped: train.flipsImages)
+        }
         let prefetcher = Prefetcher()
         prefetcher.start { [self] in batchInput(epoch: epoch, step: 0, order: order) }
         var lossSum = 0.0, correct = 0, seen = 0
@@ -131,7 +151,7 @@ public final class Trainer {
             let globalStep = epoch * stepsPerEpoch + step
             ModelMode.isTraining = true
             ModelMode.stepSeed = configuration.seed &+ UInt64(globalStep) &* 0x5851_F42D
-            let logits = model.logits(input)
+            let logits = logits(input)
             let loss = crossEntropy(logits, labels: labels, smoothing: configuration.labelSmoothing)
             ModelMode.isTraining = false
             guard loss.item.isFinite else {
@@ -187,6 +207,13 @@ public final class Trainer {
         var correct = 0
         var generator = RandomGenerator(seed: 0)
         var start = 0
+        if onlyHeadTrains {
+            let cache = evaluationFeatures[ObjectIdentifier(source)]
+                ?? FeatureCache(model: model, source: source, limit: count, includeFlipped: false)
+            evaluationFeatures[ObjectIdentifier(source)] = cache
+            let logits = Autograd.withoutGrad { model.head(cache.plain) }
+            return Double(zip(argmaxRows(logits), source.labels.prefix(count)).filter { $0 == $1 }.count) / Double(max(count, 1))
+        }
         while start < count {
             let indices = Array(start..<min(start + batchSize, count))
             let logits = Autograd.withoutGrad { model.logits(source.batch(indices, augment: false, generator: &generator)) }

@@ -34,7 +34,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public static func defaultLearningRate(method: String) -> Float {
         switch method {
         case "full": return 2e-5
-        case "linear": return 1e-3
+        case "linear": return 1e-2
         case "vpt": return 1e-2
         default: return 1e-3
         }

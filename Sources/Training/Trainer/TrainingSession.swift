@@ -26,7 +26,6 @@ public enum TrainingSession {
                                              pooling: configuration.model == "dinov2-s14" ? .classAndPatchMean : .classToken,
                                              backboneName: configuration.model == "dinov2-s14" ? "dinov2" : "vit",
                                              seed: configuration.seed)
-            try method.apply(to: classifier)
             let resolution = configuration.resolution ?? vision.configuration.defaultResolution
             guard resolution % vision.configuration.patchSize == 0 else {
                 throw TrainingError("resolution \(resolution) is not a multiple of the patch size \(vision.configuration.patchSize)")
@@ -35,8 +34,9 @@ public enum TrainingSession {
             func source(_ split: ImageSplit, flip: Bool) -> BatchSource {
                 ImageBatchSource(split: split, rows: task.rows, columns: task.columns, preprocessor: preprocessor, flip: flip)
             }
-            return (classifier, source(task.train, flip: configuration.horizontalFlip),
-                    source(task.validation, flip: false), source(task.test, flip: false))
+            let train = source(task.train, flip: configuration.horizontalFlip)
+            try apply(method, to: classifier, train: train, configuration: configuration, progress: progress)
+            return (classifier, train, source(task.validation, flip: false), source(task.test, flip: false))
         case .text:
             guard PretrainedModels.textNames.contains(configuration.model) else {
                 throw TrainingError("task '\(configuration.task)' is a text task; choose a text model: \(PretrainedModels.textNames.joined(separator: ", "))")
@@ -44,12 +44,31 @@ public enum TrainingSession {
             let task = try TaskRegistry.text(named: configuration.task)
             let classifier = TextClassifier(encoder: try PretrainedModels.miniLM(), classes: task.classNames.count,
                                             seed: configuration.seed)
-            try method.apply(to: classifier)
             let tokenizer = try PretrainedModels.miniLMTokenizer()
-            return (classifier, TextBatchSource(split: task.train, tokenizer: tokenizer),
+            let train = TextBatchSource(split: task.train, tokenizer: tokenizer)
+            try apply(method, to: classifier, train: train, configuration: configuration, progress: progress)
+            return (classifier, train,
                     TextBatchSource(split: task.validation, tokenizer: tokenizer),
                     TextBatchSource(split: task.test, tokenizer: tokenizer))
         }
+    }
+
+    /// Applies `method`, first giving it the calibration batches it asks for (drawn from the training split with
+    /// the run's seed).
+    static func apply(_ method: any PEFTMethod, to model: any Classifier, train: BatchSource,
+                      configuration: TrainingConfiguration, progress: (String) -> Void) throws {
+        let wanted = method.calibrationBatches
+        guard wanted > 0 else { return try method.apply(to: model) }
+        progress("\(method.name): scoring weights on \(wanted) calibration batches")
+        var generator = RandomGenerator(seed: configuration.seed &+ 0xCA1)
+        var order = Array(0..<train.count)
+        order.shuffle(using: &generator)
+        let size = configuration.batchSize
+        let batches = (0..<min(wanted, train.count / size)).map { b -> (ClassifierInput, [Int]) in
+            let indices = Array(order[(b * size)..<((b + 1) * size)])
+            return (train.batch(indices, augment: false, generator: &generator), indices.map { train.labels[$0] })
+        }
+        try method.apply(to: model, calibration: batches)
     }
 
     /// A trainer for `configuration`, writing into `outputDirectory` when given.

@@ -1,0 +1,199 @@
+import Engine
+import Layers
+import Models
+
+/// SHiRA, sparse high-rank adapters (Bhardwaj et al., 2024): train a small fraction of a frozen layer's weights
+/// directly. With a fixed set M of positions (the mask) and trainable values s,
+///
+///     W' = W0 + alpha * S,   S[r, c] = s_i for (r, c) = M_i,  S = 0 elsewhere,
+///
+/// so the update has the layer's full rank while only |M| = density * out * in numbers train. The gradient is
+/// computed only at the mask (a sampled dense-dense product; see `sparseUpdateLinear`), and `alpha` can be
+/// changed at inference. Values are stored flat (`shira_weight`, [nnz]) with static row-major-sorted indices
+/// (`shira_indices`, int32 [2, nnz]) as in Hugging Face peft.
+public final class ShiraAdapter: LinearAdapter {
+    /// The trainable values, one per mask position.
+    public let values: Tensor
+    /// Mask positions, sorted by row then column.
+    public let rows: [Int32]
+    public let columns: [Int32]
+    /// Scale alpha of the sparse update (1 while training; adjustable at inference).
+    public var scale: Float = 1
+    /// W0 + alpha S, refreshed at the mask positions on every forward (O(nnz)).
+    let fusedWeight: Tensor
+
+    /// An adapter on `base` with values zero (the layer starts as the pretrained one).
+    public init(base: Linear, rows: [Int32], columns: [Int32]) {
+        precondition(rows.count == columns.count, "SHiRA: \(rows.count) rows for \(columns.count) columns")
+        self.rows = rows
+        self.columns = columns
+        values = Tensor(zeros: [rows.count])
+        values.requiresGrad = true
+        fusedWeight = base.weight.copy()
+    }
+
+    public var ownParameters: [(String, Tensor)] { [("shira_weight", values)] }
+
+    /// Number of trainable values.
+    public var nonzeroCount: Int { values.count }
+
+    /// Flat (row-major) positions of the mask in a [out, in] weight.
+    public func flatIndices(inFeatures: Int) -> [Int] { zip(rows, columns).map { Int($0) * inFeatures + Int($1) } }
+
+    func refreshFusedWeight(from base: Linear) {
+        let inFeatures = base.inFeatures
+        let fused = fusedWeight.data, original = base.weight.data, s = values.data, alpha = scale
+        for i in 0..<rows.count {
+            let position = Int(rows[i]) * inFeatures + Int(columns[i])
+            fused[position] = original[position] + alpha * s[i]
+        }
+    }
+
+    public func forward(_ input: Tensor, base: Linear) -> Tensor {
+        refreshFusedWeight(from: base)
+        return sparseUpdateLinear(input, fusedWeight: fusedWeight, bias: base.bias, values: values,
+                                  valueScale: scale, rows: rows, columns: columns)
+    }
+
+    /// The dense update alpha * S, [out, in].
+    public func deltaWeight(outFeatures: Int, inFeatures: Int) -> Tensor {
+        let delta = Tensor(zeros: [outFeatures, inFeatures])
+        for i in 0..<rows.count { delta.data[Int(rows[i]) * inFeatures + Int(columns[i])] = scale * values.data[i] }
+        return delta
+    }
+}
+
+/// How SHiRA chooses the positions that train.
+public enum ShiraMask: String, Codable, Sendable, CaseIterable {
+    /// Diagonal plus whole random rows and columns (SHiRA-Struct): structured and high rank.
+    case structured = "struct"
+    /// Uniformly random positions (SHiRA-Rand; Hugging Face peft's default).
+    case random = "rand"
+    /// The largest |W0| (SHiRA-WM).
+    case weightMagnitude = "wm"
+    /// The largest |dL/dW| on calibration batches (SHiRA-Grad).
+    case gradient = "grad"
+    /// The largest |W0 * dL/dW| on calibration batches (SHiRA-SNIP).
+    case snip = "snip"
+
+    /// Whether the mask needs gradients from data.
+    public var needsCalibration: Bool { self == .gradient || self == .snip }
+}
+
+/// Mask construction. Every mask has exactly round(density * out * in) positions (at least 1), sorted.
+public enum ShiraMaskBuilder {
+    /// Number of positions for a layer of `out` x `in` at `density`.
+    public static func count(out: Int, in inFeatures: Int, density: Double) -> Int {
+        max(1, min(out * inFeatures, Int((density * Double(out * inFeatures)).rounded())))
+    }
+
+    /// The (rows, columns) of a mask, sorted by flat index.
+    public static func build(_ kind: ShiraMask, weight: Tensor, density: Double, gradient: Tensor? = nil,
+                             generator: inout RandomGenerator) throws -> (rows: [Int32], columns: [Int32]) {
+        let out = weight.shape[0], inFeatures = weight.shape[1]
+        let k = count(out: out, in: inFeatures, density: density)
+        var flat: [Int]
+        switch kind {
+        case .random:
+            var all = Array(0..<(out * inFeatures))
+            for i in 0..<k {  // partial Fisher-Yates
+                let j = i + Int(generator.next() % UInt64(all.count - i))
+                all.swapAt(i, j)
+            }
+            flat = Array(all[0..<k])
+        case .weightMagnitude:
+            flat = topK(k, count: weight.count) { abs(weight.data[$0]) }
+        case .gradient, .snip:
+            guard let gradient, gradient.count == weight.count else {
+                throw ModuleError("SHiRA \(kind.rawValue) mask needs a gradient from calibration batches")
+            }
+            flat = kind == .gradient ? topK(k, count: weight.count) { abs(gradient.data[$0]) }
+                : topK(k, count: weight.count) { abs(gradient.data[$0] * weight.data[$0]) }
+        case .structured:
+            flat = structured(k, out: out, in: inFeatures, generator: &generator)
+        }
+        flat.sort()
+        return (flat.map { Int32($0 / inFeatures) }, flat.map { Int32($0 % inFeatures) })
+    }
+
+    /// Indices of the k largest scores (ties broken by lower index).
+    static func topK(_ k: Int, count: Int, score: (Int) -> Float) -> [Int] {
+        let scores = (0..<count).map(score)
+        return Array((0..<count).sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }.prefix(k))
+    }
+
+    /// Diagonal first, then alternately whole random rows and columns until k positions (the last one partial).
+    static func structured(_ k: Int, out: Int, in inFeatures: Int, generator: inout RandomGenerator) -> [Int] {
+        var chosen = Set<Int>(), order: [Int] = []
+        func add(_ flat: Int) -> Bool {
+            if chosen.count >= k { return false }
+            if chosen.insert(flat).inserted { order.append(flat) }
+            return chosen.count < k
+        }
+        for d in 0..<min(out, inFeatures) where !add(d * inFeatures + d) { break }
+        var rowOrder = Array(0..<out), columnOrder = Array(0..<inFeatures)
+        rowOrder.shuffle(using: &generator)
+        columnOrder.shuffle(using: &generator)
+        var nextRow = 0, nextColumn = 0, takeRow = true
+        while chosen.count < k && (nextRow < out || nextColumn < inFeatures) {
+            if takeRow && nextRow < out || nextColumn >= inFeatures {
+                let r = rowOrder[nextRow]; nextRow += 1
+                for c in 0..<inFeatures where !add(r * inFeatures + c) { break }
+            } else {
+                let c = columnOrder[nextColumn]; nextColumn += 1
+                for r in 0..<out where !add(r * inFeatures + c) { break }
+            }
+            takeRow.toggle()
+        }
+        return order
+    }
+}
+
+/// The SHiRA method: a `ShiraAdapter` on every target Linear layer with the chosen mask.
+public struct SHiRA: PEFTMethod {
+    public let name = "shira"
+    public let options: MethodOptions
+    public init(options: MethodOptions = MethodOptions()) { self.options = options }
+
+    public var calibrationBatches: Int { options.shiraMask.needsCalibration ? 8 : 0 }
+
+    public func apply(to model: any Classifier) throws { try apply(to: model, calibration: []) }
+
+    public func apply(to model: any Classifier, calibration: [(ClassifierInput, [Int])]) throws {
+        guard options.density > 0 && options.density <= 1 else {
+            throw ModuleError("SHiRA density must be in (0, 1], got \(options.density)")
+        }
+        let targets = try options.shiraTargets.select(in: model.backbone)
+        var gradients: [ObjectIdentifier: Tensor] = [:]
+        if options.shiraMask.needsCalibration {
+            guard !calibration.isEmpty else {
+                throw ModuleError("SHiRA's \(options.shiraMask.rawValue) mask scores weights on data; give it calibration batches")
+            }
+            gradients = calibrationGradients(model: model, layers: targets.map(\.1), batches: calibration)
+        }
+        model.freezeBackbone()
+        var generator = RandomGenerator(seed: options.seed &+ 0x5_41_2A)
+        for (_, layer) in targets {
+            let mask = try ShiraMaskBuilder.build(options.shiraMask, weight: layer.weight, density: options.density,
+                                                  gradient: gradients[ObjectIdentifier(layer)], generator: &generator)
+            layer.adapter = ShiraAdapter(base: layer, rows: mask.rows, columns: mask.columns)
+        }
+    }
+
+    /// Dense weight gradients of the target layers, summed over the calibration batches.
+    func calibrationGradients(model: any Classifier, layers: [Linear], batches: [(ClassifierInput, [Int])]) -> [ObjectIdentifier: Tensor] {
+        let previous = model.namedParameters().map { ($0.1, $0.1.requiresGrad) }
+        model.setRequiresGrad(false)
+        for layer in layers { layer.weight.requiresGrad = true; layer.weight.grad = nil }
+        for (input, labels) in batches {
+            crossEntropy(model.logits(input), labels: labels).backward()
+        }
+        var result: [ObjectIdentifier: Tensor] = [:]
+        for layer in layers {
+            result[ObjectIdentifier(layer)] = layer.weight.grad ?? Tensor(zeros: layer.weight.shape)
+            layer.weight.grad = nil
+        }
+        for (parameter, flag) in previous { parameter.requiresGrad = flag }
+        return result
+    }
+}
