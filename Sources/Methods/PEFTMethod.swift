@@ -102,3 +102,23 @@ extension Classifier {
 }
 
 import Foundation
+
+extension MethodOptions {
+    /// Decodes leniently, as Hugging Face peft does for configs: missing keys keep their defaults, unknown keys
+    /// are ignored, so files written by older or newer versions still load.
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        if let value = try container.decodeIfPresent(type(of: rank), forKey: .rank) { rank = value }
+        if let value = try container.decodeIfPresent(type(of: alpha), forKey: .alpha) { alpha = value }
+        if let value = try container.decodeIfPresent(type(of: dropout), forKey: .dropout) { dropout = value }
+        if let value = try container.decodeIfPresent(type(of: targetModules), forKey: .targetModules) { targetModules = value }
+        if let value = try container.decodeIfPresent(type(of: adapterWidth), forKey: .adapterWidth) { adapterWidth = value }
+        if let value = try container.decodeIfPresent(type(of: adapterScale), forKey: .adapterScale) { adapterScale = value }
+        if let value = try container.decodeIfPresent(type(of: prompts), forKey: .prompts) { prompts = value }
+        if let value = try container.decodeIfPresent(type(of: seed), forKey: .seed) { seed = value }
+        if let value = try container.decodeIfPresent(type(of: density), forKey: .density) { density = value }
+        if let value = try container.decodeIfPresent(type(of: shiraMask), forKey: .shiraMask) { shiraMask = value }
+        if let value = try container.decodeIfPresent(type(of: shiraTargets), forKey: .shiraTargets) { shiraTargets = value }
+    }
+}

@@ -121,3 +121,17 @@ struct MethodsCommand: ParsableCommand {
         }
     }
 }
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval", abstract: "Accuracy of a run's best weights on its task's test (or another) split.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Run directory written by `peft train --out`.") var runDirectory: String
+    @Option(help: "Split: test, validation or train.") var split = "test"
+
+    func run() throws {
+        global.announce()
+        let accuracy = try RunEvaluation.accuracy(of: URL(fileURLWithPath: runDirectory), split: split, progress: printError)
+        print(String(format: "%@: %@ accuracy %.2f%%", runDirectory, split, 100 * accuracy))
+    }
+}

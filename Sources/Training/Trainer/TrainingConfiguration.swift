@@ -43,3 +43,30 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var resolvedLearningRate: Float { learningRate ?? Self.defaultLearningRate(method: method) }
     public var resolvedHeadLearningRate: Float { headLearningRate ?? max(resolvedLearningRate, 1e-3) }
 }
+
+extension TrainingConfiguration {
+    /// Decodes leniently, as Hugging Face peft does for configs: missing keys keep their defaults, unknown keys
+    /// are ignored, so files written by older or newer versions still load.
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        if let value = try container.decodeIfPresent(type(of: model), forKey: .model) { model = value }
+        if let value = try container.decodeIfPresent(type(of: task), forKey: .task) { task = value }
+        if let value = try container.decodeIfPresent(type(of: method), forKey: .method) { method = value }
+        if let value = try container.decodeIfPresent(type(of: options), forKey: .options) { options = value }
+        if let value = try container.decodeIfPresent(type(of: epochs), forKey: .epochs) { epochs = value }
+        if let value = try container.decodeIfPresent(type(of: batchSize), forKey: .batchSize) { batchSize = value }
+        learningRate = try container.decodeIfPresent(Float.self, forKey: .learningRate)
+        headLearningRate = try container.decodeIfPresent(Float.self, forKey: .headLearningRate)
+        if let value = try container.decodeIfPresent(type(of: weightDecay), forKey: .weightDecay) { weightDecay = value }
+        if let value = try container.decodeIfPresent(type(of: warmupEpochs), forKey: .warmupEpochs) { warmupEpochs = value }
+        if let value = try container.decodeIfPresent(type(of: labelSmoothing), forKey: .labelSmoothing) { labelSmoothing = value }
+        if let value = try container.decodeIfPresent(type(of: clipNorm), forKey: .clipNorm) { clipNorm = value }
+        if container.contains(.resolution) { resolution = try container.decodeIfPresent(Int.self, forKey: .resolution) }
+        if let value = try container.decodeIfPresent(type(of: horizontalFlip), forKey: .horizontalFlip) { horizontalFlip = value }
+        if let value = try container.decodeIfPresent(type(of: seed), forKey: .seed) { seed = value }
+        if let value = try container.decodeIfPresent(type(of: evaluateEvery), forKey: .evaluateEvery) { evaluateEvery = value }
+        maxStepsPerEpoch = try container.decodeIfPresent(Int.self, forKey: .maxStepsPerEpoch)
+        maxEvaluationExamples = try container.decodeIfPresent(Int.self, forKey: .maxEvaluationExamples)
+    }
+}

@@ -34,7 +34,10 @@ public enum TrainingSession {
             func source(_ split: ImageSplit, flip: Bool) -> BatchSource {
                 ImageBatchSource(split: split, rows: task.rows, columns: task.columns, preprocessor: preprocessor, flip: flip)
             }
-            let train = source(task.train, flip: configuration.horizontalFlip)
+            if configuration.horizontalFlip && !task.horizontalFlipPreservesLabel {
+                progress("horizontal flips are off for \(task.name): mirroring changes its labels")
+            }
+            let train = source(task.train, flip: configuration.horizontalFlip && task.horizontalFlipPreservesLabel)
             try apply(method, to: classifier, train: train, configuration: configuration, progress: progress)
             return (classifier, train, source(task.validation, flip: false), source(task.test, flip: false))
         case .text:
