@@ -5,6 +5,8 @@ public final class LayerNorm: Module {
     public let weight: Tensor
     public let bias: Tensor
     public let eps: Float
+    /// Optional per-channel scale and shift applied to the output (RLRR's SSF), saved under its own names.
+    public var scaleShift: (any ElementwiseAffine)?
 
     /// weight = 1, bias = 0.
     public init(dimension: Int, eps: Float) {
@@ -13,9 +15,21 @@ public final class LayerNorm: Module {
         self.eps = eps
     }
 
-    public var ownParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
+    public var ownParameters: [(String, Tensor)] {
+        [("weight", weight), ("bias", bias)] + (scaleShift?.namedParameters() ?? [])
+    }
 
-    public func callAsFunction(_ input: Tensor) -> Tensor { layerNorm(input, weight: weight, bias: bias, eps: eps) }
+    public func callAsFunction(_ input: Tensor) -> Tensor {
+        let normalised = layerNorm(input, weight: weight, bias: bias, eps: eps)
+        return scaleShift.map { $0(normalised) } ?? normalised
+    }
+}
+
+/// A per-channel transform z -> z * s + t that follows a layer (see `LayerNorm.scaleShift`).
+public protocol ElementwiseAffine: Module {
+    var scale: Tensor { get }
+    var shift: Tensor { get }
+    func callAsFunction(_ x: Tensor) -> Tensor
 }
 
 /// A lookup table [count, dimension] named `weight`.

@@ -46,6 +46,12 @@ public struct MethodOptions: Codable, Sendable, Equatable {
     public var shiraMask: ShiraMask = .random
     /// SHiRA: which Linear layers get a sparse adapter.
     public var shiraTargets: TargetModules = .allLinear
+    /// NEAT: encoder/decoder pairs of the deep variant (0: the depth-2 network).
+    public var neatPairs = 0
+    /// NEAT: multiplier s of the update.
+    public var neatScale: Float = 1
+    /// RLRR: start as the pretrained model (u = 0, s = 1, t = 0) instead of the released code's random init.
+    public var identityStart = false
 
     public init() {}
 }
@@ -62,6 +68,8 @@ public enum MethodRegistry {
         ("adapter", "bottleneck adapter (AdaptFormer): a small parallel MLP beside each block's MLP"),
         ("vpt", "VPT-deep: learnable prompt tokens inserted before every block"),
         ("shira", "SHiRA: train 1-2% of the base weights directly at a fixed sparse mask (struct, rand, wm, grad, snip)"),
+        ("neat", "NEAT: a small nonlinear network maps each frozen weight to its update, dW = Q relu(P W0)"),
+        ("rlrr", "RLRR: rescale every frozen weight by (1 + u v^T), shift biases, scale-and-shift after LayerNorms"),
     ]
 
     /// Names accepted by `--method`.
@@ -78,6 +86,8 @@ public enum MethodRegistry {
         case "adapter": return BottleneckAdapterMethod(options: options)
         case "vpt": return VisualPromptTuning(options: options)
         case "shira": return SHiRA(options: options)
+        case "neat": return NEAT(options: options)
+        case "rlrr": return RLRR(options: options)
         default:
             throw ModuleError("unknown method '\(name)'; choose one of: \(names.joined(separator: ", "))")
         }
@@ -120,5 +130,8 @@ extension MethodOptions {
         if let value = try container.decodeIfPresent(type(of: density), forKey: .density) { density = value }
         if let value = try container.decodeIfPresent(type(of: shiraMask), forKey: .shiraMask) { shiraMask = value }
         if let value = try container.decodeIfPresent(type(of: shiraTargets), forKey: .shiraTargets) { shiraTargets = value }
+        if let value = try container.decodeIfPresent(type(of: neatPairs), forKey: .neatPairs) { neatPairs = value }
+        if let value = try container.decodeIfPresent(type(of: neatScale), forKey: .neatScale) { neatScale = value }
+        if let value = try container.decodeIfPresent(type(of: identityStart), forKey: .identityStart) { identityStart = value }
     }
 }

@@ -65,7 +65,7 @@ public final class ShiraAdapter: LinearAdapter {
 
 /// How SHiRA chooses the positions that train.
 public enum ShiraMask: String, Codable, Sendable, CaseIterable {
-    /// Diagonal plus whole random rows and columns (SHiRA-Struct): structured and high rank.
+    /// The diagonal plus every f-th row (SHiRA-Struct): structured and high rank.
     case structured = "struct"
     /// Uniformly random positions (SHiRA-Rand; Hugging Face peft's default).
     case random = "rand"
@@ -122,7 +122,8 @@ public enum ShiraMaskBuilder {
         return Array((0..<count).sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }.prefix(k))
     }
 
-    /// Diagonal first, then alternately whole random rows and columns until k positions (the last one partial).
+    /// SHiRA-Struct: the main diagonal, then every f-th row with f chosen to reach k positions (the last row
+    /// taken partly so the count is exact); random rows fill in if the stride runs out.
     static func structured(_ k: Int, out: Int, in inFeatures: Int, generator: inout RandomGenerator) -> [Int] {
         var chosen = Set<Int>(), order: [Int] = []
         func add(_ flat: Int) -> Bool {
@@ -131,19 +132,15 @@ public enum ShiraMaskBuilder {
             return chosen.count < k
         }
         for d in 0..<min(out, inFeatures) where !add(d * inFeatures + d) { break }
-        var rowOrder = Array(0..<out), columnOrder = Array(0..<inFeatures)
-        rowOrder.shuffle(using: &generator)
-        columnOrder.shuffle(using: &generator)
-        var nextRow = 0, nextColumn = 0, takeRow = true
-        while chosen.count < k && (nextRow < out || nextColumn < inFeatures) {
-            if takeRow && nextRow < out || nextColumn >= inFeatures {
-                let r = rowOrder[nextRow]; nextRow += 1
-                for c in 0..<inFeatures where !add(r * inFeatures + c) { break }
-            } else {
-                let c = columnOrder[nextColumn]; nextColumn += 1
-                for r in 0..<out where !add(r * inFeatures + c) { break }
-            }
-            takeRow.toggle()
+        let rowsNeeded = max(1, (k - chosen.count + inFeatures - 1) / inFeatures)
+        let stride = max(1, out / rowsNeeded)
+        var rows = Array(Swift.stride(from: 0, to: out, by: stride))
+        var rest = Array(Set(0..<out).subtracting(rows)).sorted()
+        rest.shuffle(using: &generator)
+        rows += rest
+        for r in rows {
+            if chosen.count >= k { break }
+            for c in 0..<inFeatures where !add(r * inFeatures + c) { break }
         }
         return order
     }

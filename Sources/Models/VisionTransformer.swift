@@ -6,6 +6,8 @@ public final class PatchProjection: Module {
     public let weight: Tensor
     public let bias: Tensor
     public let patchSize: Int
+    /// Optional per-channel scale and shift of the patch embeddings (RLRR's SSF).
+    public var scaleShift: (any ElementwiseAffine)?
 
     init(channels: Int, width: Int, patchSize: Int, generator: inout RandomGenerator) {
         weight = Tensor.randomNormal([width, channels, patchSize, patchSize], std: 0.02, generator: &generator)
@@ -13,12 +15,15 @@ public final class PatchProjection: Module {
         self.patchSize = patchSize
     }
 
-    public var ownParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
+    public var ownParameters: [(String, Tensor)] {
+        [("weight", weight), ("bias", bias)] + (scaleShift?.namedParameters() ?? [])
+    }
 
     /// [B, C, H, W] -> [B, (H/p)(W/p), D]: the convolution as patch extraction plus one GEMM.
     public func callAsFunction(_ images: Tensor) -> Tensor {
         let width = weight.shape[0]
-        return linear(patchify(images, patchSize: patchSize), weight.reshaped([width, -1]), bias)
+        let patches = linear(patchify(images, patchSize: patchSize), weight.reshaped([width, -1]), bias)
+        return scaleShift.map { $0(patches) } ?? patches
     }
 }
 

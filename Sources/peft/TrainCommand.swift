@@ -17,6 +17,9 @@ struct MethodFlags: ParsableArguments {
     @Option(help: "SHiRA: fraction of each target weight that trains.") var density: Double = 0.01
     @Option(help: "SHiRA mask: struct, rand, wm, grad or snip.") var mask = "rand"
     @Option(help: "SHiRA target Linear layers (same syntax as --target-modules).") var shiraTargets = "all-linear"
+    @Option(help: "NEAT: encoder/decoder pairs (0: depth 2; 1: depth 4, ...).") var neatPairs = 0
+    @Option(help: "NEAT: update multiplier s.") var neatScale: Float = 1
+    @Flag(help: "RLRR: start as the pretrained model instead of the released code's random init.") var identityStart = false
 
     func validate() throws {
         guard ShiraMask(rawValue: mask) != nil else {
@@ -29,6 +32,9 @@ struct MethodFlags: ParsableArguments {
         options.density = density
         options.shiraMask = ShiraMask(rawValue: mask) ?? .random
         options.shiraTargets = TargetModules(parsing: shiraTargets)
+        options.neatPairs = neatPairs
+        options.neatScale = neatScale
+        options.identityStart = identityStart
         options.rank = rank
         options.alpha = alpha ?? Float(rank)
         options.dropout = loraDropout

@@ -1,0 +1,77 @@
+import Engine
+import Layers
+import Models
+
+/// NEAT (Zhong et al., 2024; Hugging Face peft's PEANuT): a small nonlinear network maps the frozen weight to its
+/// update. For a layer with W0 [out, in], trainable P [r, out] and Q [out, r],
+///
+///     dW = Q relu(P W0),   W' = W0 + s dW,
+///
+/// i.e. every column of W0 (the `out` weights leaving one input unit) passes through out -> r -> out. Training
+/// never forms dW: with H = relu(P W0)^T [in, r], the layer computes y = x W0^T + b + s (x H) Q^T.
+/// The deep variant adds m encoder matrices E_k and m decoder matrices D_k (r x r) with mirrored skips:
+/// h_k = relu(h_{k-1} E_k^T), then h_{m+k} = relu(h_{m+k-1} D_k^T) + h_{m-k}, and H = h_{2m}.
+/// Q = 0 at start, so the layer starts as the pretrained one. P is Kaiming-uniform U(-1/sqrt(out), 1/sqrt(out)).
+public final class NEATAdapter: LinearAdapter {
+    public let p: Tensor
+    public let q: Tensor
+    public let encoders: [Tensor]
+    public let decoders: [Tensor]
+    public let scale: Float
+
+    public init(inFeatures: Int, outFeatures: Int, rank: Int, pairs: Int = 0, scale: Float = 1,
+                generator: inout RandomGenerator) {
+        let bound = 1 / Float(outFeatures).squareRoot()
+        p = Tensor.randomUniform([rank, outFeatures], low: -bound, high: bound, generator: &generator)
+        q = Tensor(zeros: [outFeatures, rank])
+        let inner = 1 / Float(rank).squareRoot()
+        encoders = (0..<pairs).map { _ in Tensor.randomUniform([rank, rank], low: -inner, high: inner, generator: &generator) }
+        decoders = (0..<pairs).map { _ in Tensor.randomUniform([rank, rank], low: -inner, high: inner, generator: &generator) }
+        self.scale = scale
+        setRequiresGrad(true)
+    }
+
+    public var ownParameters: [(String, Tensor)] {
+        var list = [("neat_A.weight", p), ("neat_B.weight", q)]
+        for (k, e) in encoders.enumerated() { list.append(("neat_encoder.\(k).weight", e)) }
+        for (k, d) in decoders.enumerated() { list.append(("neat_decoder.\(k).weight", d)) }
+        return list
+    }
+
+    /// H [in, r] computed from the frozen weight.
+    func hidden(_ weight: Tensor) -> Tensor {
+        var h = relu(matmul(p, weight).transposed())          // [in, r]
+        var skips: [Tensor] = []
+        for e in encoders { skips.append(h); h = relu(linear(h, e)) }
+        for d in decoders { h = relu(linear(h, d)) + skips.removeLast() }
+        return h
+    }
+
+    public func forward(_ input: Tensor, base: Linear) -> Tensor {
+        let update = linear(matmul(input, hidden(base.weight)), q).scaled(by: scale)
+        return linear(input, base.weight, base.bias) + update
+    }
+
+    /// The dense update s * dW [out, in], computed from `original` (the weight before any merge).
+    public func deltaWeight(original: Tensor) -> Tensor { matmul(q, hidden(original).transposed()).scaled(by: scale) }
+}
+
+/// The NEAT method: a `NEATAdapter` on every target Linear layer (default query and value).
+public struct NEAT: PEFTMethod {
+    public let name = "neat"
+    public let options: MethodOptions
+    public init(options: MethodOptions = MethodOptions()) { self.options = options }
+
+    public func apply(to model: any Classifier) throws {
+        guard options.rank > 0 else { throw ModuleError("NEAT rank must be positive, got \(options.rank)") }
+        model.freezeBackbone()
+        var generator = RandomGenerator(seed: options.seed &+ 0x4EA7)
+        for (path, layer) in try options.targetModules.select(in: model.backbone) {
+            guard options.rank <= layer.outFeatures else {
+                throw ModuleError("NEAT rank \(options.rank) is larger than layer '\(path)' (\(layer.outFeatures) outputs)")
+            }
+            layer.adapter = NEATAdapter(inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, rank: options.rank,
+                                        pairs: options.neatPairs, scale: options.neatScale, generator: &generator)
+        }
+    }
+}
