@@ -25,7 +25,7 @@ let package = Package(
         // DINOv2 / classic ViT / BERT encoders, WordPiece tokenizer, model registry.
         .target(name: "Models", dependencies: ["Layers", "Checkpoints"], swiftSettings: optimise),
         // PEFT methods: baselines (linear probe, full, BitFit, LayerNorm tuning, LoRA, adapter, VPT) and the five.
-        .target(name: "Methods", dependencies: ["Models"], swiftSettings: optimise),
+        .target(name: "Methods", dependencies: ["Models", "Checkpoints"], swiftSettings: optimise),
         // Datasets, the 1k protocol, input pipeline, optimisers and the trainer.
         .target(name: "Training", dependencies: ["Methods"], swiftSettings: optimise),
         .executableTarget(
@@ -35,7 +35,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "MethodsTests", dependencies: ["Methods"]),
+        .testTarget(name: "MethodsTests", dependencies: ["Methods", "Checkpoints"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
     ],
     swiftLanguageModes: [.v5]

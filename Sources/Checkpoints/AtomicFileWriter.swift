@@ -75,3 +75,12 @@ final class AtomicFileWriter {
 private func systemWrite(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
     write(fd, bytes, count)
 }
+
+/// Writes `data` to `url` atomically (temporary file in the same folder, flushed to disk, then renamed), creating
+/// the folder if needed; a reader sees either the old file or the whole new one, never a partial write.
+public func writeFileAtomically(_ data: Data, to url: URL) throws {
+    try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+    try AtomicFileWriter.write(to: url) { writer in
+        try data.withUnsafeBytes { try writer.write($0) }
+    }
+}

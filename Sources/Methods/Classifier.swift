@@ -32,6 +32,22 @@ public protocol Classifier: Module {
     func pooled(_ input: ClassifierInput) -> Tensor
     /// The vision backbone, when there is one (VPT and the bottleneck adapter need it).
     var visionBackbone: VisionTransformer? { get }
+    /// Fingerprint of the pretrained backbone weights, taken before any method changed them; adapters record it
+    /// and refuse to load onto another base.
+    var baseFingerprint: String { get }
+}
+
+/// A short hash of a module's parameter names, shapes and a sample of values (every 257th element).
+public func weightFingerprint(_ module: any Module) -> String {
+    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+    func mix(_ value: UInt64) { hash = (hash ^ value) &* 0x0000_0100_0000_01B3 }
+    for (name, tensor) in module.namedParameters() {
+        for byte in name.utf8 { mix(UInt64(byte)) }
+        for dimension in tensor.shape { mix(UInt64(dimension)) }
+        var i = 0
+        while i < tensor.count { mix(UInt64(tensor.data[i].bitPattern)); i += 257 }
+    }
+    return String(hash, radix: 16)
 }
 
 extension Classifier {
@@ -56,6 +72,7 @@ public final class ImageClassifier: Classifier {
     public let head: Linear
     public let pooling: VisionPooling
     public let backboneName: String
+    public let baseFingerprint: String
 
     /// A head of `classes` outputs (weights N(0, 0.01^2), zero bias) on `vision`.
     public init(vision: VisionTransformer, classes: Int, pooling: VisionPooling = .classAndPatchMean,
@@ -63,6 +80,7 @@ public final class ImageClassifier: Classifier {
         self.vision = vision
         self.pooling = pooling
         self.backboneName = backboneName
+        baseFingerprint = weightFingerprint(vision)
         var generator = RandomGenerator(seed: seed &+ 0x4EAD)
         let width = vision.configuration.width * (pooling == .classAndPatchMean ? 2 : 1)
         head = Linear(weight: Tensor.randomNormal([classes, width], std: 0.01, generator: &generator),
@@ -94,9 +112,11 @@ public final class TextClassifier: Classifier {
     public let encoder: BertEncoder
     public let head: Linear
     public let backboneName = "bert"
+    public let baseFingerprint: String
 
     public init(encoder: BertEncoder, classes: Int, seed: UInt64 = 0) {
         self.encoder = encoder
+        baseFingerprint = weightFingerprint(encoder)
         var generator = RandomGenerator(seed: seed &+ 0x4EAD)
         head = Linear(weight: Tensor.randomNormal([classes, encoder.configuration.hiddenSize], std: 0.01,
                                                   generator: &generator),

@@ -60,7 +60,7 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Option(help: "Backbone (default: dinov2-s14 for image tasks, minilm-l6 for text tasks).") var model: String?
     @Option(help: "Task name (see `peft tasks`).") var task = "fmnist-1k"
-    @Option(help: "PEFT method (see `peft methods`).") var method = "lora"
+    @Option(help: "PEFT method (see `peft methods`).") var method = "shira"
     @OptionGroup var methodFlags: MethodFlags
     @Option(help: "Training epochs over the 800 training examples.") var epochs = 5
     @Option(help: "Batch size.") var batchSize = 32

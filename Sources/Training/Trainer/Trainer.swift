@@ -99,6 +99,8 @@ public final class Trainer {
             try writeAtomically(try jsonData(result, pretty: true), to: directory.appendingPathComponent("result.json"))
             try SafeTensors.write(bestParameters, metadata: ["format": "pt"],
                                   to: directory.appendingPathComponent("best.safetensors"))
+            try AdapterFiles.save(model, method: configuration.method, options: configuration.options,
+                                  baseModel: configuration.model, to: directory.appendingPathComponent("adapter"))
         }
         log(String(format: "test accuracy %.2f%% (best validation %.2f%% at epoch %d)", 100 * testAccuracy,
                    100 * bestValidationAccuracy, bestEpoch + 1))

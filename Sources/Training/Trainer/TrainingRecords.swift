@@ -1,3 +1,4 @@
+import Checkpoints
 import Foundation
 
 /// One line of the JSONL training log, written after every epoch.
@@ -35,20 +36,5 @@ func jsonData<T: Encodable>(_ value: T, pretty: Bool = false) throws -> Data {
     return try encoder.encode(value)
 }
 
-/// Writes `data` to `url` atomically: a temporary file in the same folder, flushed, then renamed over `url`.
-public func writeAtomically(_ data: Data, to url: URL) throws {
-    let directory = url.deletingLastPathComponent()
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-    guard FileManager.default.createFile(atPath: temporary.path, contents: data) else {
-        throw TrainingError("\(temporary.path): cannot write")
-    }
-    let handle = try FileHandle(forWritingTo: temporary)
-    try handle.synchronize()
-    try handle.close()
-    guard rename(temporary.path, url.path) == 0 else {
-        let reason = String(cString: strerror(errno))
-        try? FileManager.default.removeItem(at: temporary)
-        throw TrainingError("\(url.path): cannot replace (\(reason))")
-    }
-}
+/// Writes `data` to `url` atomically (see `Checkpoints.writeFileAtomically`).
+public func writeAtomically(_ data: Data, to url: URL) throws { try writeFileAtomically(data, to: url) }

@@ -1,0 +1,151 @@
+import Checkpoints
+import Engine
+import Foundation
+import Layers
+import Models
+
+/// `adapter_config.json`: the Hugging Face peft fields (so peft tooling can read what it knows) plus a
+/// `swiftpeft` section with everything needed to rebuild the adapter exactly.
+public struct AdapterConfiguration: Codable, Sendable {
+    /// peft's method name: LORA, SHIRA, PEANUT (NEAT), or SWIFTPEFT_<METHOD> for methods peft does not have.
+    public var peftType: String
+    public var baseModelNameOrPath: String
+    public var inferenceMode = true
+    public var targetModules: [String]?
+    public var modulesToSave = ["classifier"]
+    public var r: Int?
+    public var loraAlpha: Float?
+    public var loraDropout: Float?
+    public var maskType: String?
+    public var randomSeed: UInt64?
+    public var swiftpeft: Details
+
+    /// What this library needs to rebuild the adapter.
+    public struct Details: Codable, Sendable {
+        public var method: String
+        public var options: MethodOptions
+        public var classes: Int
+        public var backbone: String
+        public var baseFingerprint: String
+        public var classNames: [String]?
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case peftType = "peft_type", baseModelNameOrPath = "base_model_name_or_path", inferenceMode = "inference_mode"
+        case targetModules = "target_modules", modulesToSave = "modules_to_save", r, loraAlpha = "lora_alpha"
+        case loraDropout = "lora_dropout", maskType = "mask_type", randomSeed = "random_seed", swiftpeft
+    }
+}
+
+/// Saving and loading adapters as a directory with `adapter_config.json` and `adapter_model.safetensors`, in the
+/// Hugging Face peft layout: tensor keys are `base_model.model.` + the parameter path (e.g.
+/// `base_model.model.dinov2.encoder.layer.0.attention.attention.query.lora_A.weight`); the classification head is
+/// saved as `base_model.model.classifier.{weight,bias}`; SHiRA adds `<layer>.shira_indices` (int32 [2, nnz]).
+public enum AdapterFiles {
+    static let prefix = "base_model.model."
+
+    static func peftType(for method: String) -> String {
+        switch method {
+        case "lora": return "LORA"
+        case "shira": return "SHIRA"
+        case "neat": return "PEANUT"
+        default: return "SWIFTPEFT_\(method.uppercased())"
+        }
+    }
+
+    /// Writes the trainable parameters of `model` (adapter and head) to `directory` (files written atomically).
+    public static func save(_ model: any Classifier, method: String, options: MethodOptions, baseModel: String,
+                            classNames: [String]? = nil, to directory: URL) throws {
+        var configuration = AdapterConfiguration(
+            peftType: peftType(for: method), baseModelNameOrPath: baseModel,
+            swiftpeft: .init(method: method, options: options, classes: model.classCount, backbone: model.backboneName,
+                             baseFingerprint: model.baseFingerprint, classNames: classNames))
+        if method == "lora" || method == "neat" {
+            if case .names(let names) = options.targetModules { configuration.targetModules = names }
+            configuration.r = options.rank
+        }
+        if method == "lora" { configuration.loraAlpha = options.alpha; configuration.loraDropout = options.dropout }
+        if method == "shira" {
+            configuration.maskType = options.shiraMask == .random ? "random" : options.shiraMask.rawValue
+            configuration.randomSeed = options.seed
+        }
+        var tensors: [String: Tensor] = [:]
+        for (name, parameter) in model.trainableParameters { tensors[prefix + name] = parameter }
+        var integers: [String: Int32Tensor] = [:]
+        for (path, module) in model.namedModules() {
+            guard let layer = module as? Linear, let shira = layer.adapter as? ShiraAdapter else { continue }
+            integers[prefix + path + ".shira_indices"] = Int32Tensor(shape: [2, shira.rows.count],
+                                                                     values: shira.rows + shira.columns)
+        }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try SafeTensors.write(tensors, int32: integers, metadata: ["format": "pt"],
+                              to: directory.appendingPathComponent("adapter_model.safetensors"))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(configuration)
+        try writeFileAtomically(data, to: directory.appendingPathComponent("adapter_config.json"))
+    }
+
+    /// Reads `adapter_config.json` from an adapter directory.
+    public static func configuration(in directory: URL) throws -> AdapterConfiguration {
+        let url = directory.appendingPathComponent("adapter_config.json")
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw ModuleError("\(url.path): missing (not an adapter directory?)")
+        }
+        do { return try JSONDecoder().decode(AdapterConfiguration.self, from: data) } catch {
+            throw ModuleError("\(url.path): not a valid adapter config (\(error))")
+        }
+    }
+
+    /// Attaches the adapter in `directory` to `model` (a classifier built on the base it was trained on, with a head
+    /// of the adapter's class count) and loads its values. Refuses another base model, a head of the wrong size,
+    /// missing, unexpected or mis-shaped tensors, with errors naming the file and tensor.
+    public static func load(from directory: URL, into model: any Classifier) throws {
+        let configuration = try configuration(in: directory)
+        let details = configuration.swiftpeft
+        let configPath = directory.appendingPathComponent("adapter_config.json").path
+        guard details.baseFingerprint == model.baseFingerprint else {
+            throw ModuleError("\(configPath): the adapter was trained on base model '\(configuration.baseModelNameOrPath)' with weight fingerprint \(details.baseFingerprint); this model's base has fingerprint \(model.baseFingerprint)")
+        }
+        guard details.classes == model.classCount else {
+            throw ModuleError("\(configPath): the adapter's head has \(details.classes) classes, the model's \(model.classCount)")
+        }
+        let weightsURL = directory.appendingPathComponent("adapter_model.safetensors")
+        let file = try SafeTensorsFile(path: weightsURL.path)
+        if details.method == "shira" {
+            model.freezeBackbone()
+            for (path, module) in model.namedModules() {
+                guard let layer = module as? Linear else { continue }
+                let key = prefix + path + ".shira_indices"
+                guard file.contains(key) else { continue }
+                let indices = try file.int32Values(key)
+                let count = indices.count / 2
+                guard indices.count == 2 * count,
+                      indices[0..<count].allSatisfy({ $0 >= 0 && Int($0) < layer.outFeatures }),
+                      indices[count...].allSatisfy({ $0 >= 0 && Int($0) < layer.inFeatures }) else {
+                    throw ModuleError("\(weightsURL.path): tensor '\(key)' holds positions outside the \(layer.outFeatures) x \(layer.inFeatures) weight")
+                }
+                layer.adapter = ShiraAdapter(base: layer, rows: Array(indices[0..<count]), columns: Array(indices[count...]))
+            }
+        } else {
+            var options = details.options
+            if options.shiraMask.needsCalibration { options.shiraMask = .random }
+            try MethodRegistry.method(named: details.method, options: options).apply(to: model)
+        }
+        var expected = Set(file.names.filter { !$0.hasSuffix(".shira_indices") })
+        for (name, parameter) in model.trainableParameters {
+            let key = prefix + name
+            guard expected.remove(key) != nil else {
+                throw ModuleError("\(weightsURL.path): tensor '\(key)' is missing")
+            }
+            let value = try file.tensor(key)
+            guard value.shape == parameter.shape else {
+                throw ModuleError("\(weightsURL.path): tensor '\(key)' has shape \(value.shape), the model expects \(parameter.shape)")
+            }
+            parameter.assign(value)
+        }
+        if let extra = expected.sorted().first {
+            throw ModuleError("\(weightsURL.path): unexpected tensor '\(extra)' (no such parameter in this model)")
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import XCTest
+import Engine
+import Layers
+import Methods
+import Models
+import Checkpoints
+
+/// Saving and loading adapters in the Hugging Face peft layout.
+final class AdapterFilesTests: XCTestCase {
+    func directory() -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("peft-adapter-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+
+    func trained(_ method: String, options: MethodOptions = MethodOptions()) throws -> ImageClassifier {
+        let model = tinyClassifier()
+        try MethodRegistry.method(named: method, options: options).apply(to: model)
+        for seed in 0..<2 { trainOneStep(model, images: tinyImages(seed: UInt64(seed)), labels: [0, 2], rate: 0.05) }
+        return model
+    }
+
+    func testRoundTripGivesIdenticalOutputsForEveryMethod() throws {
+        var shiraOptions = MethodOptions()
+        shiraOptions.shiraMask = .weightMagnitude
+        shiraOptions.density = 0.1
+        for (method, options) in [("lora", MethodOptions()), ("shira", shiraOptions), ("neat", MethodOptions()),
+                                  ("rlrr", MethodOptions()), ("bitfit", MethodOptions()), ("layernorm", MethodOptions()),
+                                  ("adapter", MethodOptions()), ("vpt", MethodOptions()), ("linear", MethodOptions())] {
+            let model = try trained(method, options: options)
+            let folder = directory()
+            try AdapterFiles.save(model, method: method, options: options, baseModel: "tiny", to: folder)
+            let restored = tinyClassifier()
+            try AdapterFiles.load(from: folder, into: restored)
+            let images = tinyImages(seed: 9)
+            XCTAssertEqual(logits(restored, images), logits(model, images), "\(method): loaded adapter differs")
+            XCTAssertEqual(restored.trainableParameterCount, model.trainableParameterCount, method)
+        }
+    }
+
+    func testLayoutFollowsHuggingFacePeft() throws {
+        let model = try trained("lora")
+        let folder = directory()
+        try AdapterFiles.save(model, method: "lora", options: MethodOptions(), baseModel: "tiny", to: folder)
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("adapter_config.json"))) as! [String: Any]
+        XCTAssertEqual(config["peft_type"] as? String, "LORA")
+        XCTAssertEqual(config["r"] as? Int, 8)
+        XCTAssertEqual(config["target_modules"] as? [String], ["query", "value"])
+        XCTAssertEqual(config["modules_to_save"] as? [String], ["classifier"])
+        let text = try String(contentsOf: folder.appendingPathComponent("adapter_model.safetensors"), encoding: .isoLatin1)
+        XCTAssertTrue(text.contains("base_model.model.dinov2.encoder.layer.0.attention.attention.query.lora_A.weight"))
+        XCTAssertTrue(text.contains("base_model.model.classifier.weight"))
+
+        let shira = tinyClassifier()
+        try SHiRA().apply(to: shira)
+        let shiraFolder = directory()
+        try AdapterFiles.save(shira, method: "shira", options: MethodOptions(), baseModel: "tiny", to: shiraFolder)
+        let shiraText = try String(contentsOf: shiraFolder.appendingPathComponent("adapter_model.safetensors"), encoding: .isoLatin1)
+        XCTAssertTrue(shiraText.contains("query.shira_indices\":{\"dtype\":\"I32\""), "SHiRA indices are int32")
+        XCTAssertTrue(shiraText.contains("query.shira_weight"))
+    }
+
+    func testRefusesAnotherBaseModelOrHead() throws {
+        let model = try trained("lora")
+        let folder = directory()
+        try AdapterFiles.save(model, method: "lora", options: MethodOptions(), baseModel: "tiny", to: folder)
+        XCTAssertThrowsError(try AdapterFiles.load(from: folder, into: tinyClassifier(seed: 77))) { error in
+            XCTAssertTrue("\(error)".contains("fingerprint") && "\(error)".contains("adapter_config.json"), "\(error)")
+        }
+        let otherHead = ImageClassifier(vision: VisionTransformer(tinyVision, seed: 1), classes: 5)
+        XCTAssertThrowsError(try AdapterFiles.load(from: folder, into: otherHead)) { error in
+            XCTAssertTrue("\(error)".contains("classes"), "\(error)")
+        }
+    }
+
+    func testRefusesCorruptOrIncompleteFiles() throws {
+        let model = try trained("lora")
+        let folder = directory()
+        try AdapterFiles.save(model, method: "lora", options: MethodOptions(), baseModel: "tiny", to: folder)
+        let weights = folder.appendingPathComponent("adapter_model.safetensors")
+        let original = try Data(contentsOf: weights)
+        try original.prefix(original.count / 2).write(to: weights)
+        XCTAssertThrowsError(try AdapterFiles.load(from: folder, into: tinyClassifier())) { error in
+            XCTAssertTrue("\(error)".contains("adapter_model.safetensors"), "\(error)")
+        }
+        // A file missing one tensor.
+        let partial = model.trainableParameters.filter { !$0.0.hasSuffix("lora_B.weight") || !$0.0.contains("layer.1.") }
+        let folder2 = directory()
+        try AdapterFiles.save(model, method: "lora", options: MethodOptions(), baseModel: "tiny", to: folder2)
+        var tensors: [String: Tensor] = [:]
+        for (name, tensor) in partial { tensors["base_model.model." + name] = tensor }
+        try SafeTensors.write(tensors, to: folder2.appendingPathComponent("adapter_model.safetensors"))
+        XCTAssertThrowsError(try AdapterFiles.load(from: folder2, into: tinyClassifier())) { error in
+            XCTAssertTrue("\(error)".contains("is missing"), "\(error)")
+        }
+        try "{not json".write(to: folder2.appendingPathComponent("adapter_config.json"), atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try AdapterFiles.load(from: folder2, into: tinyClassifier())) { error in
+            XCTAssertTrue("\(error)".contains("adapter_config.json"), "\(error)")
+        }
+    }
+}
