@@ -14,6 +14,8 @@ public final class Linear: Module {
     public let bias: Tensor?
     /// Optional adapter that replaces the plain forward (see `LinearAdapter`).
     public var adapter: (any LinearAdapter)?
+    /// Adapters merged into `weight`, most recent last (kept so they can be unmerged).
+    public var mergedAdapters: [any LinearAdapter] = []
 
     public var inFeatures: Int { weight.shape[1] }
     public var outFeatures: Int { weight.shape[0] }

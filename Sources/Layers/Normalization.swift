@@ -7,6 +7,8 @@ public final class LayerNorm: Module {
     public let eps: Float
     /// Optional per-channel scale and shift applied to the output (RLRR's SSF), saved under its own names.
     public var scaleShift: (any ElementwiseAffine)?
+    /// A scale-shift folded into weight and bias by a merge, with the values it replaced.
+    public var mergedScaleShift: (any ElementwiseAffine, Tensor, Tensor)?
 
     /// weight = 1, bias = 0.
     public init(dimension: Int, eps: Float) {

@@ -18,6 +18,8 @@ public final class NEATAdapter: LinearAdapter {
     public let encoders: [Tensor]
     public let decoders: [Tensor]
     public let scale: Float
+    /// The original weight while merged.
+    var savedWeight: Tensor?
 
     public init(inFeatures: Int, outFeatures: Int, rank: Int, pairs: Int = 0, scale: Float = 1,
                 generator: inout RandomGenerator) {

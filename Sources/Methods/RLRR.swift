@@ -15,6 +15,9 @@ public final class RLRRAdapter: LinearAdapter {
     public let u: Tensor   // [out, 1]
     public let v: Tensor   // [1, in]
     public let shift: Tensor
+    /// The original weight and bias while merged.
+    var savedWeight: Tensor?
+    var savedBias: Tensor?
 
     public init(inFeatures: Int, outFeatures: Int, identityStart: Bool, generator: inout RandomGenerator) {
         let boundV = (6 / Float(inFeatures)).squareRoot(), boundU = Float(6).squareRoot()

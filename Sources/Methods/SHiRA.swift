@@ -21,6 +21,8 @@ public final class ShiraAdapter: LinearAdapter {
     public var scale: Float = 1
     /// W0 + alpha S, refreshed at the mask positions on every forward (O(nnz)).
     let fusedWeight: Tensor
+    /// The base values at the mask positions while merged (restored exactly by unmerge).
+    var savedBaseValues: [Float] = []
 
     /// An adapter on `base` with values zero (the layer starts as the pretrained one).
     public init(base: Linear, rows: [Int32], columns: [Int32]) {

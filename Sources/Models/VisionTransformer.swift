@@ -8,6 +8,8 @@ public final class PatchProjection: Module {
     public let patchSize: Int
     /// Optional per-channel scale and shift of the patch embeddings (RLRR's SSF).
     public var scaleShift: (any ElementwiseAffine)?
+    /// A scale-shift folded into weight and bias by a merge, with the values it replaced.
+    public var mergedScaleShift: (any ElementwiseAffine, Tensor, Tensor)?
 
     init(channels: Int, width: Int, patchSize: Int, generator: inout RandomGenerator) {
         weight = Tensor.randomNormal([width, channels, patchSize, patchSize], std: 0.02, generator: &generator)

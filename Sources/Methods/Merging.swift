@@ -1,0 +1,132 @@
+import Engine
+import Layers
+import Models
+
+/// An adapter whose effect can be folded into its layer's weights (and taken out again).
+public protocol MergeableAdapter: LinearAdapter {
+    /// Writes the adapted weights into `layer` (whose adapter must be detached afterwards).
+    func merge(into layer: Linear)
+    /// Restores the weights `merge` changed.
+    func unmerge(from layer: Linear)
+}
+
+extension LoRAAdapter: MergeableAdapter {
+    /// W += (alpha / r) B A (undone by subtraction, as Hugging Face peft does; exact up to float rounding).
+    public func merge(into layer: Linear) {
+        Autograd.withoutGrad { layer.weight.assign(layer.weight + deltaWeight()) }
+    }
+    public func unmerge(from layer: Linear) {
+        Autograd.withoutGrad { layer.weight.assign(layer.weight - deltaWeight()) }
+    }
+}
+
+extension ShiraAdapter: MergeableAdapter {
+    /// Scatters W0 + alpha s into the mask positions, keeping the overwritten values so unmerge restores the base
+    /// bit for bit. This scatter is also what makes switching SHiRA adapters fast.
+    public func merge(into layer: Linear) {
+        let inFeatures = layer.inFeatures, weight = layer.weight.data
+        savedBaseValues = zip(rows, columns).map { weight[Int($0) * inFeatures + Int($1)] }
+        for i in 0..<rows.count {
+            let position = Int(rows[i]) * inFeatures + Int(columns[i])
+            weight[position] = savedBaseValues[i] + scale * values.data[i]
+        }
+    }
+    public func unmerge(from layer: Linear) {
+        let inFeatures = layer.inFeatures, weight = layer.weight.data
+        for i in 0..<min(rows.count, savedBaseValues.count) {
+            weight[Int(rows[i]) * inFeatures + Int(columns[i])] = savedBaseValues[i]
+        }
+    }
+}
+
+extension NEATAdapter: MergeableAdapter {
+    /// W' = W0 + s Q relu(P W0), computed from the original W0, which is kept for unmerge.
+    public func merge(into layer: Linear) {
+        savedWeight = layer.weight.copy()
+        Autograd.withoutGrad { layer.weight.assign(layer.weight + deltaWeight(original: savedWeight!)) }
+    }
+    public func unmerge(from layer: Linear) {
+        if let savedWeight { layer.weight.assign(savedWeight) }
+    }
+}
+
+extension RLRRAdapter: MergeableAdapter {
+    /// W' = (1 + u v^T) * W, b' = b + f; the originals are kept for unmerge.
+    public func merge(into layer: Linear) {
+        savedWeight = layer.weight.copy()
+        savedBias = layer.bias?.copy()
+        Autograd.withoutGrad {
+            layer.weight.assign(mergedWeight(layer.weight))
+            layer.bias?.assign(layer.bias! + shift)
+        }
+    }
+    public func unmerge(from layer: Linear) {
+        if let savedWeight { layer.weight.assign(savedWeight) }
+        if let savedBias { layer.bias?.assign(savedBias) }
+    }
+}
+
+/// Merging a classifier's adapters into its base weights, and unmerging them (last merged, first unmerged).
+public enum Merging {
+    /// Folds every adapter into the base weights; afterwards the model runs as a plain network.
+    /// Throws (changing nothing) when an adapter cannot be merged (VPT prompts, bottleneck adapters).
+    public static func merge(_ model: any Classifier) throws {
+        if let vision = model.visionBackbone {
+            if vision.deepPrompts != nil { throw ModuleError("VPT prompts add tokens and cannot be merged into weights") }
+            if vision.blocks.contains(where: { $0.mlpAdapter != nil }) {
+                throw ModuleError("bottleneck adapters add a branch and cannot be merged into weights")
+            }
+        }
+        for (path, module) in model.namedModules() {
+            if let layer = module as? Linear, let adapter = layer.adapter, !(adapter is any MergeableAdapter) {
+                throw ModuleError("the adapter on '\(path)' cannot be merged")
+            }
+        }
+        for (_, module) in model.namedModules() {
+            if let layer = module as? Linear, let adapter = layer.adapter as? any MergeableAdapter {
+                adapter.merge(into: layer)
+                layer.adapter = nil
+                layer.mergedAdapters.append(adapter)
+            }
+            if let norm = module as? LayerNorm, let ssf = norm.scaleShift {
+                norm.mergedScaleShift = (ssf, norm.weight.copy(), norm.bias.copy())
+                Autograd.withoutGrad {
+                    norm.weight.assign(norm.weight * ssf.scale)
+                    norm.bias.assign(norm.bias * ssf.scale + ssf.shift)
+                }
+                norm.scaleShift = nil
+            }
+        }
+        if let projection = model.visionBackbone?.embeddings.projection, let ssf = projection.scaleShift {
+            projection.mergedScaleShift = (ssf, projection.weight.copy(), projection.bias.copy())
+            let width = projection.weight.shape[0]
+            Autograd.withoutGrad {
+                projection.weight.assign(projection.weight.reshaped([width, -1]) * ssf.scale.reshaped([width, 1]))
+                projection.bias.assign(projection.bias * ssf.scale + ssf.shift)
+            }
+            projection.scaleShift = nil
+        }
+    }
+
+    /// Restores the base weights and re-attaches the adapters merged by `merge`.
+    public static func unmerge(_ model: any Classifier) {
+        for (_, module) in model.namedModules().reversed() {
+            if let layer = module as? Linear, let adapter = layer.mergedAdapters.popLast() as? any MergeableAdapter {
+                adapter.unmerge(from: layer)
+                layer.adapter = adapter
+            }
+            if let norm = module as? LayerNorm, let (ssf, weight, bias) = norm.mergedScaleShift {
+                norm.weight.assign(weight)
+                norm.bias.assign(bias)
+                norm.scaleShift = ssf
+                norm.mergedScaleShift = nil
+            }
+        }
+        if let projection = model.visionBackbone?.embeddings.projection, let (ssf, weight, bias) = projection.mergedScaleShift {
+            projection.weight.assign(weight)
+            projection.bias.assign(bias)
+            projection.scaleShift = ssf
+            projection.mergedScaleShift = nil
+        }
+    }
+}

@@ -1,0 +1,40 @@
+import ArgumentParser
+import Checkpoints
+import Foundation
+import Methods
+import Models
+import Training
+
+/// Folds a run's adapter into the base weights and writes a plain model file.
+struct MergeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "Merge an adapter into its base model and write a plain safetensors model (backbone + classifier).",
+        discussion: "The output uses Hugging Face names (dinov2.*, classifier.*) and loads without any adapter code.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "An adapter directory (adapter_config.json + adapter_model.safetensors), e.g. runs/x/adapter.")
+    var adapter: String
+    @Option(help: "Output safetensors file.") var out: String
+
+    func run() throws {
+        global.announce()
+        let directory = URL(fileURLWithPath: adapter)
+        let configuration = try AdapterFiles.configuration(in: directory)
+        let details = configuration.swiftpeft
+        let model: any Classifier
+        if PretrainedModels.textNames.contains(configuration.baseModelNameOrPath) {
+            model = TextClassifier(encoder: try PretrainedModels.miniLM(), classes: details.classes)
+        } else {
+            let vision = try PretrainedModels.vision(named: configuration.baseModelNameOrPath, progress: printError)
+            model = ImageClassifier(vision: vision, classes: details.classes,
+                                    pooling: details.backbone == "dinov2" ? .classAndPatchMean : .classToken,
+                                    backboneName: details.backbone)
+        }
+        try AdapterFiles.load(from: directory, into: model)
+        try Merging.merge(model)
+        let url = URL(fileURLWithPath: out)
+        try SafeTensors.write(model.stateDict(), metadata: ["format": "pt", "merged_from": adapter,
+                                                          "base_model": configuration.baseModelNameOrPath], to: url)
+        print("merged \(details.method) adapter into \(configuration.baseModelNameOrPath): wrote \(url.path) (\(model.parameterCount) parameters)")
+    }
+}
