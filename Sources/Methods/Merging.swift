@@ -1,3 +1,4 @@
+import BLASBinding
 import Engine
 import Layers
 import Models
@@ -11,12 +12,15 @@ public protocol MergeableAdapter: LinearAdapter {
 }
 
 extension LoRAAdapter: MergeableAdapter {
-    /// W += (alpha / r) B A (undone by subtraction, as Hugging Face peft does; exact up to float rounding).
-    public func merge(into layer: Linear) {
-        Autograd.withoutGrad { layer.weight.assign(layer.weight + deltaWeight()) }
-    }
-    public func unmerge(from layer: Linear) {
-        Autograd.withoutGrad { layer.weight.assign(layer.weight - deltaWeight()) }
+    /// W += (alpha / r) B A, one GEMM accumulating into W (undone by subtraction, as Hugging Face peft does;
+    /// exact up to float rounding).
+    public func merge(into layer: Linear) { accumulate(into: layer, sign: 1) }
+    public func unmerge(from layer: Linear) { accumulate(into: layer, sign: -1) }
+
+    private func accumulate(into layer: Linear, sign: Float) {
+        let rank = a.shape[0]
+        gemm(transA: false, transB: false, m: layer.outFeatures, n: layer.inFeatures, k: rank, alpha: sign * scale,
+             a: b.data, lda: rank, b: a.data, ldb: layer.inFeatures, beta: 1, c: layer.weight.data, ldc: layer.inFeatures)
     }
 }
 
@@ -24,17 +28,24 @@ extension ShiraAdapter: MergeableAdapter {
     /// Scatters W0 + alpha s into the mask positions, keeping the overwritten values so unmerge restores the base
     /// bit for bit. This scatter is also what makes switching SHiRA adapters fast.
     public func merge(into layer: Linear) {
-        let inFeatures = layer.inFeatures, weight = layer.weight.data
-        savedBaseValues = zip(rows, columns).map { weight[Int($0) * inFeatures + Int($1)] }
-        for i in 0..<rows.count {
-            let position = Int(rows[i]) * inFeatures + Int(columns[i])
-            weight[position] = savedBaseValues[i] + scale * values.data[i]
+        let weight = layer.weight.data, alpha = scale, s = values.data
+        if savedBaseValues.count != flatPositions.count { savedBaseValues = [Float](repeating: 0, count: flatPositions.count) }
+        flatPositions.withUnsafeBufferPointer { positions in
+            savedBaseValues.withUnsafeMutableBufferPointer { saved in
+                for i in 0..<positions.count {
+                    let position = positions[i]
+                    saved[i] = weight[position]
+                    weight[position] = saved[i] + alpha * s[i]
+                }
+            }
         }
     }
     public func unmerge(from layer: Linear) {
-        let inFeatures = layer.inFeatures, weight = layer.weight.data
-        for i in 0..<min(rows.count, savedBaseValues.count) {
-            weight[Int(rows[i]) * inFeatures + Int(columns[i])] = savedBaseValues[i]
+        let weight = layer.weight.data
+        flatPositions.withUnsafeBufferPointer { positions in
+            savedBaseValues.withUnsafeBufferPointer { saved in
+                for i in 0..<min(positions.count, saved.count) { weight[positions[i]] = saved[i] }
+            }
         }
     }
 }

@@ -23,6 +23,8 @@ public final class ShiraAdapter: LinearAdapter {
     let fusedWeight: Tensor
     /// The base values at the mask positions while merged (restored exactly by unmerge).
     var savedBaseValues: [Float] = []
+    /// Row-major positions of the mask in the [out, in] weight.
+    let flatPositions: [Int]
 
     /// An adapter on `base` with values zero (the layer starts as the pretrained one).
     public init(base: Linear, rows: [Int32], columns: [Int32]) {
@@ -32,6 +34,7 @@ public final class ShiraAdapter: LinearAdapter {
         values = Tensor(zeros: [rows.count])
         values.requiresGrad = true
         fusedWeight = base.weight.copy()
+        flatPositions = zip(rows, columns).map { Int($0) * base.inFeatures + Int($1) }
     }
 
     public var ownParameters: [(String, Tensor)] { [("shira_weight", values)] }
@@ -43,11 +46,9 @@ public final class ShiraAdapter: LinearAdapter {
     public func flatIndices(inFeatures: Int) -> [Int] { zip(rows, columns).map { Int($0) * inFeatures + Int($1) } }
 
     func refreshFusedWeight(from base: Linear) {
-        let inFeatures = base.inFeatures
         let fused = fusedWeight.data, original = base.weight.data, s = values.data, alpha = scale
-        for i in 0..<rows.count {
-            let position = Int(rows[i]) * inFeatures + Int(columns[i])
-            fused[position] = original[position] + alpha * s[i]
+        flatPositions.withUnsafeBufferPointer { positions in
+            for i in 0..<positions.count { fused[positions[i]] = original[positions[i]] + alpha * s[i] }
         }
     }
 
