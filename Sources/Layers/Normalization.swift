@@ -1,7 +1,17 @@
 import Engine
 
+/// A layer whose output can be followed by a per-channel scale-shift that folds into its weight and bias
+/// (weight [D, ...] and bias [D], channel first).
+public protocol ScaleShiftHost: Module {
+    var weight: Tensor { get }
+    var bias: Tensor { get }
+    var scaleShift: (any ElementwiseAffine)? { get set }
+    /// A scale-shift folded into weight and bias by a merge, with the weight and bias it replaced.
+    var mergedScaleShift: (any ElementwiseAffine, Tensor, Tensor)? { get set }
+}
+
 /// LayerNorm over the last dimension with learnable `weight` (scale) and `bias` (shift).
-public final class LayerNorm: Module {
+public final class LayerNorm: ScaleShiftHost {
     public let weight: Tensor
     public let bias: Tensor
     public let eps: Float

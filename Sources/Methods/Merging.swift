@@ -99,23 +99,16 @@ public enum Merging {
                 layer.adapter = nil
                 layer.mergedAdapters.append(adapter)
             }
-            if let norm = module as? LayerNorm, let ssf = norm.scaleShift {
-                norm.mergedScaleShift = (ssf, norm.weight.copy(), norm.bias.copy())
+            if let host = module as? any ScaleShiftHost, let ssf = host.scaleShift {
+                // (W, b) followed by z * s + t equals (s W, s b + t), channel by channel.
+                host.mergedScaleShift = (ssf, host.weight.copy(), host.bias.copy())
+                let width = host.bias.count
                 Autograd.withoutGrad {
-                    norm.weight.assign(norm.weight * ssf.scale)
-                    norm.bias.assign(norm.bias * ssf.scale + ssf.shift)
+                    host.weight.assign(host.weight.reshaped([width, -1]) * ssf.scale.reshaped([width, 1]))
+                    host.bias.assign(host.bias * ssf.scale + ssf.shift)
                 }
-                norm.scaleShift = nil
+                host.scaleShift = nil
             }
-        }
-        if let projection = model.visionBackbone?.embeddings.projection, let ssf = projection.scaleShift {
-            projection.mergedScaleShift = (ssf, projection.weight.copy(), projection.bias.copy())
-            let width = projection.weight.shape[0]
-            Autograd.withoutGrad {
-                projection.weight.assign(projection.weight.reshaped([width, -1]) * ssf.scale.reshaped([width, 1]))
-                projection.bias.assign(projection.bias * ssf.scale + ssf.shift)
-            }
-            projection.scaleShift = nil
         }
     }
 
@@ -126,18 +119,12 @@ public enum Merging {
                 adapter.unmerge(from: layer)
                 layer.adapter = adapter
             }
-            if let norm = module as? LayerNorm, let (ssf, weight, bias) = norm.mergedScaleShift {
-                norm.weight.assign(weight)
-                norm.bias.assign(bias)
-                norm.scaleShift = ssf
-                norm.mergedScaleShift = nil
+            if let host = module as? any ScaleShiftHost, let (ssf, weight, bias) = host.mergedScaleShift {
+                host.weight.assign(weight)
+                host.bias.assign(bias)
+                host.scaleShift = ssf
+                host.mergedScaleShift = nil
             }
-        }
-        if let projection = model.visionBackbone?.embeddings.projection, let (ssf, weight, bias) = projection.mergedScaleShift {
-            projection.weight.assign(weight)
-            projection.bias.assign(bias)
-            projection.scaleShift = ssf
-            projection.mergedScaleShift = nil
         }
     }
 }

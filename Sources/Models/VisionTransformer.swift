@@ -2,7 +2,7 @@ import Engine
 import Layers
 
 /// The stride-p convolution that turns an image into patch embeddings: weight [D, C, p, p], bias [D].
-public final class PatchProjection: Module {
+public final class PatchProjection: ScaleShiftHost {
     public let weight: Tensor
     public let bias: Tensor
     public let patchSize: Int

@@ -18,11 +18,7 @@ public enum RunEvaluation {
             throw TrainingError("\(directory.path): no result.json or checkpoint.safetensors (is this a run directory written by `peft train --out`?)")
         }
         let file = try SafeTensorsFile(path: checkpointURL.path)
-        guard let text = file.metadata["peft_training_state"],
-              let state = try? JSONDecoder().decode(CheckpointState.self, from: Data(text.utf8)) else {
-            throw TrainingError("\(checkpointURL.path): not a training checkpoint")
-        }
-        return state.configuration
+        return try CheckpointState.read(from: file, path: checkpointURL.path).configuration
     }
 
     /// Accuracy of the run's best weights (best.safetensors, else the checkpoint's) on `split`

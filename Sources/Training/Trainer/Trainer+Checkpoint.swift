@@ -10,6 +10,15 @@ struct CheckpointState: Codable {
     var bestEpoch: Int
     var bestValidationAccuracy: Double
     var history: [EpochRecord]
+
+    /// The state stored in a checkpoint file's metadata.
+    static func read(from file: SafeTensorsFile, path: String) throws -> CheckpointState {
+        guard let text = file.metadata["peft_training_state"],
+              let state = try? JSONDecoder().decode(CheckpointState.self, from: Data(text.utf8)) else {
+            throw TrainingError("\(path): not a training checkpoint (no readable training state)")
+        }
+        return state
+    }
 }
 
 extension Trainer {
@@ -30,10 +39,7 @@ extension Trainer {
     /// Loads a checkpoint written by `saveCheckpoint`, refusing one made with a different configuration.
     func restoreCheckpoint(from url: URL) throws {
         let file = try SafeTensorsFile(path: url.path)
-        guard let text = file.metadata["peft_training_state"],
-              let state = try? JSONDecoder().decode(CheckpointState.self, from: Data(text.utf8)) else {
-            throw TrainingError("\(url.path): not a training checkpoint (no readable training state)")
-        }
+        let state = try CheckpointState.read(from: file, path: url.path)
         var expected = configuration, found = state.configuration
         expected.epochs = 0; found.epochs = 0  // extending a run with more epochs is allowed
         guard expected == found else {
