@@ -28,6 +28,8 @@ public struct AdapterConfiguration: Codable, Sendable {
         public var backbone: String
         public var baseFingerprint: String
         public var classNames: [String]?
+        /// For staged methods (TTC, Pear): the stage-2 decision (selected channels, sharing map).
+        public var stage: String?
     }
 
     enum CodingKeys: String, CodingKey {
@@ -71,6 +73,12 @@ public enum AdapterFiles {
         }
         var tensors: [String: Tensor] = [:]
         for (name, parameter) in model.trainableParameters { tensors[prefix + name] = parameter }
+        if let staged = try MethodRegistry.method(named: method, options: options) as? any StagedMethod,
+           isPastFirstStage(model) {
+            let stage = try staged.stageState(model)
+            configuration.swiftpeft.stage = stage.json
+            for (name, value) in stage.tensors { tensors[prefix + name] = value }
+        }
         var integers: [String: Int32Tensor] = [:]
         for (path, module) in model.namedModules() {
             guard let layer = module as? Linear, let shira = layer.adapter as? ShiraAdapter else { continue }
@@ -84,6 +92,13 @@ public enum AdapterFiles {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try encoder.encode(configuration)
         try writeFileAtomically(data, to: directory.appendingPathComponent("adapter_config.json"))
+    }
+
+    /// Whether a staged method's model has already switched to its second stage.
+    static func isPastFirstStage(_ model: any Classifier) -> Bool {
+        model.namedModules().contains { _, module in
+            (module as? VisionBlock)?.residualMap != nil || ((module as? Linear)?.adapter as? PearAdapter)?.sharedFrom != nil
+        }
     }
 
     /// Reads `adapter_config.json` from an adapter directory.
@@ -130,9 +145,17 @@ public enum AdapterFiles {
         } else {
             var options = details.options
             if options.shiraMask.needsCalibration { options.shiraMask = .random }
-            try MethodRegistry.method(named: details.method, options: options).apply(to: model)
+            let method = try MethodRegistry.method(named: details.method, options: options)
+            try method.apply(to: model)
+            if let stage = details.stage, let staged = method as? any StagedMethod {
+                var stageTensors: [String: Tensor] = [:]
+                for key in file.names where key.contains("pear_knowledge") {
+                    stageTensors[String(key.dropFirst(prefix.count))] = try file.tensor(key)
+                }
+                try staged.restoreStage(model, json: stage, tensors: stageTensors)
+            }
         }
-        var expected = Set(file.names.filter { !$0.hasSuffix(".shira_indices") })
+        var expected = Set(file.names.filter { !$0.hasSuffix(".shira_indices") && !$0.contains("pear_knowledge") })
         for (name, parameter) in model.trainableParameters {
             let key = prefix + name
             guard expected.remove(key) != nil else {

@@ -29,14 +29,18 @@ public final class LoRAAdapter: LinearAdapter {
 
     public var children: [(String, any Module)] { [("lora_A", WeightHolder(a)), ("lora_B", WeightHolder(b))] }
 
-    public func forward(_ input: Tensor, base: Linear) -> Tensor {
+    /// The update alone, (alpha / r) dropout(x) A^T B^T.
+    public func delta(_ input: Tensor) -> Tensor {
         var x = input
         if ModelMode.isTraining && dropout > 0 {
             var generator = RandomGenerator(seed: dropoutSeed ^ ModelMode.stepSeed)
             x = Engine.dropout(input, probability: dropout, generator: &generator)
         }
-        let update = linear(linear(x, a), b).scaled(by: scale)
-        return linear(input, base.weight, base.bias) + update
+        return linear(linear(x, a), b).scaled(by: scale)
+    }
+
+    public func forward(_ input: Tensor, base: Linear) -> Tensor {
+        linear(input, base.weight, base.bias) + delta(input)
     }
 
     /// The dense update (alpha / r) B A, [out, in].

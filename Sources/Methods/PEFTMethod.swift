@@ -52,6 +52,28 @@ public struct MethodOptions: Codable, Sendable, Equatable {
     public var neatScale: Float = 1
     /// RLRR: start as the pretrained model (u = 0, s = 1, t = 0) instead of the released code's random init.
     public var identityStart = false
+    /// TTC / Pear: fraction of the epochs in the first stage (TTC's LayerNorm stage, Pear's warm-up).
+    public var stageOneFraction: Float = 0.3
+    /// TTC / Pear: batches used to score channels or adapters.
+    public var scoringBatches = 8
+    /// TTC: channels selected per layer (nil: width / 8).
+    public var ttcChannels: Int?
+    /// TTC: select the global top channels instead of per layer.
+    public var ttcGlobal = false
+    /// TTC: start the K x K maps at zero instead of N(0, 0.02^2).
+    public var ttcZeroInit = false
+    /// TTC: keep training the LayerNorms in stage 2.
+    public var ttcTrainNorms = true
+    /// Pear: fraction of adapters pruned.
+    public var pruneFraction: Float = 0.5
+    /// Pear: importance score (taylor, l1, frobenius).
+    public var pearScore = "taylor"
+    /// Pear: which kept adapter a pruned position shares (best-same-type, nearest).
+    public var pearSharing = "best-same-type"
+    /// Pear: a learnable scalar gate per pruned position.
+    public var pearGates = true
+    /// Pear: keep the pruned adapters' learned updates as a frozen knowledge checkpoint.
+    public var knowledgeCheckpoint = true
 
     public init() {}
 }
@@ -70,6 +92,8 @@ public enum MethodRegistry {
         ("shira", "SHiRA: train 1-2% of the base weights directly at a fixed sparse mask (struct, rand, wm, grad, snip)"),
         ("neat", "NEAT: a small nonlinear network maps each frozen weight to its update, dW = Q relu(P W0)"),
         ("rlrr", "RLRR: rescale every frozen weight by (1 + u v^T), shift biases, scale-and-shift after LayerNorms"),
+        ("ttc", "TTC (reconstructed from the abstract): LayerNorm stage, then K x K maps on Taylor-selected channels"),
+        ("pear", "Pear (reconstructed from the abstract): warm up LoRA adapters, prune half, share the best, keep a knowledge checkpoint"),
     ]
 
     /// Names accepted by `--method`.
@@ -88,6 +112,8 @@ public enum MethodRegistry {
         case "shira": return SHiRA(options: options)
         case "neat": return NEAT(options: options)
         case "rlrr": return RLRR(options: options)
+        case "ttc": return TTC(options: options)
+        case "pear": return Pear(options: options)
         default:
             throw ModuleError("unknown method '\(name)'; choose one of: \(names.joined(separator: ", "))")
         }
@@ -133,5 +159,16 @@ extension MethodOptions {
         if let value = try container.decodeIfPresent(type(of: neatPairs), forKey: .neatPairs) { neatPairs = value }
         if let value = try container.decodeIfPresent(type(of: neatScale), forKey: .neatScale) { neatScale = value }
         if let value = try container.decodeIfPresent(type(of: identityStart), forKey: .identityStart) { identityStart = value }
+        if let value = try container.decodeIfPresent(type(of: stageOneFraction), forKey: .stageOneFraction) { stageOneFraction = value }
+        if let value = try container.decodeIfPresent(type(of: scoringBatches), forKey: .scoringBatches) { scoringBatches = value }
+        ttcChannels = try container.decodeIfPresent(Int.self, forKey: .ttcChannels)
+        if let value = try container.decodeIfPresent(type(of: ttcGlobal), forKey: .ttcGlobal) { ttcGlobal = value }
+        if let value = try container.decodeIfPresent(type(of: ttcZeroInit), forKey: .ttcZeroInit) { ttcZeroInit = value }
+        if let value = try container.decodeIfPresent(type(of: ttcTrainNorms), forKey: .ttcTrainNorms) { ttcTrainNorms = value }
+        if let value = try container.decodeIfPresent(type(of: pruneFraction), forKey: .pruneFraction) { pruneFraction = value }
+        if let value = try container.decodeIfPresent(type(of: pearScore), forKey: .pearScore) { pearScore = value }
+        if let value = try container.decodeIfPresent(type(of: pearSharing), forKey: .pearSharing) { pearSharing = value }
+        if let value = try container.decodeIfPresent(type(of: pearGates), forKey: .pearGates) { pearGates = value }
+        if let value = try container.decodeIfPresent(type(of: knowledgeCheckpoint), forKey: .knowledgeCheckpoint) { knowledgeCheckpoint = value }
     }
 }

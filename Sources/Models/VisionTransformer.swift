@@ -146,6 +146,11 @@ public final class VisionBlock: Module {
     public let layerScale2: LayerScale?
     /// Optional branch beside the MLP (see `ParallelAdapter`), saved under `adapter.*`.
     public var mlpAdapter: (any ParallelAdapter)?
+    /// Optional transform of the residual stream right after the attention residual add (TTC's channel map),
+    /// saved under `residual_map.*`.
+    public var residualMap: (any ParallelAdapter)?
+    /// When set, receives the residual stream after the attention residual add (for importance scoring).
+    public var residualObserver: ((Tensor) -> Void)?
 
     init(_ c: VisionTransformerConfiguration, generator: inout RandomGenerator) {
         norm1 = LayerNorm(dimension: c.width, eps: c.layerNormEps)
@@ -163,13 +168,16 @@ public final class VisionBlock: Module {
         list += [("norm2", norm2), ("mlp", mlp)]
         if let layerScale2 { list.append(("layer_scale2", layerScale2)) }
         if let mlpAdapter { list.append(("adapter", mlpAdapter)) }
+        if let residualMap { list.append(("residual_map", residualMap)) }
         return list
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
         var branch = attentionOutput.dense(attention(norm1(x)))
         if let layerScale1 { branch = branch * layerScale1.lambda }
-        let h = x + branch
+        var h = x + branch
+        if let residualMap { h = h + residualMap(h) }
+        residualObserver?(h)
         var mlpBranch = mlp(norm2(h))
         if let layerScale2 { mlpBranch = mlpBranch * layerScale2.lambda }
         if let mlpAdapter { return h + mlpBranch + mlpAdapter(h) }

@@ -20,6 +20,17 @@ struct MethodFlags: ParsableArguments {
     @Option(help: "NEAT: encoder/decoder pairs (0: depth 2; 1: depth 4, ...).") var neatPairs = 0
     @Option(help: "NEAT: update multiplier s.") var neatScale: Float = 1
     @Flag(help: "RLRR: start as the pretrained model instead of the released code's random init.") var identityStart = false
+    @Option(help: "TTC/Pear: fraction of the epochs in the first stage (LayerNorm stage / warm-up).") var stageFraction: Float = 0.3
+    @Option(help: "TTC/Pear: batches used for Taylor scoring.") var scoringBatches = 8
+    @Option(help: "TTC: channels per layer (default width / 8).") var channels: Int?
+    @Flag(help: "TTC: select the global top channels instead of per layer.") var globalChannels = false
+    @Flag(help: "TTC: start the channel maps at zero.") var zeroInitMaps = false
+    @Flag(help: "TTC: freeze the LayerNorms in stage 2.") var freezeNorms = false
+    @Option(help: "Pear: fraction of adapters pruned.") var pruneFraction: Float = 0.5
+    @Option(help: "Pear: importance score: taylor, l1 or frobenius.") var pearScore = "taylor"
+    @Option(help: "Pear: sharing policy: best-same-type or nearest.") var pearSharing = "best-same-type"
+    @Flag(help: "Pear: no learnable gates on shared positions.") var noGates = false
+    @Flag(help: "Pear: no knowledge checkpoint (the ablation).") var noKnowledgeCheckpoint = false
 
     func validate() throws {
         guard ShiraMask(rawValue: mask) != nil else {
@@ -35,6 +46,17 @@ struct MethodFlags: ParsableArguments {
         options.neatPairs = neatPairs
         options.neatScale = neatScale
         options.identityStart = identityStart
+        options.stageOneFraction = stageFraction
+        options.scoringBatches = scoringBatches
+        options.ttcChannels = channels
+        options.ttcGlobal = globalChannels
+        options.ttcZeroInit = zeroInitMaps
+        options.ttcTrainNorms = !freezeNorms
+        options.pruneFraction = pruneFraction
+        options.pearScore = pearScore
+        options.pearSharing = pearSharing
+        options.pearGates = !noGates
+        options.knowledgeCheckpoint = !noKnowledgeCheckpoint
         options.rank = rank
         options.alpha = alpha ?? Float(rank)
         options.dropout = loraDropout

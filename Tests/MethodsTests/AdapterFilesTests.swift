@@ -38,6 +38,26 @@ final class AdapterFilesTests: XCTestCase {
         }
     }
 
+    func testStagedMethodsRoundTripAfterTheirSwitch() throws {
+        for name in ["ttc", "pear"] {
+            var options = MethodOptions()
+            options.ttcChannels = 4
+            options.rank = 2
+            let model = tinyClassifier()
+            let method = try MethodRegistry.method(named: name, options: options) as! any StagedMethod
+            try method.apply(to: model)
+            trainOneStep(model, images: tinyImages(), labels: [0, 1], rate: 0.05)
+            try method.advance(model, calibration: [(.images(tinyImages(seed: 3)), [1, 2])])
+            trainOneStep(model, images: tinyImages(seed: 4), labels: [2, 1], rate: 0.05)
+            let folder = directory()
+            try AdapterFiles.save(model, method: name, options: options, baseModel: "tiny", to: folder)
+            let restored = tinyClassifier()
+            try AdapterFiles.load(from: folder, into: restored)
+            let images = tinyImages(seed: 9)
+            XCTAssertEqual(logits(restored, images), logits(model, images), "\(name): loaded adapter differs")
+        }
+    }
+
     func testLayoutFollowsHuggingFacePeft() throws {
         let model = try trained("lora")
         let folder = directory()

@@ -155,3 +155,23 @@ final class TrainerTests: XCTestCase {
         XCTAssertGreaterThan(result.testAccuracy, 0.6)
     }
 }
+
+extension TrainerTests {
+    func testStagedMethodsResumeAcrossTheSwitch() throws {
+        for method in ["ttc", "pear"] {
+            let uninterrupted = try makeTrainer(method: method, epochs: 4)
+            let expected = try uninterrupted.run()
+            let directory = temporaryDirectory()
+            let first = try makeTrainer(method: method, epochs: 4, out: directory)
+            first.stopAfterEpochs = 3
+            XCTAssertThrowsError(try first.run())
+            let second = try makeTrainer(method: method, epochs: 4, out: directory)
+            let resumed = try second.run(resume: true)
+            XCTAssertEqual(resumed.history.map(\.trainLoss), expected.history.map(\.trainLoss), method)
+            XCTAssertEqual(second.model.trainableParameterCount, uninterrupted.model.trainableParameterCount, method)
+            for ((name, pa), (_, pb)) in zip(uninterrupted.model.trainableParameters, second.model.trainableParameters) {
+                XCTAssertEqual(pa.values, pb.values, "\(method): \(name) differs after resume")
+            }
+        }
+    }
+}

@@ -29,11 +29,18 @@ extension Trainer {
         var tensors: [String: Tensor] = optimizer.stateTensors()
         for (name, parameter) in model.trainableParameters { tensors["param.\(name)"] = parameter }
         for (name, value) in bestParameters { tensors["best.\(name)"] = value }
+        var metadata = ["format": "pt"]
+        if advancedStage, let staged = stagedMethod {
+            let stage = try staged.stageState(model)
+            metadata["peft_stage"] = stage.json
+            for (name, value) in stage.tensors { tensors["stage.\(name)"] = value }
+        }
         let state = CheckpointState(configuration: configuration, completedEpochs: completedEpochs,
                                     optimizerStep: optimizer.step, bestEpoch: bestEpoch,
                                     bestValidationAccuracy: bestValidationAccuracy, history: history)
         let stateJSON = String(decoding: try jsonData(state), as: UTF8.self)
-        try SafeTensors.write(tensors, metadata: ["format": "pt", "peft_training_state": stateJSON], to: url)
+        metadata["peft_training_state"] = stateJSON
+        try SafeTensors.write(tensors, metadata: metadata, to: url)
     }
 
     /// Loads a checkpoint written by `saveCheckpoint`, refusing one made with a different configuration.
@@ -46,6 +53,13 @@ extension Trainer {
             throw TrainingError("\(url.path): made by a different run configuration (model \(state.configuration.model), task \(state.configuration.task), method \(state.configuration.method), seed \(state.configuration.seed)); use another --out or drop --resume")
         }
         let tensors = try file.loadAll()
+        if let stageJSON = file.metadata["peft_stage"], let staged = stagedMethod {
+            var stageTensors: [String: Tensor] = [:]
+            for (key, value) in tensors where key.hasPrefix("stage.") { stageTensors[String(key.dropFirst(6))] = value }
+            try staged.restoreStage(model, json: stageJSON, tensors: stageTensors)
+            advancedStage = true
+            optimizer = Self.makeOptimizer(model, configuration)
+        }
         for (name, parameter) in model.trainableParameters {
             guard let value = tensors["param.\(name)"], value.shape == parameter.shape else {
                 throw TrainingError("\(url.path): tensor 'param.\(name)' is missing or has the wrong shape")

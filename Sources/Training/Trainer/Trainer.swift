@@ -21,8 +21,11 @@ public final class Trainer {
     /// Receives progress lines (default: standard error).
     public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
 
-    let optimizer: AdamW
+    var optimizer: AdamW
     let schedule: CosineSchedule
+    /// The method, when it changes what trains part-way (TTC, Pear), and whether it has.
+    let stagedMethod: (any StagedMethod)?
+    var advancedStage = false
     let stepsPerEpoch: Int
     var bestParameters: [String: Tensor] = [:]
     var history: [EpochRecord] = []
@@ -52,15 +55,43 @@ public final class Trainer {
         var steps = train.count / configuration.batchSize
         if let limit = configuration.maxStepsPerEpoch { steps = min(steps, max(limit, 1)) }
         stepsPerEpoch = steps
-        let headRate = configuration.resolvedHeadLearningRate, baseRate = configuration.resolvedLearningRate
-        optimizer = AdamW(parameters: model.trainableParameters, weightDecay: configuration.weightDecay,
-                          learningRateScale: { $0.hasPrefix("classifier.") ? headRate / baseRate : 1 })
-        schedule = CosineSchedule(baseRate: baseRate,
+        optimizer = Self.makeOptimizer(model, configuration)
+        stagedMethod = try MethodRegistry.method(named: configuration.method, options: configuration.options) as? any StagedMethod
+        schedule = CosineSchedule(baseRate: configuration.resolvedLearningRate,
                                   warmupSteps: Int((configuration.warmupEpochs * Float(steps)).rounded()),
                                   totalSteps: steps * configuration.epochs)
     }
 
     var checkpointURL: URL? { outputDirectory?.appendingPathComponent("checkpoint.safetensors") }
+
+    static func makeOptimizer(_ model: any Classifier, _ configuration: TrainingConfiguration) -> AdamW {
+        let headRate = configuration.resolvedHeadLearningRate, baseRate = configuration.resolvedLearningRate
+        return AdamW(parameters: model.trainableParameters, weightDecay: configuration.weightDecay,
+                     learningRateScale: { $0.hasPrefix("classifier.") ? headRate / baseRate : 1 })
+    }
+
+    /// `count` batches of training examples (a fixed draw from the seed), for methods that score on data.
+    public func calibrationBatches(_ count: Int) -> [(ClassifierInput, [Int])] {
+        TrainingSession.calibrationBatches(count, from: train, configuration: configuration)
+    }
+
+    /// Runs a staged method's switch (TTC's channel selection, Pear's pruning), then trains the new set with a
+    /// fresh optimiser; the best-on-validation tracking restarts, since the parameters changed.
+    func advanceStage(_ method: any StagedMethod) throws {
+        log("\(method.name): scoring on \(method.scoringBatches) batches and switching stage")
+        try method.advance(model, calibration: calibrationBatches(method.scoringBatches))
+        model.zeroGrad()
+        advancedStage = true
+        optimizer = Self.makeOptimizer(model, configuration)
+        bestParameters = [:]
+        bestValidationAccuracy = -1
+        bestEpoch = -1
+        log("stage 2: " + model.trainableSummary)
+        if method is Pear {
+            let storage = Pear.storage(model)
+            log("pear: \(storage.trainable) trainable adapter values after pruning, \(storage.knowledge) stored in the knowledge checkpoint")
+        }
+    }
 
     /// Runs (or, with `resume`, continues) training and returns the result with the test accuracy.
     public func run(resume: Bool = false) throws -> TrainingResult {
@@ -75,6 +106,9 @@ public final class Trainer {
         log(model.trainableSummary)
         var stepSeconds: [Double] = []
         for epoch in completedEpochs..<configuration.epochs {
+            if let staged = stagedMethod, !advancedStage, epoch >= staged.switchEpoch(of: configuration.epochs) {
+                try advanceStage(staged)
+            }
             let record = try trainEpoch(epoch, started: started, stepSeconds: &stepSeconds)
             history.append(record)
             completedEpochs = epoch + 1

@@ -57,21 +57,26 @@ public enum TrainingSession {
     }
 
     /// Applies `method`, first giving it the calibration batches it asks for (drawn from the training split with
-    /// the run's seed).
+    /// the run's seed, as `Trainer.calibrationBatches` draws them).
     static func apply(_ method: any PEFTMethod, to model: any Classifier, train: BatchSource,
                       configuration: TrainingConfiguration, progress: (String) -> Void) throws {
         let wanted = method.calibrationBatches
         guard wanted > 0 else { return try method.apply(to: model) }
         progress("\(method.name): scoring weights on \(wanted) calibration batches")
+        try method.apply(to: model, calibration: calibrationBatches(wanted, from: train, configuration: configuration))
+    }
+
+    /// `count` batches drawn from `train` by a fixed shuffle of the run's seed.
+    static func calibrationBatches(_ count: Int, from train: BatchSource,
+                                   configuration: TrainingConfiguration) -> [(ClassifierInput, [Int])] {
         var generator = RandomGenerator(seed: configuration.seed &+ 0xCA1)
         var order = Array(0..<train.count)
         order.shuffle(using: &generator)
         let size = configuration.batchSize
-        let batches = (0..<min(wanted, train.count / size)).map { b -> (ClassifierInput, [Int]) in
+        return (0..<min(count, train.count / size)).map { b in
             let indices = Array(order[(b * size)..<((b + 1) * size)])
             return (train.batch(indices, augment: false, generator: &generator), indices.map { train.labels[$0] })
         }
-        try method.apply(to: model, calibration: batches)
     }
 
     /// A trainer for `configuration`, writing into `outputDirectory` when given.

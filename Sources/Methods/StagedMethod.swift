@@ -1,0 +1,27 @@
+import Engine
+import Layers
+import Models
+
+/// A method that changes what trains part-way through a run (TTC's two stages, Pear's prune-and-share).
+/// The trainer calls `advance` once, at the start of epoch `switchEpoch(of:)`, with calibration batches from the
+/// training split, then rebuilds the optimiser over the new trainable set.
+public protocol StagedMethod: PEFTMethod {
+    /// The epoch (0-based) at which `advance` runs, for a run of `epochs` epochs.
+    func switchEpoch(of epochs: Int) -> Int
+    /// Number of calibration batches `advance` wants.
+    var scoringBatches: Int { get }
+    /// Scores on the calibration batches and changes the model for the next stage.
+    func advance(_ model: any Classifier, calibration: [(ClassifierInput, [Int])]) throws
+    /// What `advance` decided, to be stored in checkpoints: a JSON string and frozen tensors.
+    func stageState(_ model: any Classifier) throws -> (json: String, tensors: [String: Tensor])
+    /// Re-applies a stored decision (when resuming after the switch), instead of scoring again.
+    func restoreStage(_ model: any Classifier, json: String, tensors: [String: Tensor]) throws
+}
+
+/// Sum of cross-entropy gradients over calibration batches, with `observe` called after each backward.
+func runCalibration(_ model: any Classifier, _ batches: [(ClassifierInput, [Int])], after observe: () -> Void) {
+    for (input, labels) in batches {
+        crossEntropy(model.logits(input), labels: labels).backward()
+        observe()
+    }
+}

@@ -1,0 +1,129 @@
+import Engine
+import Foundation
+import Layers
+import Models
+
+/// TTC-Tuning (Zhao et al., 2023), reconstructed from the paper's abstract (no code was released; the filled-in
+/// details follow shared/methods/README.md and are options). Two stages:
+///
+/// 1. Distribution alignment: only the LayerNorm scales and shifts (and the head) train, for the first
+///    `stageOneFraction` of the epochs.
+/// 2. Taylor-selected channels: on the stage-1 model, channel c of the residual stream after each block's attention
+///    scores I_c = sum over S batches of | mean over batch and tokens of (dL/dh[b,n,c] h[b,n,c]) |; the top K
+///    channels S of each layer (K = C/8 by default; or the global top L*K) get a K x K map with bias:
+///
+///        h[:, :, S] += h[:, :, S] A^T + a,   A ~ N(0, 0.02^2) (or 0), a = 0,
+///
+///    trained for the rest of the budget with the LayerNorms (trainable by default).
+/// Parameters: LayerNorm parameters + L (K^2 + K) + head.
+public struct TTC: StagedMethod {
+    public let name = "ttc"
+    public let options: MethodOptions
+    public init(options: MethodOptions = MethodOptions()) { self.options = options }
+
+    public var scoringBatches: Int { options.scoringBatches }
+
+    public func switchEpoch(of epochs: Int) -> Int {
+        min(max(1, Int((options.stageOneFraction * Float(epochs)).rounded())), max(epochs - 1, 1))
+    }
+
+    public func apply(to model: any Classifier) throws {
+        guard model.visionBackbone != nil else { throw ModuleError("TTC needs a vision backbone") }
+        try LayerNormTuning().apply(to: model)
+    }
+
+    public func advance(_ model: any Classifier, calibration: [(ClassifierInput, [Int])]) throws {
+        guard let vision = model.visionBackbone else { throw ModuleError("TTC needs a vision backbone") }
+        let width = vision.configuration.width
+        var scores = [[Double]](repeating: [Double](repeating: 0, count: width), count: vision.blocks.count)
+        var captured: [Tensor?] = Array(repeating: nil, count: vision.blocks.count)
+        for (index, block) in vision.blocks.enumerated() {
+            block.residualObserver = { h in h.requiresGrad = true; captured[index] = h }
+        }
+        runCalibration(model, calibration) {
+            for (index, h) in captured.enumerated() {
+                guard let h, let grad = h.grad else { continue }
+                let rows = h.count / width
+                var sums = [Double](repeating: 0, count: width)
+                for r in 0..<rows {
+                    for c in 0..<width { sums[c] += Double(grad.data[r * width + c]) * Double(h.data[r * width + c]) }
+                }
+                for c in 0..<width { scores[index][c] += abs(sums[c] / Double(rows)) }
+                captured[index] = nil
+            }
+            model.zeroGrad()
+        }
+        for block in vision.blocks { block.residualObserver = nil }
+        let selections = select(scores)
+        attach(selections, to: model, vision: vision)
+    }
+
+    /// Top-K channels per layer (or the global top L*K, at least one per layer), sorted.
+    func select(_ scores: [[Double]]) -> [[Int]] {
+        let width = scores.first?.count ?? 0
+        let k = options.ttcChannels ?? max(1, width / 8)
+        if options.ttcGlobal {
+            let all = scores.enumerated().flatMap { layer, s in s.enumerated().map { (layer, $0.offset, $0.element) } }
+            let top = all.sorted { $0.2 > $1.2 }.prefix(k * scores.count)
+            var perLayer = [[Int]](repeating: [], count: scores.count)
+            for (layer, channel, _) in top { perLayer[layer].append(channel) }
+            for layer in 0..<scores.count where perLayer[layer].isEmpty {
+                perLayer[layer] = [scores[layer].indices.max { scores[layer][$0] < scores[layer][$1] }!]
+            }
+            return perLayer.map { $0.sorted() }
+        }
+        return scores.map { s in Array(s.indices.sorted { s[$0] > s[$1] }.prefix(k)).sorted() }
+    }
+
+    func attach(_ selections: [[Int]], to model: any Classifier, vision: VisionTransformer) {
+        var generator = RandomGenerator(seed: options.seed &+ 0x77C)
+        for (block, channels) in zip(vision.blocks, selections) {
+            block.residualMap = ChannelMap(channels: channels, width: vision.configuration.width,
+                                           zeroInit: options.ttcZeroInit, generator: &generator)
+        }
+        if !options.ttcTrainNorms {
+            for (_, module) in model.namedModules() { (module as? LayerNorm)?.setRequiresGrad(false) }
+        }
+    }
+
+    public func stageState(_ model: any Classifier) throws -> (json: String, tensors: [String: Tensor]) {
+        let selections = model.visionBackbone?.blocks.map { ($0.residualMap as? ChannelMap)?.channels ?? [] } ?? []
+        return (String(decoding: try JSONEncoder().encode(selections), as: UTF8.self), [:])
+    }
+
+    public func restoreStage(_ model: any Classifier, json: String, tensors: [String: Tensor]) throws {
+        guard let vision = model.visionBackbone,
+              let selections = try? JSONDecoder().decode([[Int]].self, from: Data(json.utf8)),
+              selections.count == vision.blocks.count else {
+            throw ModuleError("TTC: the stored channel selection does not fit this model")
+        }
+        attach(selections, to: model, vision: vision)
+    }
+}
+
+/// TTC's stage-2 module: a K x K map with bias on selected channels of the residual stream, returning the update
+/// h[:, :, S] A^T + a scattered back into the C channels (the block adds it to h).
+public final class ChannelMap: ParallelAdapter {
+    public let channels: [Int]
+    public let weight: Tensor   // A [K, K]
+    public let bias: Tensor     // a [K]
+    let selection: Tensor       // one-hot [K, C]
+
+    public init(channels: [Int], width: Int, zeroInit: Bool, generator: inout RandomGenerator) {
+        self.channels = channels
+        let k = channels.count
+        weight = zeroInit ? Tensor(zeros: [k, k]) : Tensor.randomNormal([k, k], std: 0.02, generator: &generator)
+        bias = Tensor(zeros: [k])
+        selection = Tensor(zeros: [k, width])
+        for (row, channel) in channels.enumerated() { selection.data[row * width + channel] = 1 }
+        weight.requiresGrad = true
+        bias.requiresGrad = true
+    }
+
+    public var ownParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
+
+    public func callAsFunction(_ residual: Tensor) -> Tensor {
+        let selected = matmul(residual, selection, transposeB: true)     // [B, N, K]
+        return matmul(linear(selected, weight, bias), selection)         // [B, N, C]
+    }
+}

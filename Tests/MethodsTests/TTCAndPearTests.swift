@@ -1,0 +1,141 @@
+import XCTest
+import Engine
+import Layers
+import Methods
+import Models
+
+let calibration: [(ClassifierInput, [Int])] = [(.images(tinyImages(seed: 1)), [0, 1]), (.images(tinyImages(seed: 2)), [2, 0])]
+
+final class TTCTests: XCTestCase {
+    func options(channels: Int = 4) -> MethodOptions {
+        var options = MethodOptions()
+        options.ttcChannels = channels
+        return options
+    }
+
+    func testStageOneTrainsLayerNormsAndStageTwoAddsChannelMaps() throws {
+        let model = tinyClassifier()
+        let method = TTC(options: options())
+        try method.apply(to: model)
+        let normParameters = 5 * 2 * 16, head = 3 * 32 + 3
+        XCTAssertEqual(model.trainableParameterCount, normParameters + head)
+        try method.advance(model, calibration: calibration)
+        // LayerNorm parameters + L (K^2 + K) + head, K = 4, L = 2.
+        XCTAssertEqual(model.trainableParameterCount, normParameters + 2 * (16 + 4) + head)
+        for block in model.vision.blocks {
+            let map = try XCTUnwrap(block.residualMap as? ChannelMap)
+            XCTAssertEqual(map.channels.count, 4)
+            XCTAssertEqual(map.channels, map.channels.sorted())
+        }
+    }
+
+    func testStageTwoChangesOnlySelectedChannels() throws {
+        let model = tinyClassifier()
+        let method = TTC(options: options())
+        try method.apply(to: model)
+        try method.advance(model, calibration: calibration)
+        let map = model.vision.blocks[0].residualMap as! ChannelMap
+        var generator = RandomGenerator(seed: 4)
+        for i in 0..<map.bias.count { map.bias.data[i] = generator.nextNormal() }
+        let residual = Tensor.randomNormal([2, 5, 16], generator: &generator)
+        let update = Autograd.withoutGrad { map(residual) }
+        let selected = Set(map.channels)
+        for row in 0..<10 {
+            for channel in 0..<16 where !selected.contains(channel) {
+                XCTAssertEqual(update.data[row * 16 + channel], 0, "channel \(channel) is not selected but changed")
+            }
+        }
+        let frozen = model.vision.blocks[1].mlp.fc1.weight.values
+        trainOneStep(model, images: tinyImages(), labels: [0, 1])
+        XCTAssertEqual(model.vision.blocks[1].mlp.fc1.weight.values, frozen)
+    }
+
+    func testChannelMapGradientsMatchFiniteDifferences() {
+        var generator = RandomGenerator(seed: 5)
+        let map = ChannelMap(channels: [1, 4, 6], width: 8, zeroInit: false, generator: &generator)
+        let x = Tensor.randomNormal([2, 3, 8], generator: &generator), probe = Tensor.randomNormal([2, 3, 8], generator: &generator)
+        (map(x) * probe).sum().backward()
+        for parameter in [map.weight, map.bias] {
+            let analytic = parameter.grad!.values
+            for i in 0..<parameter.count {
+                let saved = parameter.data[i]
+                parameter.data[i] = saved + 1e-2
+                let plus = Autograd.withoutGrad { (map(x) * probe).sum().item }
+                parameter.data[i] = saved - 1e-2
+                let minus = Autograd.withoutGrad { (map(x) * probe).sum().item }
+                parameter.data[i] = saved
+                XCTAssertEqual(analytic[i], (plus - minus) / 2e-2, accuracy: 5e-3 + 1e-2 * abs(analytic[i]))
+            }
+        }
+    }
+}
+
+final class PearTests: XCTestCase {
+    func pruned(options: MethodOptions = MethodOptions()) throws -> (ImageClassifier, Pear) {
+        let model = tinyClassifier()
+        var options = options
+        options.rank = 2
+        let method = Pear(options: options)
+        try method.apply(to: model)
+        trainOneStep(model, images: tinyImages(), labels: [0, 1])  // warm-up: B leaves zero
+        try method.advance(model, calibration: calibration)
+        return (model, method)
+    }
+
+    func adapters(_ model: any Classifier) -> [(String, PearAdapter)] {
+        model.namedModules().compactMap { path, module in ((module as? Linear)?.adapter as? PearAdapter).map { (path, $0) } }
+    }
+
+    func testPrunesHalfAndSharesOneParameterSetOfTheSameType() throws {
+        let (model, _) = try pruned()
+        let sites = adapters(model)
+        XCTAssertEqual(sites.count, 4)
+        let prunedSites = sites.filter { $0.1.own == nil }
+        XCTAssertEqual(prunedSites.count, 2, "half of the 4 adapters are pruned")
+        for (path, adapter) in prunedSites {
+            let source = try XCTUnwrap(adapter.sharedFrom)
+            let kind = path.split(separator: ".").last
+            let keptOfKind = sites.filter { $0.1.own != nil && $0.0.split(separator: ".").last == kind }
+            if !keptOfKind.isEmpty {
+                XCTAssertEqual(kind, source.split(separator: ".").last, "a pruned query shares a kept query when one exists")
+            }
+            let kept = try XCTUnwrap(sites.first { $0.0 == source }?.1.own)
+            XCTAssertTrue(adapter.shared === kept, "the pruned position uses the kept adapter's own parameters")
+            XCTAssertNotNil(adapter.gate)
+            XCTAssertNotNil(adapter.knowledge)
+            XCTAssertFalse(adapter.knowledge!.a.requiresGrad, "the knowledge checkpoint is frozen")
+        }
+        // Trainable: 2 kept adapters of r (16 + 16) + 2 gates + head; the checkpoint stores 2 x r (16 + 16).
+        XCTAssertEqual(model.trainableParameterCount, 2 * 2 * 32 + 2 + 3 * 32 + 3)
+        XCTAssertEqual(Pear.storage(model).knowledge, 2 * 2 * 32)
+        XCTAssertFalse(model.trainableParameters.contains { $0.0.contains("pear_knowledge") })
+    }
+
+    func testSharedGradientsAccumulateFromEveryPosition() throws {
+        let (model, _) = try pruned()
+        let sites = adapters(model)
+        let (_, prunedAdapter) = try XCTUnwrap(sites.first { $0.1.own == nil })
+        let kept = prunedAdapter.shared!
+        let images = tinyImages(seed: 6)
+        let loss = { crossEntropy(model.logits(.images(images)), labels: [1, 2]) }
+        loss().backward()
+        let analytic = kept.a.grad!.values
+        for index in [0, 7, 20] {
+            let saved = kept.a.data[index]
+            kept.a.data[index] = saved + 1e-2
+            let plus = Autograd.withoutGrad { loss().item }
+            kept.a.data[index] = saved - 1e-2
+            let minus = Autograd.withoutGrad { loss().item }
+            kept.a.data[index] = saved
+            XCTAssertEqual(analytic[index], (plus - minus) / 2e-2, accuracy: 2e-3 + 2e-2 * abs(analytic[index]))
+        }
+    }
+
+    func testWithoutKnowledgeCheckpointNothingIsStored() throws {
+        var options = MethodOptions()
+        options.knowledgeCheckpoint = false
+        let (model, _) = try pruned(options: options)
+        XCTAssertEqual(Pear.storage(model).knowledge, 0)
+        XCTAssertTrue(adapters(model).allSatisfy { $0.1.knowledge == nil })
+    }
+}
