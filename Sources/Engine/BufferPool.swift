@@ -52,13 +52,4 @@ final class BufferPool: @unchecked Sendable {
         }
         pointer.deallocate()
     }
-
-    /// Frees every pooled buffer.
-    func drain() {
-        lock.lock()
-        for list in freeLists.values { for pointer in list { pointer.deallocate() } }
-        freeLists = [:]
-        pooledBytes = 0
-        lock.unlock()
-    }
 }

@@ -58,26 +58,3 @@ public func vectorErf(_ x: Float16x) -> Float16x {
 func scalarViaVector(_ x: Float, _ f: (Float16x) -> Float16x) -> Float {
     f(Float16x(repeating: x))[0]
 }
-
-/// Applies `f` to every element of `count` floats from `input` into `output`, in SIMD chunks, on all cores.
-@inline(__always)
-func mapVectorized(
-    _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ count: Int,
-    _ f: (Float16x) -> Float16x
-) {
-    Parallel.forEachChunk(count / 16 + 1, grain: 1024) { range in
-        let start = range.lowerBound * 16
-        let end = min(range.upperBound * 16, count)
-        var i = start
-        while i + 16 <= end {
-            storeVector(f(loadVector(input + i)), output + i)
-            i += 16
-        }
-        if i < end {
-            var tail = Float16x(repeating: 0)
-            for j in 0..<(end - i) { tail[j] = input[i + j] }
-            let result = f(tail)
-            for j in 0..<(end - i) { output[i + j] = result[j] }
-        }
-    }
-}

@@ -62,7 +62,7 @@ public struct Pear: StagedMethod {
     public var scoringBatches: Int { options.scoringBatches }
 
     public func switchEpoch(of epochs: Int) -> Int {
-        min(max(1, Int((options.stageOneFraction * Float(epochs)).rounded())), max(epochs - 1, 1))
+        Self.stageSwitchEpoch(fraction: options.stageOneFraction, epochs: epochs)
     }
 
     public func apply(to model: any Classifier) throws {

@@ -43,7 +43,9 @@ public final class ShiraAdapter: LinearAdapter {
     public var nonzeroCount: Int { values.count }
 
     /// Flat (row-major) positions of the mask in a [out, in] weight.
-    public func flatIndices(inFeatures: Int) -> [Int] { zip(rows, columns).map { Int($0) * inFeatures + Int($1) } }
+    public func flatIndices(inFeatures: Int) -> [Int] {
+        inFeatures == fusedWeight.shape[1] ? flatPositions : zip(rows, columns).map { Int($0) * inFeatures + Int($1) }
+    }
 
     func refreshFusedWeight(from base: Linear) {
         let fused = fusedWeight.data, original = base.weight.data, s = values.data, alpha = scale
@@ -61,7 +63,7 @@ public final class ShiraAdapter: LinearAdapter {
     /// The dense update alpha * S, [out, in].
     public func deltaWeight(outFeatures: Int, inFeatures: Int) -> Tensor {
         let delta = Tensor(zeros: [outFeatures, inFeatures])
-        for i in 0..<rows.count { delta.data[Int(rows[i]) * inFeatures + Int(columns[i])] = scale * values.data[i] }
+        for (i, position) in flatIndices(inFeatures: inFeatures).enumerated() { delta.data[position] = scale * values.data[i] }
         return delta
     }
 }

@@ -25,3 +25,10 @@ func runCalibration(_ model: any Classifier, _ batches: [(ClassifierInput, [Int]
         observe()
     }
 }
+
+extension StagedMethod {
+    /// The first epoch of the second stage: `fraction` of the run, at least one epoch into it and one before its end.
+    static func stageSwitchEpoch(fraction: Float, epochs: Int) -> Int {
+        min(max(1, Int((fraction * Float(epochs)).rounded())), max(epochs - 1, 1))
+    }
+}
