@@ -1,0 +1,89 @@
+import ArgumentParser
+import Foundation
+import Methods
+import Training
+
+/// Every method on every 1k image task with one budget; writes the VTAB-style table to BENCHMARKS.md.
+struct SuiteBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "suite",
+        abstract: "Run every method on every 1k image task with the same budget and write a VTAB-style table.",
+        discussion: """
+        Learning rates are chosen on validation only: with the first seed every cell trains once per --lr-grid
+        multiplier of the method's default rate; the best validation accuracy picks the rate used for the other
+        seeds. Each finished run is saved under --results, so rerunning the command continues where it stopped
+        (records from a different budget are kept apart). The table is rewritten after every run.
+        Example (the full protocol): peft bench suite --seeds 3 --epochs 10
+        Example (quick look):        peft bench suite --tasks fmnist-1k --methods linear lora shira --seeds 1 --lr-grid 1 --epochs 3
+        """)
+    @OptionGroup var global: GlobalOptions
+    @Option(parsing: .upToNextOption, help: "Tasks (default: every image task).")
+    var tasks: [String] = ["fmnist-1k", "digits-1k", "shapes-loc-1k", "shapes-ori-1k", "count-1k"]
+    @Option(parsing: .upToNextOption, help: "Methods (default: all, baselines included).")
+    var methods: [String] = MethodRegistry.names
+    @Option(help: "Number of seeds (0, 1, ...).") var seeds = 3
+    @Option(help: "Learning-rate multipliers of each method's default, comma-separated (chosen on validation).")
+    var lrGrid = "0.3,1,3"
+    @Option(help: "Epochs per run.") var epochs = 10
+    @Option(help: "Batch size.") var batchSize = 32
+    @Option(help: "Image side in pixels.") var resolution = 112
+    @Option(help: "Evaluate on at most N validation/test examples (default: all).") var maxEval: Int?
+    @Option(help: "Directory of per-run result records.") var results = "benchmarks/suite"
+    @Option(help: "Markdown file whose suite section is rewritten after every run ('' for none).") var table = "BENCHMARKS.md"
+    @Option(help: "Stop after this many runs (the command can be run again to continue).") var maxRuns: Int?
+    @Option(help: "Do not start a new run after this many minutes.") var timeLimit: Double?
+    @Flag(help: "Only print the table from the records already saved.") var tableOnly = false
+
+    func run() throws {
+        global.announce()
+        let multipliers = try lrGrid.split(separator: ",").map { text -> Float in
+            guard let value = Float(text.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--lr-grid: '\(text)' is not a number")
+            }
+            return value
+        }
+        guard seeds > 0 else { throw ValidationError("--seeds must be at least 1") }
+        let budget = SuiteBudget(epochs: epochs, batchSize: batchSize, resolution: resolution, maxEvaluationExamples: maxEval)
+        let suite = try BenchmarkSuite(tasks: tasks, methods: methods, seeds: (0..<UInt64(seeds)).map { $0 },
+                                       learningRateMultipliers: multipliers, budget: budget,
+                                       store: SuiteRecordStore(directory: URL(fileURLWithPath: results)))
+        let start = Date()
+        var done = 0
+        while !tableOnly, let next = try suite.nextRun() {
+            if let maxRuns, done >= maxRuns { printError("suite: stopping after \(done) runs (--max-runs)"); break }
+            if let timeLimit, Date().timeIntervalSince(start) > timeLimit * 60 {
+                printError("suite: stopping, \(timeLimit) minutes used (--time-limit)"); break
+            }
+            let remaining = try suite.remainingRunCount()
+            printError("suite: \(next.task) \(next.method) lr x\(next.learningRateMultiplier) seed \(next.seed) (\(remaining) runs left, budget \(budget.tag))")
+            let record = try suite.perform(next) { printError("  " + $0) }
+            done += 1
+            printError(String(format: "suite: %@ %@ lr %g seed %llu -> validation %.2f%%, test %.2f%%, %.3f s/step, %.0f s",
+                              record.task, record.method, Double(record.learningRate), record.seed,
+                              100 * record.bestValidationAccuracy, 100 * record.testAccuracy, record.secondsPerStep,
+                              record.totalSeconds))
+            try writeTable(suite)
+        }
+        let markdown = try suite.markdownTable()
+        print(markdown)
+        try writeTable(suite)
+    }
+
+    func writeTable(_ suite: BenchmarkSuite) throws {
+        guard !table.isEmpty else { return }
+        let budget = suite.budget
+        let header = """
+        Budget per run: \(budget.epochs) epochs of the 800 training images, batch \(budget.batchSize), \(budget.resolution) px, \
+        DINOv2-S/14, AdamW with warm-up and cosine decay, label smoothing 0.1, best-on-validation weights tested once\
+        \(budget.maxEvaluationExamples.map { ", evaluation capped at \($0) examples" } ?? ""). \
+        Seeds: \(suite.seeds.count). Test accuracy in %. Regenerate with: \
+        `peft bench suite --seeds \(suite.seeds.count) --epochs \(budget.epochs) --lr-grid \(lrGrid)\
+        \(suite.tasks == ["fmnist-1k", "digits-1k", "shapes-loc-1k", "shapes-ori-1k", "count-1k"] ? "" : " --tasks " + suite.tasks.joined(separator: " "))\
+        \(suite.methods == MethodRegistry.names ? "" : " --methods " + suite.methods.joined(separator: " "))` \
+        (records in `\(results)/`).
+
+        """
+        try BenchmarkSuite.replaceSection(in: URL(fileURLWithPath: table), with: header + "\n" + (try suite.markdownTable()),
+                                          heading: "## Suite: every method on every 1k image task (`peft bench suite`)")
+    }
+}

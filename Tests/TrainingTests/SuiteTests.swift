@@ -1,0 +1,109 @@
+import Foundation
+import XCTest
+@testable import Training
+
+/// The suite's bookkeeping: which run comes next, learning rates chosen on validation only, the table.
+final class SuiteTests: XCTestCase {
+    var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("suite-\(UUID().uuidString)")
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    func makeSuite(seeds: [UInt64] = [0, 1], grid: [Float] = [0.3, 1, 3]) throws -> BenchmarkSuite {
+        try BenchmarkSuite(tasks: ["fmnist-1k", "count-1k"], methods: ["lora", "shira"], seeds: seeds,
+                           learningRateMultipliers: grid, budget: SuiteBudget(epochs: 2),
+                           store: SuiteRecordStore(directory: directory))
+    }
+
+    func record(_ run: SuiteRun, validation: Double, test: Double, budget: SuiteBudget = SuiteBudget(epochs: 2)) -> SuiteRecord {
+        SuiteRecord(task: run.task, method: run.method, seed: run.seed, learningRateMultiplier: run.learningRateMultiplier,
+                    learningRate: 1e-3 * run.learningRateMultiplier, budget: budget, bestValidationAccuracy: validation,
+                    bestEpoch: 1, testAccuracy: test, trainableParameters: 1234, secondsPerStep: 1.5, totalSeconds: 60,
+                    finished: "2026-11-23T00:00:00Z")
+    }
+
+    func testGridWithFirstSeedComesBeforeOtherSeeds() throws {
+        let suite = try makeSuite()
+        var order: [SuiteRun] = []
+        while let next = try suite.nextRun() {
+            order.append(next)
+            // Validation prefers multiplier 3 on every cell; test prefers 0.3 (it must not matter).
+            let validation = next.learningRateMultiplier == 3 ? 0.9 : 0.5
+            let test = next.learningRateMultiplier == 0.3 ? 0.99 : (next.seed == 0 ? 0.7 : 0.8)
+            try suite.store.save(record(next, validation: validation, test: test))
+        }
+        XCTAssertEqual(order.count, 2 * 2 * 3 + 2 * 2, "three grid runs per cell for seed 0, then one per cell for seed 1")
+        XCTAssertTrue(order.prefix(12).allSatisfy { $0.seed == 0 })
+        XCTAssertTrue(order.suffix(4).allSatisfy { $0.seed == 1 && $0.learningRateMultiplier == 3 })
+        XCTAssertEqual(try suite.remainingRunCount(), 0)
+        let cell = try XCTUnwrap(try suite.cell(task: "fmnist-1k", method: "lora"))
+        XCTAssertEqual(cell.multiplier, 3, "chosen on validation, not test")
+        XCTAssertEqual(cell.accuracies, [0.7, 0.8])
+        XCTAssertEqual(cell.mean, 0.75, accuracy: 1e-12)
+        XCTAssertEqual(cell.spread, (0.005 as Double).squareRoot(), accuracy: 1e-12)
+        let table = try suite.markdownTable()
+        XCTAssertTrue(table.contains("| lora | 1,234 | 75.0 ± 7.1 | 75.0 ± 7.1 | 75.0 | 1.50 |"), table)
+        XCTAssertFalse(table.contains("*"), "all tasks finished, so no partial means")
+    }
+
+    func testTiesPreferTheDefaultRateAndPartialCellsAreMarked() throws {
+        let suite = try makeSuite(seeds: [0, 1, 2])
+        for multiplier: Float in [0.3, 1, 3] {
+            try suite.store.save(record(SuiteRun(task: "fmnist-1k", method: "lora", seed: 0, learningRateMultiplier: multiplier),
+                                        validation: 0.8, test: 0.6))
+        }
+        XCTAssertEqual(try suite.selectedMultiplier(task: "fmnist-1k", method: "lora"), 1)
+        XCTAssertNil(try suite.selectedMultiplier(task: "fmnist-1k", method: "shira"), "grid not finished")
+        let table = try suite.markdownTable()
+        XCTAssertTrue(table.contains("| lora | 1,234 | 60.0 (1) | — | 60.0* |"), table)
+        XCTAssertTrue(table.contains("| shira | — | — | — | — | — |"), table)
+    }
+
+    func testRecordsOfAnotherBudgetAreIgnored() throws {
+        let suite = try makeSuite(seeds: [0], grid: [1])
+        let run = SuiteRun(task: "fmnist-1k", method: "lora", seed: 0, learningRateMultiplier: 1)
+        try suite.store.save(record(run, validation: 0.9, test: 0.9, budget: SuiteBudget(epochs: 5)))
+        XCTAssertEqual(try suite.nextRun(), run)
+    }
+
+    func testCorruptRecordIsReportedWithItsPath() throws {
+        let suite = try makeSuite(seeds: [0], grid: [1])
+        let run = SuiteRun(task: "fmnist-1k", method: "lora", seed: 0, learningRateMultiplier: 1)
+        try suite.store.save(record(run, validation: 0.9, test: 0.9))
+        let file = suite.store.url(task: "fmnist-1k", method: "lora", budget: suite.budget, multiplier: 1, seed: 0)
+        try Data("{\"task\": 3".utf8).write(to: file)
+        XCTAssertThrowsError(try suite.nextRun()) { error in
+            XCTAssertTrue("\(error)".contains(file.path), "\(error)")
+        }
+    }
+
+    func testInvalidSuitesAreRefused() {
+        let store = SuiteRecordStore(directory: directory)
+        XCTAssertThrowsError(try BenchmarkSuite(tasks: ["nope-1k"], methods: ["lora"], seeds: [0], learningRateMultipliers: [1],
+                                                budget: SuiteBudget(), store: store))
+        XCTAssertThrowsError(try BenchmarkSuite(tasks: ["fmnist-1k"], methods: ["dora"], seeds: [0], learningRateMultipliers: [1],
+                                                budget: SuiteBudget(), store: store)) { error in
+            XCTAssertTrue("\(error)".contains("shira"), "lists the valid methods: \(error)")
+        }
+        XCTAssertThrowsError(try BenchmarkSuite(tasks: ["fmnist-1k"], methods: ["lora"], seeds: [0], learningRateMultipliers: [0],
+                                                budget: SuiteBudget(), store: store))
+        XCTAssertThrowsError(try BenchmarkSuite(tasks: ["fmnist-1k"], methods: ["lora"], seeds: [], learningRateMultipliers: [1],
+                                                budget: SuiteBudget(), store: store))
+    }
+
+    func testSectionReplacementKeepsTheRestOfTheFile() throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let file = directory.appendingPathComponent("B.md")
+        try Data("# Benchmarks\n\nintro\n".utf8).write(to: file)
+        try BenchmarkSuite.replaceSection(in: file, with: "first", heading: "## Suite")
+        try Data((try String(contentsOf: file, encoding: .utf8) + "\n## Later\n\ntail\n").utf8).write(to: file)
+        try BenchmarkSuite.replaceSection(in: file, with: "second", heading: "## Suite")
+        let text = try String(contentsOf: file, encoding: .utf8)
+        XCTAssertEqual(text, "# Benchmarks\n\nintro\n\n## Suite\n\n<!-- suite:begin -->\nsecond\n<!-- suite:end -->\n\n## Later\n\ntail\n")
+    }
+}
