@@ -16,8 +16,10 @@ let package = Package(
     targets: [
         // OpenBLAS, loaded at run time after the right core type is chosen (see BLASBinding/OpenBLAS.swift).
         .target(name: "BLASBinding", swiftSettings: optimise),
+        // bfloat16 x bfloat16 -> float32 matrix product on AVX-512 BF16 (opt-in precision mode, see Engine/GEMM.swift).
+        .target(name: "BF16Kernels"),
         // Float32 tensors, kernels and reverse-mode autograd.
-        .target(name: "Engine", dependencies: ["BLASBinding"], swiftSettings: optimise),
+        .target(name: "Engine", dependencies: ["BLASBinding", "BF16Kernels"], swiftSettings: optimise),
         // Module protocol with named parameters and the usual transformer layers.
         .target(name: "Layers", dependencies: ["Engine"], swiftSettings: optimise),
         // safetensors read/write and ONNX weight import.

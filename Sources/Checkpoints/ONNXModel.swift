@@ -108,17 +108,13 @@ public final class ONNXModel: @unchecked Sendable {
             throw fail("\(initializer.dataTypeName) cannot be converted to float32", kind: .unsupportedDtype)
         }
         let count = initializer.elementCount
-        let result = Tensor(uninitialized: initializer.dims)
-        result.name = initializer.name
+        // Everything is checked against the bytes actually in the file before the result is allocated, so dims
+        // that claim more elements than the file holds are refused instead of allocating them.
         if let raw = initializer.rawData {
-            let expected = count * dtype.bitWidth / 8
-            guard raw.count == expected else {
-                throw fail("dims \(initializer.dims) (\(count) elements of \(initializer.dataTypeName) = \(expected) "
-                    + "bytes) but raw_data has \(raw.count) bytes")
-            }
-            if count > 0 {
-                _ = convertToFloat32(dtype, from: file.bytes.baseAddress! + raw.lowerBound, count: count,
-                    into: result.data)
+            let (bits, overflow) = count.multipliedReportingOverflow(by: dtype.bitWidth)
+            guard !overflow, bits / 8 == raw.count else {
+                throw fail("dims \(initializer.dims) (\(count) elements of \(initializer.dataTypeName) = "
+                    + (overflow ? "more bytes than fit in memory" : "\(bits / 8) bytes") + ") but raw_data has \(raw.count) bytes")
             }
         } else if let field = initializer.typedField {
             guard field == ONNXDataType.typedField(initializer.dataType) else {
@@ -127,11 +123,20 @@ public final class ONNXModel: @unchecked Sendable {
             guard initializer.typedData.count == count else {
                 throw fail("dims \(initializer.dims) need \(count) values but \(field) has \(initializer.typedData.count)")
             }
+        } else if count > 0 {
+            throw fail("has dims \(initializer.dims) but no data (no raw_data nor typed values)")
+        }
+        let result = Tensor(uninitialized: initializer.dims)
+        result.name = initializer.name
+        if let raw = initializer.rawData {
+            if count > 0 {
+                _ = convertToFloat32(dtype, from: file.bytes.baseAddress! + raw.lowerBound, count: count,
+                    into: result.data)
+            }
+        } else if initializer.typedField != nil {
             for (i, bits) in initializer.typedData.enumerated() {
                 result.data[i] = Self.float(fromTypedBits: bits, dtype: dtype)
             }
-        } else if count > 0 {
-            throw fail("has dims \(initializer.dims) but no data (no raw_data nor typed values)")
         }
         return result
     }

@@ -4,7 +4,7 @@ import Foundation
 /// accumulates (+=) into the gradients of those inputs that need one.
 struct GradFunction {
     let name: String
-    let inputs: [Tensor]
+    let inputs: [GradNode]
     let backward: (_ outputGrad: Tensor) -> Void
 }
 
@@ -28,8 +28,9 @@ extension Tensor {
     /// Attaches a backward function when grad mode is on and any input needs a gradient; returns self.
     @discardableResult
     func recording(_ name: String, _ inputs: [Tensor], _ backward: @escaping (Tensor) -> Void) -> Tensor {
+        if Profiler.enabledFlag { Profiler.forwardOpFinished(name) }
         if Autograd.enabledFlag && inputs.contains(where: { $0.needsGrad }) {
-            gradFunction = GradFunction(name: name, inputs: inputs, backward: backward)
+            gradFunction = GradFunction(name: name, inputs: inputs.map(\.node), backward: backward)
         }
         return self
     }
@@ -50,9 +51,9 @@ extension Tensor {
             gradPointer()[0] = 1
         }
         // Topological order by iterative depth-first search.
-        var order: [Tensor] = []
+        var order: [GradNode] = []
         var visited = Set<ObjectIdentifier>()
-        var stack: [(Tensor, Bool)] = [(self, false)]
+        var stack: [(GradNode, Bool)] = [(node, false)]
         while let (node, expanded) = stack.popLast() {
             if expanded { order.append(node); continue }
             let id = ObjectIdentifier(node)
@@ -65,9 +66,21 @@ extension Tensor {
                 }
             }
         }
+        let profiling = Profiler.enabledFlag && Profiler.onProfiledThread
         for node in order.reversed() {
             guard let fn = node.gradFunction else { continue }
-            if let g = node.grad { fn.backward(g) }
+            if var g = node.grad {
+                // Backward closures may hand `g`'s buffer to an input (add, reshape); a node that keeps its own
+                // gradient (requiresGrad on a computed tensor) gives them a copy.
+                if node.requiresGrad { g = g.copy() }
+                if profiling {
+                    let start = Profiler.now()
+                    fn.backward(g)
+                    Profiler.backwardOp(fn.name, seconds: Double(Profiler.now() &- start) / 1e9)
+                } else {
+                    fn.backward(g)
+                }
+            }
             node.gradFunction = nil
             if !node.requiresGrad { node.grad = nil }
         }
@@ -76,3 +89,4 @@ extension Tensor {
     /// Sets the gradient to nil.
     public func zeroGrad() { grad = nil }
 }
+

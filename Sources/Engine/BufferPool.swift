@@ -16,6 +16,13 @@ final class BufferPool: @unchecked Sendable {
     private var freeLists: [Int: [UnsafeMutableRawPointer]] = [:]
     private var pooledBytes = 0
     private let lock = NSLock()
+    /// Bytes of pool-sized buffers (at least `minimumPooledCount` floats) currently held by tensors, and the
+    /// largest value since `resetPeak()`. Smaller buffers are not counted (they are a tiny share of the memory).
+    private(set) var liveBytes = 0
+    private(set) var peakLiveBytes = 0
+
+    /// Starts a new peak measurement at the current live size.
+    func resetPeak() { lock.lock(); peakLiveBytes = liveBytes; lock.unlock() }
 
     /// The number of floats actually allocated for a request of `count`.
     @inline(__always)
@@ -27,6 +34,8 @@ final class BufferPool: @unchecked Sendable {
         let size = Self.sizeClass(count)
         if count >= Self.minimumPooledCount {
             lock.lock()
+            liveBytes += size * 4
+            peakLiveBytes = max(peakLiveBytes, liveBytes)
             if var list = freeLists[size], let pointer = list.popLast() {
                 freeLists[size] = list
                 pooledBytes -= size * 4
@@ -42,6 +51,7 @@ final class BufferPool: @unchecked Sendable {
         let size = Self.sizeClass(count)
         if count >= Self.minimumPooledCount {
             lock.lock()
+            liveBytes -= size * 4
             if pooledBytes + size * 4 <= capacityBytes {
                 freeLists[size, default: []].append(pointer)
                 pooledBytes += size * 4
@@ -52,4 +62,14 @@ final class BufferPool: @unchecked Sendable {
         }
         pointer.deallocate()
     }
+}
+
+/// Tensor memory in use, as counted by the buffer pool (buffers of 64 KiB and more).
+public enum TensorMemory {
+    /// Bytes currently held by tensors.
+    public static var liveBytes: Int { BufferPool.shared.liveBytes }
+    /// Largest `liveBytes` since the last `resetPeak()`.
+    public static var peakLiveBytes: Int { BufferPool.shared.peakLiveBytes }
+    /// Starts a new peak measurement.
+    public static func resetPeak() { BufferPool.shared.resetPeak() }
 }

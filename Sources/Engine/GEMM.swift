@@ -1,4 +1,39 @@
+import BF16Kernels
 import BLASBinding
+import Foundation
+
+/// Precision of the large matrix products that may run in reduced precision.
+public enum GEMMPrecision: String, Sendable, CaseIterable {
+    /// Float32 everywhere (OpenBLAS SGEMM).
+    case float32 = "fp32"
+    /// Inputs rounded to bfloat16, products accumulated and stored in float32 (AVX-512 BF16 kernels). Weights,
+    /// gradients and optimiser state stay float32; only the operands of the forward linear layers and of their
+    /// input-gradient products are rounded. Falls back to float32 on CPUs without AVX-512 BF16.
+    case bfloat16 = "bf16"
+}
+
+/// Process-wide GEMM precision (see `GEMMPrecision`); starts from the environment variable `PEFT_GEMM`
+/// (`bf16` or `fp32`, default fp32).
+public enum GEMMSettings {
+    nonisolated(unsafe) static var current: GEMMPrecision = {
+        if let value = ProcessInfo.processInfo.environment["PEFT_GEMM"], let precision = GEMMPrecision(rawValue: value) {
+            return precision
+        }
+        return .float32
+    }()
+
+    /// Whether this CPU and OS can run the bfloat16 kernels.
+    public static let bfloat16Supported: Bool = peft_bf16_supported() != 0
+
+    /// The precision requested for reduced-precision-capable products.
+    public static var precision: GEMMPrecision {
+        get { current }
+        set { current = newValue }
+    }
+
+    /// True when eligible products actually run in bfloat16.
+    @inline(__always) static var usesBFloat16: Bool { current == .bfloat16 && bfloat16Supported }
+}
 
 /// SGEMM split over the cores: C = alpha op(A) op(B) + beta C (row-major), each worker computing a block of
 /// C's rows (or columns, when C is wider than tall) with a single-threaded OpenBLAS call. Keeping all threading
@@ -6,10 +41,15 @@ import BLASBinding
 public func gemm(
     transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-    beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, reducedPrecision: Bool = false
 ) {
     let blas = OpenBLAS.shared
+    if Profiler.enabledFlag { Profiler.countGEMM(m: m, n: n, k: k) }
     let work = Double(m) * Double(n) * Double(k)
+    if reducedPrecision && !transA && GEMMSettings.usesBFloat16 && work >= 2_000_000 && m >= 16 && n >= 16 && k >= 16 {
+        bfloat16GEMM(transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        return
+    }
     let workers = Parallel.workerCount
     if workers <= 1 || work < 2_000_000 || (m < 2 * 16 && n < 2 * 16) {
         blas.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
@@ -33,4 +73,33 @@ public func gemm(
                        b: bBlock, ldb: ldb, beta: beta, c: c + start, ldc: ldc)
         }
     }
+}
+
+/// C = alpha A op(B) + beta C with A and op(B) rounded to bfloat16 and float32 accumulation (needs
+/// `GEMMSettings.bfloat16Supported`): op(B) is packed once
+/// (its panels split over the cores), then each core computes a block of C's rows.
+public func bfloat16GEMM(
+    transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+    let packedCount = peft_bf16_packed_b_count(Int32(k), Int32(n))
+    // Pool-backed scratch (two bf16 per float).
+    let scratch = Tensor(uninitialized: [(packedCount + 1) / 2])
+    let packed = UnsafeMutableRawPointer(scratch.data).bindMemory(to: UInt16.self, capacity: packedCount)
+    let panels = Int(peft_bf16_panel_count(Int32(n)))
+    let workers = max(1, min(Parallel.workerCount, panels))
+    DispatchQueueBridge.concurrentPerform(workers) { worker in
+        let start = panels * worker / workers, end = panels * (worker + 1) / workers
+        peft_bf16_pack_b(transB ? 1 : 0, Int32(k), Int32(n), b, Int32(ldb), packed, Int32(start), Int32(end))
+    }
+    let rowWorkers = max(1, min(Parallel.workerCount, m / 12))
+    DispatchQueueBridge.concurrentPerform(rowWorkers) { worker in
+        // Blocks of whole 12-row micro-tiles.
+        let start = (m * worker / rowWorkers) / 12 * 12
+        let end = worker == rowWorkers - 1 ? m : (m * (worker + 1) / rowWorkers) / 12 * 12
+        if end <= start { return }
+        peft_bf16_gemm_packed(Int32(end - start), Int32(n), Int32(k), alpha, a + start * lda, Int32(lda), packed,
+                              beta, c + start * ldc, Int32(ldc))
+    }
+    withExtendedLifetime(scratch) {}
 }

@@ -23,6 +23,9 @@ public func scaledDotProductAttention(
     let out = Tensor(uninitialized: q.shape)
     let pq = q.data, pk = k.data, pv = v.data, pp = probabilities.data, po = out.data
     let mask = keyMask
+    // Per head: scores (N x N x D) and output (N x D x N) products, 2 FLOPs per multiply-add.
+    let productFLOPs = 2 * Double(tokens) * Double(tokens) * Double(headDim) * Double(batch * heads)
+    if Profiler.enabledFlag { Profiler.countAttention(2 * productFLOPs) }
     forEachHead(batch * heads) { pair in
         let b = pair / heads, h = pair % heads
         let offset = b * tokens * width + h * headDim
@@ -44,6 +47,10 @@ public func scaledDotProductAttention(
         let gk = k.needsGrad ? k.gradPointer() : nil
         let gv = v.needsGrad ? v.gradPointer() : nil
         let scratch = Tensor(uninitialized: [Parallel.workerCount, tokens, tokens])
+        if Profiler.enabledFlag {
+            let products = (gv != nil ? 1 : 0) + (gq != nil || gk != nil ? 1 : 0) + (gq != nil ? 1 : 0) + (gk != nil ? 1 : 0)
+            Profiler.countAttention(Double(products) * productFLOPs)
+        }
         forEachHead(batch * heads) { pair, worker in
             let b = pair / heads, h = pair % heads
             let offset = b * tokens * width + h * headDim

@@ -53,6 +53,14 @@ func forEachBroadcastRow(
 
 enum BinaryOp { case add, subtract, multiply, divide }
 
+/// The row length when `b` is a single row (shape [C] or [1, ..., 1, C]) broadcast over `a` (shape [..., C]), else nil.
+@inline(__always)
+func rowVectorWidth(_ a: [Int], _ b: [Int]) -> Int? {
+    guard let width = a.last, width > 0, a.count >= b.count, b.last == width,
+          b.dropLast().allSatisfy({ $0 == 1 }) else { return nil }
+    return width
+}
+
 @inline(__always)
 func applyBinary(_ op: BinaryOp, _ x: Float, _ y: Float) -> Float {
     switch op {
@@ -78,27 +86,57 @@ func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ name: String) -> Tensor 
             case .divide: for i in r { o[i] = pa[i] / pb[i] }
             }
         }
+    } else if let width = rowVectorWidth(a.shape, b.shape) {
+        // b is one row broadcast over every row of a (per-channel scale, bias): parallel over rows.
+        let rows = out.count / width
+        Parallel.forEachChunk(rows, grain: max(1, 16_384 / width)) { r in
+            for row in r {
+                let x = pa + row * width, y = o + row * width
+                switch op {
+                case .add: for j in 0..<width { y[j] = x[j] + pb[j] }
+                case .subtract: for j in 0..<width { y[j] = x[j] - pb[j] }
+                case .multiply: for j in 0..<width { y[j] = x[j] * pb[j] }
+                case .divide: for j in 0..<width { y[j] = x[j] / pb[j] }
+                }
+            }
+        }
     } else {
         let sa = broadcastStrides(a.shape, to: outShape), sb = broadcastStrides(b.shape, to: outShape)
         forEachBroadcastRow(outShape, sa, sb) { oOff, aOff, bOff, n, aStep, bStep in
             for j in 0..<n { o[oOff + j] = applyBinary(op, pa[aOff + j * aStep], pb[bOff + j * bStep]) }
         }
     }
+    // Backward holds the inputs' nodes; it keeps an input's values only when a gradient formula reads them.
+    let aNode = a.node, bNode = b.node, aShape = a.shape, bShape = b.shape, aIsB = a === b
+    // The general broadcast loop (shapes other than equal or row-vector, or a row vector that needs a gradient)
+    // reads both.
+    let rowVector = a.shape != b.shape && rowVectorWidth(a.shape, b.shape) != nil
+    let general = a.shape != b.shape && (!rowVector || b.needsGrad)
+    let needA = general || ((op == .multiply || op == .divide) && b.needsGrad)
+    let needB = general || (op == .multiply && a.needsGrad) || op == .divide
+    let keptValues = (needA ? a.storage : nil, needB ? b.storage : nil)
     return out.recording(name, [a, b]) { g in
+        withExtendedLifetime(keptValues) {
         let pg = g.data
-        if a.shape == b.shape {
-            if a.needsGrad {
-                let ga = a.gradPointer()
+        if aShape == bShape {
+            // For add/subtract, a takes over the output gradient's buffer when it can (b is done first, since
+            // it reads that buffer).
+            let aAdopts = aNode.needsGrad && (op == .add || op == .subtract) && !aIsB && aNode.grad == nil && !aNode.requiresGrad
+            if aNode.needsGrad && !aAdopts {
+                let (ga, fresh) = aNode.gradPointerForWriting()
                 Parallel.forEachChunk(g.count) { r in
-                    switch op {
-                    case .add, .subtract: for i in r { ga[i] += pg[i] }
-                    case .multiply: for i in r { ga[i] += pg[i] * pb[i] }
-                    case .divide: for i in r { ga[i] += pg[i] / pb[i] }
+                    switch (op, fresh) {
+                    case (.add, false), (.subtract, false): for i in r { ga[i] += pg[i] }
+                    case (.add, true), (.subtract, true): for i in r { ga[i] = pg[i] }
+                    case (.multiply, false): for i in r { ga[i] += pg[i] * pb[i] }
+                    case (.multiply, true): for i in r { ga[i] = pg[i] * pb[i] }
+                    case (.divide, false): for i in r { ga[i] += pg[i] / pb[i] }
+                    case (.divide, true): for i in r { ga[i] = pg[i] / pb[i] }
                     }
                 }
             }
-            if b.needsGrad {
-                let gb = b.gradPointer()
+            if bNode.needsGrad {
+                let gb = bNode.gradPointer()
                 Parallel.forEachChunk(g.count) { r in
                     switch op {
                     case .add: for i in r { gb[i] += pg[i] }
@@ -108,11 +146,32 @@ func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ name: String) -> Tensor 
                     }
                 }
             }
+            if aAdopts && !aNode.adoptGradient(g) { accumulate(pg, into: aNode.gradPointer(), count: g.count) }
             return
         }
-        let sa = broadcastStrides(a.shape, to: outShape), sb = broadcastStrides(b.shape, to: outShape)
-        let ga = a.needsGrad ? a.gradPointer() : nil
-        let gb = b.needsGrad ? b.gradPointer() : nil
+        let rowWidth = aNode.needsGrad ? rowVectorWidth(aShape, bShape) : nil
+        if let width = rowWidth {
+            // The gradient of the full-size operand, parallel over rows; b's (if any) by the general loop below.
+            let (gaRows, fresh) = aNode.gradPointerForWriting()
+            let rows = g.count / width
+            Parallel.forEachChunk(rows, grain: max(1, 16_384 / width)) { r in
+                for row in r {
+                    let dy = pg + row * width, dx = gaRows + row * width
+                    switch (op, fresh) {
+                    case (.add, false), (.subtract, false): for j in 0..<width { dx[j] += dy[j] }
+                    case (.add, true), (.subtract, true): for j in 0..<width { dx[j] = dy[j] }
+                    case (.multiply, false): for j in 0..<width { dx[j] += dy[j] * pb[j] }
+                    case (.multiply, true): for j in 0..<width { dx[j] = dy[j] * pb[j] }
+                    case (.divide, false): for j in 0..<width { dx[j] += dy[j] / pb[j] }
+                    case (.divide, true): for j in 0..<width { dx[j] = dy[j] / pb[j] }
+                    }
+                }
+            }
+            if !bNode.needsGrad { return }
+        }
+        let ga = aNode.needsGrad && rowWidth == nil ? aNode.gradPointer() : nil
+        let sa = broadcastStrides(aShape, to: outShape), sb = broadcastStrides(bShape, to: outShape)
+        let gb = bNode.needsGrad ? bNode.gradPointer() : nil
         forEachBroadcastRow(outShape, sa, sb) { oOff, aOff, bOff, n, aStep, bStep in
             for j in 0..<n {
                 let gv = pg[oOff + j], x = pa[aOff + j * aStep], y = pb[bOff + j * bStep]
@@ -132,6 +191,7 @@ func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ name: String) -> Tensor 
                     }
                 }
             }
+        }
         }
     }
 }

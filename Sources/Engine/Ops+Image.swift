@@ -30,9 +30,10 @@ public func patchify(_ images: Tensor, patchSize p: Int) -> Tensor {
         }
     }
     walk({ patchRow, imageRow in patchRow.update(from: imageRow, count: p) }, from: src, to: dst)
+    let imagesNode = images.node
     return out.recording("patchify", [images]) { g in
         walk({ patchRow, imageRow in for i in 0..<p { imageRow[i] += patchRow[i] } },
-             from: images.gradPointer(), to: g.data)
+             from: imagesNode.gradPointer(), to: g.data)
     }
 }
 

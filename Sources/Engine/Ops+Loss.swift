@@ -26,9 +26,10 @@ public func crossEntropy(_ logits: Tensor, labels: [Int], smoothing: Float = 0) 
         }
     }
     let out = Tensor(scalar: Float(total / Double(batch)))
+    let logitsNode = logits.node
     return out.recording("crossEntropy", [logits]) { g in
         let scale = g.data[0] / Float(batch)
-        let gl = logits.gradPointer()
+        let gl = logitsNode.gradPointer()
         for b in 0..<batch {
             for c in 0..<classes {
                 let target = smoothing / Float(classes) + (c == labels[b] ? 1 - smoothing : 0)

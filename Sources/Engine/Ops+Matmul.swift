@@ -30,18 +30,20 @@ public func linear(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tens
     }
     gemm(transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures,
                a: x.data, lda: inFeatures, b: weight.data, ldb: inFeatures,
-               beta: bias == nil ? 0 : 1, c: out.data, ldc: outFeatures)
+               beta: bias == nil ? 0 : 1, c: out.data, ldc: outFeatures, reducedPrecision: true)
     var inputs = [x, weight]
     if let bias { inputs.append(bias) }
+    // The input's values are kept for backward only when the weight trains (dW needs them).
+    let xNode = x.node, savedX: Tensor? = weight.needsGrad ? x : nil
     return out.recording("linear", inputs) { g in
-        if x.needsGrad {
+        if xNode.needsGrad {
             gemm(transA: false, transB: false, m: rows, n: inFeatures, k: outFeatures,
                        a: g.data, lda: outFeatures, b: weight.data, ldb: inFeatures,
-                       beta: 1, c: x.gradPointer(), ldc: inFeatures)
+                       beta: 1, c: xNode.gradPointer(), ldc: inFeatures, reducedPrecision: true)
         }
-        if weight.needsGrad {
+        if let savedX, weight.needsGrad {
             gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows,
-                       a: g.data, lda: outFeatures, b: x.data, ldb: inFeatures,
+                       a: g.data, lda: outFeatures, b: savedX.data, ldb: inFeatures,
                        beta: 1, c: weight.gradPointer(), ldc: inFeatures)
         }
         if let bias, bias.needsGrad {

@@ -97,8 +97,10 @@ public func softmax(_ x: Tensor) -> Tensor {
     Parallel.forEachChunk(rows, grain: max(1, 4096 / max(n, 1))) { r in
         for row in r { softmaxRowInPlace(py + row * n, n) }
     }
+    let outputValues = out.storage, xNode = x.node  // backward reads the output, not the input
     return out.recording("softmax", [x]) { g in
-        let gx = x.gradPointer(), pg = g.data
+        let gx = xNode.gradPointer(), pg = g.data
+        let py = outputValues.pointer
         Parallel.forEachChunk(rows, grain: max(1, 4096 / max(n, 1))) { r in
             for row in r {
                 let y = py + row * n, dy = pg + row * n, dx = gx + row * n

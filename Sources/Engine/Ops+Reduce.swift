@@ -7,9 +7,10 @@ extension Tensor {
         let p = data
         for i in 0..<count { total += Double(p[i]) }
         let out = Tensor(scalar: Float(total))
+        let inputNode = node, count = count
         return out.recording("sum", [self]) { g in
-            let gx = self.gradPointer(), value = g.data[0]
-            Parallel.forEachChunk(self.count) { r in for i in r { gx[i] += value } }
+            let gx = inputNode.gradPointer(), value = g.data[0]
+            Parallel.forEachChunk(count) { r in for i in r { gx[i] += value } }
         }
     }
 
@@ -32,8 +33,9 @@ extension Tensor {
                 }
             }
         }
+        let inputNode = node
         return out.recording("sum(axis)", [self]) { g in
-            let gx = self.gradPointer(), pg = g.data
+            let gx = inputNode.gradPointer(), pg = g.data
             Parallel.forEachChunk(outer, grain: max(1, 16_384 / max(n * inner, 1))) { r in
                 for o in r {
                     for k in 0..<n {

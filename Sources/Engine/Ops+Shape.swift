@@ -17,8 +17,10 @@ extension Tensor {
         }
         precondition(resolved.reduce(1, *) == count, "reshape: \(shape) (\(count) elements) into \(newShape)")
         let out = Tensor(shape: resolved, storage: storage)
+        let inputNode = node, count = count
         return out.recording("reshape", [self]) { g in
-            accumulate(g.data, into: self.gradPointer(), count: self.count)
+            // Hand the buffer over when possible (nothing else reads it after this closure).
+            if !inputNode.adoptGradient(g) { accumulate(g.data, into: inputNode.gradPointer(), count: count) }
         }
     }
 
@@ -31,9 +33,10 @@ extension Tensor {
         let permutedStrides = axes.map { inStrides[$0] }
         let out = Tensor(uninitialized: outShape)
         permuteCopy(from: data, to: out.data, outShape: outShape, sourceStrides: permutedStrides, add: false)
+        let inputNode = node
         return out.recording("permute", [self]) { g in
             // Scatter back: walk the output order and add into the input positions.
-            permuteScatterAdd(from: g.data, to: self.gradPointer(), outShape: outShape, sourceStrides: permutedStrides)
+            permuteScatterAdd(from: g.data, to: inputNode.gradPointer(), outShape: outShape, sourceStrides: permutedStrides)
         }
     }
 
@@ -56,10 +59,11 @@ extension Tensor {
         for o in 0..<outer {
             (y + o * block).update(from: x + (o * shape[ax] + range.lowerBound) * inner, count: block)
         }
+        let inputNode = node, length = shape[ax]
         return out.recording("slice", [self]) { g in
-            let gx = self.gradPointer()
+            let gx = inputNode.gradPointer()
             for o in 0..<outer {
-                let dst = gx + (o * self.shape[ax] + range.lowerBound) * inner, src = g.data + o * block
+                let dst = gx + (o * length + range.lowerBound) * inner, src = g.data + o * block
                 for i in 0..<block { dst[i] += src[i] }
             }
         }
@@ -129,9 +133,10 @@ public func concat(_ tensors: [Tensor], axis: Int) -> Tensor {
         }
         start += t.shape[ax]
     }
+    let parts = tensors.map { ($0.node, $0.shape[ax]) }
     return out.recording("concat", tensors) { g in
-        for (t, s) in zip(tensors, starts) where t.needsGrad {
-            let block = t.shape[ax] * inner, gt = t.gradPointer()
+        for ((node, length), s) in zip(parts, starts) where node.needsGrad {
+            let block = length * inner, gt = node.gradPointer()
             for o in 0..<outer {
                 let src = g.data + (o * total + s) * inner, dst = gt + o * block
                 for i in 0..<block { dst[i] += src[i] }

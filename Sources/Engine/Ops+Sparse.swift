@@ -37,7 +37,8 @@ public func sparseUpdateLinear(_ x: Tensor, fusedWeight: Tensor, bias: Tensor?, 
     return out.recording("sparseUpdateLinear", inputs) { g in
         if x.needsGrad {
             gemm(transA: false, transB: false, m: tokens, n: inFeatures, k: outFeatures, a: g.data, lda: outFeatures,
-                 b: fusedWeight.data, ldb: inFeatures, beta: 1, c: x.gradPointer(), ldc: inFeatures)
+                 b: fusedWeight.data, ldb: inFeatures, beta: 1, c: x.gradPointer(), ldc: inFeatures,
+                 reducedPrecision: true)
         }
         if let bias, bias.needsGrad {
             accumulateColumnSums(g.data, rows: tokens, columns: outFeatures, into: bias.gradPointer())

@@ -6,9 +6,14 @@ extension Tensor {
         let out = Tensor(uninitialized: shape)
         let x = data, y = out.data
         Parallel.forEachChunk(count) { r in for i in r { y[i] = x[i] * factor + offset } }
+        let inputNode = node
         return out.recording("affine", [self]) { g in
-            let gx = self.gradPointer(), pg = g.data
-            Parallel.forEachChunk(g.count) { r in for i in r { gx[i] += pg[i] * factor } }
+            let (gx, fresh) = inputNode.gradPointerForWriting(), pg = g.data
+            if fresh {
+                Parallel.forEachChunk(g.count) { r in for i in r { gx[i] = pg[i] * factor } }
+            } else {
+                Parallel.forEachChunk(g.count) { r in for i in r { gx[i] += pg[i] * factor } }
+            }
         }
     }
 
@@ -51,16 +56,21 @@ public func gelu(_ x: Tensor) -> Tensor {
         while i < end { output[i] = scalarViaVector(input[i], geluVector); i += 1 }
     }
     return out.recording("gelu", [x]) { g in
-        let gx = x.gradPointer(), pg = g.data
+        let (gx, fresh) = x.gradPointerForWriting(), pg = g.data
         Parallel.forEachChunk(count / 16 + 1, grain: 1024) { range in
             let end = min(range.upperBound * 16, count)
             var i = range.lowerBound * 16
             while i + 16 <= end {
-                let updated = loadVector(gx + i) + loadVector(pg + i) * geluDerivativeVector(loadVector(input + i))
+                // A fresh buffer is uninitialised: never read it.
+                let previous = fresh ? Float16x(repeating: 0) : loadVector(gx + i)
+                let updated = previous + loadVector(pg + i) * geluDerivativeVector(loadVector(input + i))
                 storeVector(updated, gx + i)
                 i += 16
             }
-            while i < end { gx[i] += pg[i] * scalarViaVector(input[i], geluDerivativeVector); i += 1 }
+            while i < end {
+                let previous = fresh ? 0 : gx[i]
+                gx[i] = previous + pg[i] * scalarViaVector(input[i], geluDerivativeVector); i += 1
+            }
         }
     }
 }

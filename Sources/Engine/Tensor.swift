@@ -45,14 +45,26 @@ public final class Tensor: @unchecked Sendable {
     public let count: Int
     /// The memory; views made by `reshaped` share it.
     public let storage: TensorStorage
+    /// This tensor's place in the autograd graph (its gradient and how it was computed). The graph links nodes,
+    /// not tensors, so a tensor whose values no backward needs is freed as soon as the program drops it.
+    let node: GradNode
     /// When true, `backward()` computes a gradient for this tensor (a leaf) into `grad`.
-    public var requiresGrad: Bool
+    public var requiresGrad: Bool {
+        get { node.requiresGrad }
+        set { node.requiresGrad = newValue }
+    }
     /// The accumulated gradient after `backward()`, same shape.
-    public var grad: Tensor?
+    public var grad: Tensor? {
+        get { node.grad }
+        set { node.grad = newValue }
+    }
     /// Optional name used in error messages (parameter path, op name).
     public var name: String?
     /// How this tensor was computed, for backward; nil for leaves and for results computed without grad.
-    var gradFunction: GradFunction?
+    var gradFunction: GradFunction? {
+        get { node.gradFunction }
+        set { node.gradFunction = newValue }
+    }
 
     /// A zero-filled tensor.
     public init(zeros shape: [Int], requiresGrad: Bool = false) {
@@ -60,7 +72,7 @@ public final class Tensor: @unchecked Sendable {
         self.shape = shape
         self.count = shape.reduce(1, *)
         self.storage = TensorStorage(count: count, zeroed: true)
-        self.requiresGrad = requiresGrad
+        self.node = GradNode(shape: shape, requiresGrad: requiresGrad)
     }
 
     /// An uninitialised tensor, for kernels that write every element.
@@ -68,7 +80,7 @@ public final class Tensor: @unchecked Sendable {
         self.shape = shape
         self.count = shape.reduce(1, *)
         self.storage = TensorStorage(count: count, zeroed: false)
-        self.requiresGrad = false
+        self.node = GradNode(shape: shape, requiresGrad: false)
     }
 
     /// A tensor holding a copy of `values`; their count must equal the shape's product.
@@ -80,7 +92,7 @@ public final class Tensor: @unchecked Sendable {
         let storage = TensorStorage(count: n, zeroed: false)
         values.withUnsafeBufferPointer { if n > 0 { storage.pointer.update(from: $0.baseAddress!, count: n) } }
         self.storage = storage
-        self.requiresGrad = requiresGrad
+        self.node = GradNode(shape: shape, requiresGrad: requiresGrad)
     }
 
     /// A tensor filled with `value`.
@@ -97,7 +109,7 @@ public final class Tensor: @unchecked Sendable {
         self.shape = shape
         self.count = n
         self.storage = storage
-        self.requiresGrad = false
+        self.node = GradNode(shape: shape, requiresGrad: false)
     }
 
     /// A scalar (rank-0) tensor.
@@ -131,7 +143,7 @@ public final class Tensor: @unchecked Sendable {
     }
 
     /// True when backward must reach this tensor: a leaf that requires grad or a result computed from one.
-    @inline(__always) public var needsGrad: Bool { requiresGrad || gradFunction != nil }
+    @inline(__always) public var needsGrad: Bool { node.needsGrad }
 
     /// A copy detached from the graph (new storage).
     public func copy() -> Tensor {
@@ -157,11 +169,56 @@ public final class Tensor: @unchecked Sendable {
     }
 
     /// Gradient buffer for backward kernels, allocated zeroed on first use; kernels accumulate (+=) into it.
+    @inline(__always) func gradPointer() -> UnsafeMutablePointer<Float> { node.gradPointer() }
+
+    /// See `GradNode.gradPointerForWriting`.
+    @inline(__always) func gradPointerForWriting() -> (pointer: UnsafeMutablePointer<Float>, fresh: Bool) {
+        node.gradPointerForWriting()
+    }
+}
+
+/// A tensor's node in the autograd graph: its gradient, whether it wants one, and the function that produced it.
+/// Backward closures hold the nodes of their inputs (to accumulate gradients) and hold input tensors only when
+/// they need their values.
+final class GradNode {
+    let shape: [Int]
+    var requiresGrad: Bool
+    var grad: Tensor?
+    var gradFunction: GradFunction?
+
+    init(shape: [Int], requiresGrad: Bool) {
+        self.shape = shape
+        self.requiresGrad = requiresGrad
+    }
+
+    /// True when backward must reach this node: a leaf that requires grad or a result computed from one.
+    @inline(__always) var needsGrad: Bool { requiresGrad || gradFunction != nil }
+
+    /// Gradient buffer, allocated zeroed on first use; kernels accumulate (+=) into it.
     @inline(__always) func gradPointer() -> UnsafeMutablePointer<Float> {
         if let g = grad { return g.data }
         let g = Tensor(zeros: shape)
         grad = g
         return g.data
+    }
+
+    /// Gradient buffer for a backward kernel that writes every element: when there is no gradient yet, an
+    /// uninitialised buffer and `fresh` true (the kernel stores, saving the zero fill and a read); else the existing
+    /// buffer and `fresh` false (the kernel adds).
+    @inline(__always) func gradPointerForWriting() -> (pointer: UnsafeMutablePointer<Float>, fresh: Bool) {
+        if let g = grad { return (g.data, false) }
+        let g = Tensor(uninitialized: shape)
+        grad = g
+        return (g.data, true)
+    }
+
+    /// Hands `gradient`'s buffer over as this node's gradient when it has none and is an intermediate result (so
+    /// nothing else reads the buffer); returns false when the caller must accumulate instead. For ops whose input
+    /// gradient equals the output gradient (add, reshape); the caller must not use `gradient` afterwards.
+    @inline(__always) func adoptGradient(_ gradient: Tensor) -> Bool {
+        guard grad == nil, !requiresGrad, gradient.count == shape.reduce(1, *) else { return false }
+        grad = gradient.shape == shape ? gradient : Tensor(shape: shape, storage: gradient.storage)
+        return true
     }
 }
 

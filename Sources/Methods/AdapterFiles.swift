@@ -30,6 +30,8 @@ public struct AdapterConfiguration: Codable, Sendable {
         public var classNames: [String]?
         /// For staged methods (TTC, Pear): the stage-2 decision (selected channels, sharing map).
         public var stage: String?
+        /// For fused adapters: the sources, weights and which head is stored (see `Fusion`).
+        public var fusion: FusionRecord?
     }
 
     enum CodingKeys: String, CodingKey {
@@ -115,15 +117,31 @@ public enum AdapterFiles {
     /// Attaches the adapter in `directory` to `model` (a classifier built on the base it was trained on, with a head
     /// of the adapter's class count) and loads its values. Refuses another base model, a head of the wrong size,
     /// missing, unexpected or mis-shaped tensors, with errors naming the file and tensor.
-    public static func load(from directory: URL, into model: any Classifier) throws {
+    ///
+    /// With `headFrom`, the classification head comes from that other adapter directory (same base model) instead:
+    /// this is how a fused adapter's body is used with the head of each task it fused (see `Fusion`).
+    public static func load(from directory: URL, into model: any Classifier, headFrom headDirectory: URL? = nil) throws {
         let configuration = try configuration(in: directory)
         let details = configuration.swiftpeft
         let configPath = directory.appendingPathComponent("adapter_config.json").path
         guard details.baseFingerprint == model.baseFingerprint else {
             throw ModuleError("\(configPath): the adapter was trained on base model '\(configuration.baseModelNameOrPath)' with weight fingerprint \(details.baseFingerprint); this model's base has fingerprint \(model.baseFingerprint)")
         }
-        guard details.classes == model.classCount else {
-            throw ModuleError("\(configPath): the adapter's head has \(details.classes) classes, the model's \(model.classCount)")
+        var headFile: SafeTensorsFile?
+        if let headDirectory {
+            let headConfiguration = try self.configuration(in: headDirectory)
+            let headConfigPath = headDirectory.appendingPathComponent("adapter_config.json").path
+            guard headConfiguration.swiftpeft.baseFingerprint == model.baseFingerprint else {
+                throw ModuleError("\(headConfigPath): the head's adapter was trained on base fingerprint \(headConfiguration.swiftpeft.baseFingerprint); this model's base has fingerprint \(model.baseFingerprint)")
+            }
+            guard headConfiguration.swiftpeft.classes == model.classCount else {
+                throw ModuleError("\(headConfigPath): the adapter's head has \(headConfiguration.swiftpeft.classes) classes, the model's \(model.classCount)")
+            }
+            headFile = try SafeTensorsFile(path: headDirectory.appendingPathComponent("adapter_model.safetensors").path)
+        } else {
+            guard details.classes == model.classCount else {
+                throw ModuleError("\(configPath): the adapter's head has \(details.classes) classes, the model's \(model.classCount)")
+            }
         }
         let weightsURL = directory.appendingPathComponent("adapter_model.safetensors")
         let file = try SafeTensorsFile(path: weightsURL.path)
@@ -156,8 +174,18 @@ public enum AdapterFiles {
             }
         }
         var expected = Set(file.names.filter { !$0.hasSuffix(".shira_indices") && !$0.contains("pear_knowledge") })
+        if headFile != nil { expected = expected.filter { !$0.hasPrefix(prefix + "classifier.") } }
         for (name, parameter) in model.trainableParameters {
             let key = prefix + name
+            if let headFile, name.hasPrefix("classifier.") {
+                guard headFile.contains(key) else { throw ModuleError("\(headFile.path): tensor '\(key)' is missing") }
+                let value = try headFile.tensor(key)
+                guard value.shape == parameter.shape else {
+                    throw ModuleError("\(headFile.path): tensor '\(key)' has shape \(value.shape), the model expects \(parameter.shape)")
+                }
+                parameter.assign(value)
+                continue
+            }
             guard expected.remove(key) != nil else {
                 throw ModuleError("\(weightsURL.path): tensor '\(key)' is missing")
             }

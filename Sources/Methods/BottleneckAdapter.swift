@@ -35,6 +35,9 @@ public struct BottleneckAdapterMethod: PEFTMethod {
     public func apply(to model: any Classifier) throws {
         guard let vision = model.visionBackbone else { throw ModuleError("the bottleneck adapter needs a vision backbone") }
         guard options.adapterWidth > 0 else { throw ModuleError("adapter width must be positive") }
+        guard options.adapterWidth <= 4 * vision.configuration.width else {
+            throw ModuleError("adapter width \(options.adapterWidth) is more than 4 x the model width \(vision.configuration.width)")
+        }
         model.freezeBackbone()
         var generator = RandomGenerator(seed: options.seed &+ 0xADA)
         for block in vision.blocks {

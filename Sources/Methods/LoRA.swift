@@ -62,6 +62,9 @@ public struct LoRA: PEFTMethod {
 
     public func apply(to model: any Classifier) throws {
         guard options.rank > 0 else { throw ModuleError("LoRA rank must be positive, got \(options.rank)") }
+        guard options.dropout >= 0 && options.dropout < 1 else {
+            throw ModuleError("LoRA dropout must be in [0, 1), got \(options.dropout)")
+        }
         model.freezeBackbone()
         var generator = RandomGenerator(seed: options.seed &+ 0x10_5A)
         for (path, layer) in try options.targetModules.select(in: model.backbone) {

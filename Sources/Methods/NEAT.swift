@@ -66,6 +66,9 @@ public struct NEAT: PEFTMethod {
 
     public func apply(to model: any Classifier) throws {
         guard options.rank > 0 else { throw ModuleError("NEAT rank must be positive, got \(options.rank)") }
+        guard options.neatPairs >= 0 && options.neatPairs <= 32 else {
+            throw ModuleError("NEAT pairs must be in 0...32, got \(options.neatPairs)")
+        }
         model.freezeBackbone()
         var generator = RandomGenerator(seed: options.seed &+ 0x4EA7)
         for (path, layer) in try options.targetModules.select(in: model.backbone) {

@@ -46,6 +46,9 @@ public struct MethodOptions: Codable, Sendable, Equatable {
     public var shiraMask: ShiraMask = .random
     /// SHiRA: which Linear layers get a sparse adapter.
     public var shiraTargets: TargetModules = .allLinear
+    /// SHiRA `rand` mask: which block of positions to take from the seeded random order of all positions (block p
+    /// is positions p k ..< (p + 1) k). Masks with the same seed and different parts are disjoint (for fusion).
+    public var shiraMaskPart = 0
     /// NEAT: encoder/decoder pairs of the deep variant (0: the depth-2 network).
     public var neatPairs = 0
     /// NEAT: multiplier s of the update.
@@ -156,6 +159,7 @@ extension MethodOptions {
         if let value = try container.decodeIfPresent(type(of: density), forKey: .density) { density = value }
         if let value = try container.decodeIfPresent(type(of: shiraMask), forKey: .shiraMask) { shiraMask = value }
         if let value = try container.decodeIfPresent(type(of: shiraTargets), forKey: .shiraTargets) { shiraTargets = value }
+        if let value = try container.decodeIfPresent(type(of: shiraMaskPart), forKey: .shiraMaskPart) { shiraMaskPart = value }
         if let value = try container.decodeIfPresent(type(of: neatPairs), forKey: .neatPairs) { neatPairs = value }
         if let value = try container.decodeIfPresent(type(of: neatScale), forKey: .neatScale) { neatScale = value }
         if let value = try container.decodeIfPresent(type(of: identityStart), forKey: .identityStart) { identityStart = value }

@@ -72,6 +72,7 @@ public struct Pear: StagedMethod {
         guard ["best-same-type", "nearest"].contains(options.pearSharing) else {
             throw ModuleError("Pear sharing '\(options.pearSharing)' is not one of: best-same-type, nearest")
         }
+        try Self.validateStageOptions(options, method: "Pear")
         guard options.pruneFraction >= 0 && options.pruneFraction < 1 else {
             throw ModuleError("Pear prune fraction must be in [0, 1), got \(options.pruneFraction)")
         }

@@ -93,19 +93,28 @@ public enum ShiraMaskBuilder {
     }
 
     /// The (rows, columns) of a mask, sorted by flat index.
+    /// `part` (random masks only) takes block `part` of k positions from the seeded random order instead of the
+    /// first, so the same generator state with different parts gives disjoint masks.
     public static func build(_ kind: ShiraMask, weight: Tensor, density: Double, gradient: Tensor? = nil,
-                             generator: inout RandomGenerator) throws -> (rows: [Int32], columns: [Int32]) {
+                             part: Int = 0, generator: inout RandomGenerator) throws -> (rows: [Int32], columns: [Int32]) {
         let out = weight.shape[0], inFeatures = weight.shape[1]
         let k = count(out: out, in: inFeatures, density: density)
         var flat: [Int]
         switch kind {
         case .random:
+            guard part >= 0, (part + 1) * k <= out * inFeatures else {
+                throw ModuleError("SHiRA mask part \(part) needs \((part + 1) * k) positions; the \(out) x \(inFeatures) weight has \(out * inFeatures)")
+            }
+            // Partial Fisher-Yates. A later part runs on a copy of the generator and then advances the shared one
+            // by k draws, as part 0 does, so every layer's order (and so each part's block) matches part 0's.
             var all = Array(0..<(out * inFeatures))
-            for i in 0..<k {  // partial Fisher-Yates
-                let j = i + Int(generator.next() % UInt64(all.count - i))
+            var local = generator
+            for i in 0..<((part + 1) * k) {
+                let j = i + Int(local.next() % UInt64(all.count - i))
                 all.swapAt(i, j)
             }
-            flat = Array(all[0..<k])
+            for _ in 0..<k { _ = generator.next() }
+            flat = Array(all[(part * k)..<((part + 1) * k)])
         case .weightMagnitude:
             flat = topK(k, count: weight.count) { abs(weight.data[$0]) }
         case .gradient, .snip:
@@ -177,7 +186,8 @@ public struct SHiRA: PEFTMethod {
         var generator = RandomGenerator(seed: options.seed &+ 0x5_41_2A)
         for (_, layer) in targets {
             let mask = try ShiraMaskBuilder.build(options.shiraMask, weight: layer.weight, density: options.density,
-                                                  gradient: gradients[ObjectIdentifier(layer)], generator: &generator)
+                                                  gradient: gradients[ObjectIdentifier(layer)],
+                                                  part: options.shiraMaskPart, generator: &generator)
             layer.adapter = ShiraAdapter(base: layer, rows: mask.rows, columns: mask.columns)
         }
     }

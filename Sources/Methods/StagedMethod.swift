@@ -28,6 +28,16 @@ func runCalibration(_ model: any Classifier, _ batches: [(ClassifierInput, [Int]
 
 extension StagedMethod {
     /// The first epoch of the second stage: `fraction` of the run, at least one epoch into it and one before its end.
+    /// Refuses stage options the switch and scoring cannot use (checked when the method is applied).
+    static func validateStageOptions(_ options: MethodOptions, method: String) throws {
+        guard options.stageOneFraction >= 0 && options.stageOneFraction <= 1 else {
+            throw ModuleError("\(method): the stage-one fraction must be in [0, 1], got \(options.stageOneFraction)")
+        }
+        guard options.scoringBatches >= 1 else {
+            throw ModuleError("\(method): scoring needs at least 1 batch, got \(options.scoringBatches)")
+        }
+    }
+
     static func stageSwitchEpoch(fraction: Float, epochs: Int) -> Int {
         min(max(1, Int((fraction * Float(epochs)).rounded())), max(epochs - 1, 1))
     }

@@ -28,7 +28,11 @@ public struct TTC: StagedMethod {
     }
 
     public func apply(to model: any Classifier) throws {
-        guard model.visionBackbone != nil else { throw ModuleError("TTC needs a vision backbone") }
+        guard let vision = model.visionBackbone else { throw ModuleError("TTC needs a vision backbone") }
+        try Self.validateStageOptions(options, method: "TTC")
+        if let channels = options.ttcChannels, !(1...vision.configuration.width).contains(channels) {
+            throw ModuleError("TTC: channels per layer must be in 1...\(vision.configuration.width) (the model width), got \(channels)")
+        }
         try LayerNormTuning().apply(to: model)
     }
 

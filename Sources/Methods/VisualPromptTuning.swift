@@ -13,6 +13,8 @@ public struct VisualPromptTuning: PEFTMethod {
     public func apply(to model: any Classifier) throws {
         guard let vision = model.visionBackbone else { throw ModuleError("VPT needs a vision backbone") }
         guard options.prompts > 0 else { throw ModuleError("VPT needs at least one prompt token") }
+        // A bound, so a corrupt or hostile adapter config cannot make it allocate without limit.
+        guard options.prompts <= 1024 else { throw ModuleError("VPT: at most 1024 prompt tokens per layer, got \(options.prompts)") }
         model.freezeBackbone()
         var generator = RandomGenerator(seed: options.seed &+ 0x0B7)
         let c = vision.configuration

@@ -7,7 +7,7 @@ struct PeftCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "peft",
         abstract: "Parameter-efficient fine-tuning of pretrained transformers on the CPU.",
-        subcommands: [TrainCommand.self, EvalCommand.self, MergeCommand.self, TasksCommand.self, MethodsCommand.self, ReportCommand.self, DemoCommand.self,
+        subcommands: [TrainCommand.self, EvalCommand.self, MergeCommand.self, FuseCommand.self, EvalAdapterCommand.self, PredictCommand.self, TasksCommand.self, MethodsCommand.self, ReportCommand.self, DemoCommand.self,
                       ImportCommand.self,
                       BenchCommand.self],
         defaultSubcommand: TrainCommand.self)

@@ -17,6 +17,8 @@ struct MethodFlags: ParsableArguments {
     @Option(help: "SHiRA: fraction of each target weight that trains.") var density: Double = 0.01
     @Option(help: "SHiRA mask: struct, rand, wm, grad or snip.") var mask = "rand"
     @Option(help: "SHiRA target Linear layers (same syntax as --target-modules).") var shiraTargets = "all-linear"
+    @Option(help: "SHiRA rand mask: block of positions taken from the seeded order (same seed, other part: disjoint mask).")
+    var maskPart = 0
     @Option(help: "NEAT: encoder/decoder pairs (0: depth 2; 1: depth 4, ...).") var neatPairs = 0
     @Option(help: "NEAT: update multiplier s.") var neatScale: Float = 1
     @Flag(help: "RLRR: start as the pretrained model instead of the released code's random init.") var identityStart = false
@@ -43,6 +45,7 @@ struct MethodFlags: ParsableArguments {
         options.density = density
         options.shiraMask = ShiraMask(rawValue: mask) ?? .random
         options.shiraTargets = TargetModules(parsing: shiraTargets)
+        options.shiraMaskPart = maskPart
         options.neatPairs = neatPairs
         options.neatScale = neatScale
         options.identityStart = identityStart
@@ -100,6 +103,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Evaluate on at most N validation/test examples (quick checks).") var maxEval: Int?
     @Option(help: "Output directory.") var out = "runs/latest"
     @Flag(help: "Continue the run in --out from its last checkpoint.") var resume = false
+    @Option(help: "On a NaN/Inf loss, gradient or update: stop (default) or skip the step and halve the learning rate.")
+    var onNonfinite: NonFiniteAction = .stop
+    @Option(help: "With --on-nonfinite skip: give up after this many consecutive skipped steps.") var maxSkips = 5
 
     func run() throws {
         global.announce()
@@ -122,6 +128,8 @@ struct TrainCommand: ParsableCommand {
         configuration.evaluateEvery = evalEvery
         configuration.maxStepsPerEpoch = maxSteps
         configuration.maxEvaluationExamples = maxEval
+        configuration.onNonFinite = onNonfinite
+        configuration.maxConsecutiveSkips = maxSkips
         printError("train: \(configuration.model) on \(task) with \(method), \(epochs) epochs, batch \(batchSize), lr \(configuration.resolvedLearningRate), \(resolution) px -> \(out)")
         let trainer = try TrainingSession.trainer(configuration, outputDirectory: URL(fileURLWithPath: out), progress: printError)
         let result = try trainer.run(resume: resume)
@@ -163,3 +171,5 @@ struct EvalCommand: ParsableCommand {
         print(String(format: "%@: %@ accuracy %.2f%%", runDirectory, split, 100 * accuracy))
     }
 }
+
+extension NonFiniteAction: ExpressibleByArgument {}

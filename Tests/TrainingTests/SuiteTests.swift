@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-@testable import Training
+import Training
 
 /// The suite's bookkeeping: which run comes next, learning rates chosen on validation only, the table.
 final class SuiteTests: XCTestCase {

@@ -61,15 +61,59 @@ public final class AdamW {
         return nil
     }
 
+    /// The first parameter that `update(learningRate:clipNorm:)` would make (or whose moments it would make) NaN
+    /// or infinite, if any. Computes the same arithmetic as the update without writing anything, so a caller can
+    /// refuse a bad step before it touches the weights.
+    public func firstNonFiniteUpdate(learningRate: Float, clipNorm: Float = 0) -> String? {
+        let clipScale = clipScale(clipNorm)
+        let next = step + 1
+        let correction1 = 1 - powf(beta1, Float(next)), correction2 = 1 - powf(beta2, Float(next))
+        let b1 = beta1, b2 = beta2, eps = epsilon
+        guard learningRate.isFinite, clipScale.isFinite else { return groups.first?.name }
+        for group in groups {
+            guard let grad = group.parameter.grad else { continue }
+            let lr = learningRate * group.learningRateScale
+            let decay = group.decays ? lr * weightDecay : 0
+            let p = group.parameter.data, g = grad.data, m = group.firstMoment.data, v = group.secondMoment.data
+            for i in 0..<grad.count {
+                let gi = g[i] * clipScale
+                let mi = b1 * m[i] + (1 - b1) * gi
+                let vi = b2 * v[i] + (1 - b2) * gi * gi
+                let update = (mi / correction1) / ((vi / correction2).squareRoot() + eps)
+                let pi = p[i] - (lr * update + decay * p[i])
+                if !(pi.isFinite && mi.isFinite && vi.isFinite) { return group.name }
+            }
+        }
+        return nil
+    }
+
+    /// The first parameter, or optimiser moment, holding a NaN or infinity (by parameter path), if any.
+    public func firstNonFiniteState() -> String? {
+        for group in groups {
+            for tensor in [group.parameter, group.firstMoment, group.secondMoment] {
+                let d = tensor.data
+                for i in 0..<tensor.count where !d[i].isFinite { return group.name }
+            }
+        }
+        return nil
+    }
+
+    /// Drops the gradients without updating (a skipped step).
+    public func discardGradients() {
+        for group in groups { group.parameter.grad = nil }
+    }
+
+    private func clipScale(_ clipNorm: Float) -> Float {
+        guard clipNorm > 0 else { return 1 }
+        let norm = gradientNorm()
+        return norm > clipNorm ? clipNorm / (norm + 1e-6) : 1
+    }
+
     /// One update with learning rate `learningRate`; gradients are first scaled down so their global norm is at
     /// most `clipNorm` (when positive). Clears the gradients afterwards.
     public func update(learningRate: Float, clipNorm: Float = 0) {
         step += 1
-        var clipScale: Float = 1
-        if clipNorm > 0 {
-            let norm = gradientNorm()
-            if norm > clipNorm { clipScale = clipNorm / (norm + 1e-6) }
-        }
+        let clipScale = clipScale(clipNorm)
         let correction1 = 1 - powf(beta1, Float(step)), correction2 = 1 - powf(beta2, Float(step))
         let b1 = beta1, b2 = beta2, eps = epsilon
         for group in groups {

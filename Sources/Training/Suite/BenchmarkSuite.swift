@@ -7,6 +7,13 @@ public struct SuiteRun: Sendable, Equatable {
     public var method: String
     public var seed: UInt64
     public var learningRateMultiplier: Float
+
+    public init(task: String, method: String, seed: UInt64, learningRateMultiplier: Float) {
+        self.task = task
+        self.method = method
+        self.seed = seed
+        self.learningRateMultiplier = learningRateMultiplier
+    }
 }
 
 /// Every method on every task with one shared budget, VTAB-style.

@@ -74,7 +74,8 @@ public struct SuiteRecordStore: Sendable {
 
     public init(directory: URL) { self.directory = directory }
 
-    func url(task: String, method: String, budget: SuiteBudget, multiplier: Float, seed: UInt64) -> URL {
+    /// Where the record of that run is (or will be) stored.
+    public func url(task: String, method: String, budget: SuiteBudget, multiplier: Float, seed: UInt64) -> URL {
         directory.appendingPathComponent(task).appendingPathComponent(method)
             .appendingPathComponent(SuiteRecord.fileName(budget: budget, multiplier: multiplier, seed: seed))
     }

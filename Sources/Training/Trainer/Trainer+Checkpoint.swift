@@ -10,6 +10,10 @@ struct CheckpointState: Codable {
     var bestEpoch: Int
     var bestValidationAccuracy: Double
     var history: [EpochRecord]
+    /// Learning-rate multiplier and skip counters of `--on-nonfinite skip` (absent in older checkpoints: 1, 0, 0).
+    var learningRateFactor: Float?
+    var skippedSteps: Int?
+    var consecutiveSkips: Int?
 
     /// The state stored in a checkpoint file's metadata.
     static func read(from file: SafeTensorsFile, path: String) throws -> CheckpointState {
@@ -26,6 +30,11 @@ extension Trainer {
     /// `checkpoint.safetensors`, atomically.
     func saveCheckpoint() throws {
         guard let url = checkpointURL else { return }
+        // The step loop never applies a non-finite update, so this is a last line of defence: a NaN state must
+        // never replace the good checkpoint on disk.
+        if let bad = optimizer.firstNonFiniteState() {
+            throw TrainingError("'\(bad)' (or its optimiser state) holds NaN or infinity after epoch \(completedEpochs); \(url.path) was not overwritten and still holds the previous epoch")
+        }
         var tensors: [String: Tensor] = optimizer.stateTensors()
         for (name, parameter) in model.trainableParameters { tensors["param.\(name)"] = parameter }
         for (name, value) in bestParameters { tensors["best.\(name)"] = value }
@@ -37,7 +46,9 @@ extension Trainer {
         }
         let state = CheckpointState(configuration: configuration, completedEpochs: completedEpochs,
                                     optimizerStep: optimizer.step, bestEpoch: bestEpoch,
-                                    bestValidationAccuracy: bestValidationAccuracy, history: history)
+                                    bestValidationAccuracy: bestValidationAccuracy, history: history,
+                                    learningRateFactor: learningRateFactor, skippedSteps: skippedSteps,
+                                    consecutiveSkips: consecutiveSkips)
         let stateJSON = String(decoding: try jsonData(state), as: UTF8.self)
         metadata["peft_training_state"] = stateJSON
         try SafeTensors.write(tensors, metadata: metadata, to: url)
@@ -49,6 +60,8 @@ extension Trainer {
         let state = try CheckpointState.read(from: file, path: url.path)
         var expected = configuration, found = state.configuration
         expected.epochs = 0; found.epochs = 0  // extending a run with more epochs is allowed
+        // How non-finite steps are handled does not change the weights saved so far, so it may change on resume.
+        found.onNonFinite = expected.onNonFinite; found.maxConsecutiveSkips = expected.maxConsecutiveSkips
         guard expected == found else {
             throw TrainingError("\(url.path): made by a different run configuration (model \(state.configuration.model), task \(state.configuration.task), method \(state.configuration.method), seed \(state.configuration.seed)); use another --out or drop --resume")
         }
@@ -75,5 +88,8 @@ extension Trainer {
         bestEpoch = state.bestEpoch
         bestValidationAccuracy = state.bestValidationAccuracy
         history = state.history
+        learningRateFactor = state.learningRateFactor ?? 1
+        skippedSteps = state.skippedSteps ?? 0
+        consecutiveSkips = state.consecutiveSkips ?? 0
     }
 }

@@ -20,6 +20,14 @@ public final class Trainer {
     public var stopAfterEpochs: Int?
     /// Receives progress lines (default: standard error).
     public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+    /// Called after each backward pass with the global step number (0-based), before the gradients are checked;
+    /// tests use it to inject numerical faults (e.g. a NaN in one gradient).
+    public var faultInjector: ((_ step: Int, _ model: any Classifier) -> Void)?
+    /// Multiplier on the scheduled learning rate; halved by every step skipped for a non-finite value.
+    public internal(set) var learningRateFactor: Float = 1
+    /// Steps skipped so far (with `onNonFinite == .skip`), and how many of the latest ones were in a row.
+    public internal(set) var skippedSteps = 0
+    var consecutiveSkips = 0
 
     var optimizer: AdamW
     let schedule: CosineSchedule
@@ -43,6 +51,7 @@ public final class Trainer {
         guard configuration.batchSize > 0, configuration.epochs > 0 else {
             throw TrainingError("batch size and epochs must be positive")
         }
+        try Self.validate(configuration)
         guard train.count >= configuration.batchSize else {
             throw TrainingError("the training split has \(train.count) examples, fewer than one batch of \(configuration.batchSize)")
         }
@@ -60,6 +69,30 @@ public final class Trainer {
         schedule = CosineSchedule(baseRate: configuration.resolvedLearningRate,
                                   warmupSteps: Int((configuration.warmupEpochs * Float(steps)).rounded()),
                                   totalSteps: steps * configuration.epochs)
+    }
+
+    /// Refuses settings the loop cannot run with, so they fail here with a message instead of deep inside it.
+    static func validate(_ configuration: TrainingConfiguration) throws {
+        func check(_ ok: Bool, _ message: @autoclosure () -> String) throws {
+            if !ok { throw TrainingError(message()) }
+        }
+        let rate = configuration.resolvedLearningRate, headRate = configuration.resolvedHeadLearningRate
+        try check(rate.isFinite && rate > 0, "learning rate must be a positive number, got \(rate)")
+        try check(headRate.isFinite && headRate > 0, "head learning rate must be a positive number, got \(headRate)")
+        try check(configuration.weightDecay.isFinite && configuration.weightDecay >= 0,
+                  "weight decay must be zero or positive, got \(configuration.weightDecay)")
+        try check(configuration.labelSmoothing >= 0 && configuration.labelSmoothing < 1,
+                  "label smoothing must be in [0, 1), got \(configuration.labelSmoothing)")
+        try check(configuration.clipNorm.isFinite && configuration.clipNorm >= 0,
+                  "the gradient clip norm must be zero (off) or positive, got \(configuration.clipNorm)")
+        try check(configuration.warmupEpochs.isFinite && configuration.warmupEpochs >= 0,
+                  "warm-up epochs must be zero or positive, got \(configuration.warmupEpochs)")
+        try check(configuration.evaluateEvery > 0, "evaluate-every must be at least 1, got \(configuration.evaluateEvery)")
+        try check(configuration.maxConsecutiveSkips >= 0,
+                  "the number of consecutive skipped steps allowed must be zero or positive, got \(configuration.maxConsecutiveSkips)")
+        if let limit = configuration.maxEvaluationExamples {
+            try check(limit > 0, "max evaluation examples must be at least 1, got \(limit)")
+        }
     }
 
     var checkpointURL: URL? { outputDirectory?.appendingPathComponent("checkpoint.safetensors") }
@@ -96,6 +129,7 @@ public final class Trainer {
     /// Runs (or, with `resume`, continues) training and returns the result with the test accuracy.
     public func run(resume: Bool = false) throws -> TrainingResult {
         let started = Date()
+        removeStaleTemporaryFiles()
         if resume, let url = checkpointURL, FileManager.default.fileExists(atPath: url.path) {
             try restoreCheckpoint(from: url)
             log("resumed from \(url.path) after epoch \(completedEpochs)")
@@ -139,6 +173,17 @@ public final class Trainer {
         log(String(format: "test accuracy %.2f%% (best validation %.2f%% at epoch %d)", 100 * testAccuracy,
                    100 * bestValidationAccuracy, bestEpoch + 1))
         return result
+    }
+
+    /// Deletes temporary files that an atomic write of a killed run left in the output directory
+    /// (`.<file>.tmp-<pid>-<random>`, see `writeFileAtomically`); the files they were meant to replace are intact.
+    func removeStaleTemporaryFiles() {
+        guard let directory = outputDirectory,
+              let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return }
+        let own = ".tmp-\(getpid())-"
+        for name in names where name.hasPrefix(".") && name.contains(".tmp-") && !name.contains(own) {
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+        }
     }
 
     /// Shuffled order of the training examples for `epoch` (a pure function of the seed and epoch).
@@ -190,15 +235,28 @@ public final class Trainer {
             let logits = logits(input)
             let loss = crossEntropy(logits, labels: labels, smoothing: configuration.labelSmoothing)
             ModelMode.isTraining = false
-            guard loss.item.isFinite else {
-                throw TrainingError("the loss became \(loss.item) at epoch \(epoch + 1), step \(step + 1); the saved checkpoint is from before this step. Lower the learning rate (now \(schedule.rate(at: globalStep)))")
+            let stepRate = schedule.rate(at: globalStep) * learningRateFactor
+            let position = "at epoch \(epoch + 1), step \(step + 1)"
+            var fault: String?
+            if !loss.item.isFinite {
+                fault = "the loss became \(loss.item) \(position)"
+            } else {
+                loss.backward()
+                faultInjector?(globalStep, model)
+                if let bad = optimizer.firstNonFiniteGradient() {
+                    fault = "the gradient of '\(bad)' holds NaN or infinity \(position)"
+                } else if let bad = optimizer.firstNonFiniteUpdate(learningRate: stepRate, clipNorm: configuration.clipNorm) {
+                    fault = "the update of '\(bad)' would make it (or its AdamW moments) NaN or infinite \(position) (learning rate \(stepRate))"
+                }
             }
-            loss.backward()
-            if let bad = optimizer.firstNonFiniteGradient() {
+            if let fault {
                 model.zeroGrad()
-                throw TrainingError("the gradient of '\(bad)' holds NaN or infinity at epoch \(epoch + 1), step \(step + 1); nothing was updated and the saved checkpoint is intact")
+                optimizer.discardGradients()
+                try handleNonFinite(fault, rate: stepRate)
+                continue
             }
-            rate = schedule.rate(at: globalStep)
+            consecutiveSkips = 0
+            rate = stepRate
             optimizer.update(learningRate: rate, clipNorm: configuration.clipNorm)
             lossSum += Double(loss.item) * Double(labels.count)
             correct += zip(argmaxRows(logits), labels).filter { $0 == $1 }.count
@@ -235,6 +293,23 @@ public final class Trainer {
                    validationAccuracy.map { String(format: "%.1f%%%@", 100 * $0, bestEpoch == epoch ? " (best)" : "") } ?? "-",
                    record.imagesPerSecond, record.seconds))
         return record
+    }
+
+    /// A step hit a NaN or infinity (nothing of it was applied): stops the run, or skips the step and halves the
+    /// learning-rate multiplier, giving up after `maxConsecutiveSkips` skips in a row.
+    func handleNonFinite(_ fault: String, rate: Float) throws {
+        switch configuration.onNonFinite {
+        case .stop:
+            throw TrainingError("\(fault); nothing of this step was applied and the saved checkpoint is from before it. Lower the learning rate (now \(rate)) or use --on-nonfinite skip")
+        case .skip:
+            skippedSteps += 1
+            consecutiveSkips += 1
+            guard consecutiveSkips <= configuration.maxConsecutiveSkips else {
+                throw TrainingError("\(fault); gave up after \(configuration.maxConsecutiveSkips) consecutive skipped steps (learning-rate multiplier \(learningRateFactor)); no skipped step reached the weights or the saved checkpoint")
+            }
+            learningRateFactor *= 0.5
+            log("skipped a step: \(fault); learning-rate multiplier now \(learningRateFactor) (\(consecutiveSkips) in a row, \(skippedSteps) in all)")
+        }
     }
 
     /// Accuracy on (the first `limit` examples of) a split, in evaluation mode.

@@ -27,6 +27,10 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var maxStepsPerEpoch: Int?
     /// Evaluate on at most this many validation/test examples (nil: all).
     public var maxEvaluationExamples: Int?
+    /// What a NaN or infinite loss, gradient or update does: stop the run (default) or skip the step.
+    public var onNonFinite: NonFiniteAction = .stop
+    /// With `.skip`: the run gives up after this many consecutive skipped steps.
+    public var maxConsecutiveSkips = 5
 
     public init() {}
 
@@ -68,5 +72,15 @@ extension TrainingConfiguration {
         if let value = try container.decodeIfPresent(type(of: evaluateEvery), forKey: .evaluateEvery) { evaluateEvery = value }
         maxStepsPerEpoch = try container.decodeIfPresent(Int.self, forKey: .maxStepsPerEpoch)
         maxEvaluationExamples = try container.decodeIfPresent(Int.self, forKey: .maxEvaluationExamples)
+        if let value = try container.decodeIfPresent(type(of: onNonFinite), forKey: .onNonFinite) { onNonFinite = value }
+        if let value = try container.decodeIfPresent(type(of: maxConsecutiveSkips), forKey: .maxConsecutiveSkips) { maxConsecutiveSkips = value }
     }
+}
+
+/// What the trainer does when a step's loss, gradients or update would hold a NaN or infinity.
+public enum NonFiniteAction: String, Codable, Sendable, CaseIterable {
+    /// Stop the run with an error naming the first bad parameter (nothing of that step is applied or saved).
+    case stop
+    /// Skip the step, halve the learning-rate multiplier, log it; give up after `maxConsecutiveSkips` in a row.
+    case skip
 }

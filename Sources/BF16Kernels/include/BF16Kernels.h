@@ -1,0 +1,26 @@
+#ifndef PEFT_BF16_KERNELS_H
+#define PEFT_BF16_KERNELS_H
+
+#include <stdint.h>
+
+/// 1 when the CPU (and OS) can run the AVX-512 BF16 kernels below, else 0.
+int peft_bf16_supported(void);
+
+/// Number of uint16 values `peft_bf16_pack_b` writes for op(B) of k x n.
+long peft_bf16_packed_b_count(int k, int n);
+
+/// Number of 32-column panels of a packed op(B) with n columns.
+int peft_bf16_panel_count(int n);
+
+/// Converts op(B) (k x n; B stored row-major as k x n, or as n x k when trans_b) to bfloat16 panels of 32
+/// columns with pairs of consecutive k interleaved, the layout the kernel reads. Only panels
+/// [panel_start, panel_end) are written, so several threads can pack one matrix.
+void peft_bf16_pack_b(int trans_b, int k, int n, const float *b, int ldb, uint16_t *packed,
+                      int panel_start, int panel_end);
+
+/// C = alpha * A * op(B) + beta * C for rows [0, m) of A (m x k, row-major, lda) and C (ldc), with A rounded to
+/// bfloat16 on the fly, op(B) packed by `peft_bf16_pack_b`, products accumulated in float32. Single-threaded.
+void peft_bf16_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda, const uint16_t *packed_b,
+                           float beta, float *c, int ldc);
+
+#endif

@@ -1,0 +1,158 @@
+import ArgumentParser
+import Foundation
+import Methods
+import Models
+import Training
+
+/// The task and resolution of the run an adapter directory belongs to (`runs/x/adapter` -> `runs/x/result.json`).
+func runSettings(ofAdapter adapter: String) -> (task: String?, resolution: Int?) {
+    let run = URL(fileURLWithPath: adapter).deletingLastPathComponent()
+    guard let configuration = try? RunEvaluation.configuration(of: run) else { return (nil, nil) }
+    return (configuration.task, configuration.resolution)
+}
+
+/// Fuses adapters of one method and base model into one adapter (see `Fusion` for the exact semantics).
+struct FuseCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fuse",
+        abstract: "Fuse LoRA or SHiRA adapters (same method, same base model) into one adapter with weights.",
+        discussion: """
+        LoRA: the fused update is sum_i w_i B_i A_i (each with its own alpha/r), stored exactly as one LoRA of the
+        summed rank (B = [w_1 B_1, w_2 B_2, ...], A = [A_1; A_2; ...]). SHiRA: the union of the masks, with value
+        sum_i w_i v_i at each position (positions in several masks add). The classification head is not fused: the
+        output stores the head of adapter --head (1-based, default 1); use another task's head with
+        `peft eval-adapter FUSED --head-from ADAPTER` or `AdapterFiles.load(from:into:headFrom:)`.
+        Example: peft fuse runs/a/adapter runs/b/adapter --weights 0.5,0.5 --out runs/ab
+        """)
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Adapter directories (adapter_config.json + adapter_model.safetensors).") var adapters: [String]
+    @Option(help: "Comma-separated weights, one per adapter (default: 1/n each).") var weights: String?
+    @Option(help: "Output adapter directory.") var out: String?
+    @Option(help: "Which adapter's classification head to store (1-based).") var head = 1
+    @Flag(help: "Only print how many SHiRA mask positions the adapters share.") var overlapOnly = false
+
+    func validate() throws {
+        guard adapters.count >= 2 else { throw ValidationError("give at least two adapter directories") }
+        guard overlapOnly || out != nil else { throw ValidationError("--out is required") }
+        guard head >= 1 && head <= adapters.count else { throw ValidationError("--head must be in 1...\(adapters.count)") }
+    }
+
+    func parsedWeights() throws -> [Float] {
+        guard let weights else { return [Float](repeating: 1 / Float(adapters.count), count: adapters.count) }
+        let parts = weights.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let values = parts.compactMap(Float.init)
+        guard values.count == parts.count else { throw ValidationError("--weights '\(weights)': not a comma-separated list of numbers") }
+        guard values.count == adapters.count else {
+            throw ValidationError("--weights has \(values.count) values for \(adapters.count) adapters")
+        }
+        return values
+    }
+
+    func run() throws {
+        global.announce()
+        let sources = try adapters.map { try Fusion.Adapter(directory: URL(fileURLWithPath: $0)) }
+        if overlapOnly {
+            let (counts, shared) = Fusion.maskOverlap(sources)
+            for i in sources.indices {
+                for j in sources.indices where j > i {
+                    print(String(format: "mask overlap %@ / %@: %d of %d / %d positions shared (%.3f%% of the first)",
+                                 adapters[i], adapters[j], shared[i][j], counts[i], counts[j],
+                                 100 * Double(shared[i][j]) / Double(max(counts[i], 1))))
+                }
+            }
+            return
+        }
+        let weights = try parsedWeights()
+        let result = try Fusion.fuse(sources, weights: weights, headFrom: head - 1)
+        let destination = URL(fileURLWithPath: out!)
+        try Fusion.write(result, to: destination)
+        let details = result.configuration.swiftpeft
+        var summary = "fused \(sources.count) \(details.method) adapters with weights \(weights.map { String(format: "%g", $0) }.joined(separator: ",")) into \(destination.path): \(result.layers) layers"
+        if details.method == "lora" { summary += ", rank \(details.options.rank)" }
+        if details.method == "shira" {
+            summary += ", \(result.positionsAfter) positions (\(result.positionsBefore) in the sources, \(result.positionsBefore - result.positionsAfter) shared)"
+        }
+        print(summary + "; head of \(adapters[head - 1]) (\(details.classes) classes)")
+    }
+}
+
+/// Accuracy of an adapter directory (e.g. a fused one) on a task, optionally with another adapter's head.
+struct EvalAdapterCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval-adapter",
+        abstract: "Accuracy of an adapter directory on a task split, optionally with the head of another adapter.",
+        discussion: "Example: peft eval-adapter runs/fused --head-from runs/digits/adapter --task digits-1k")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Adapter directory.") var adapter: String
+    @Option(help: "Adapter directory whose classification head to use (e.g. the task's own adapter).") var headFrom: String?
+    @Option(help: "Task (default: the task of the run the head's adapter belongs to).") var task: String?
+    @Option(help: "Split: test, validation or train.") var split = "test"
+    @Option(help: "Image side in pixels (default: the run's, else 112).") var resolution: Int?
+    @Option(help: "Evaluate on at most N examples.") var maxEval: Int?
+
+    func run() throws {
+        global.announce()
+        let settings = runSettings(ofAdapter: headFrom ?? adapter)
+        guard let task = task ?? settings.task else {
+            throw ValidationError("give --task (no run directory with result.json next to the adapter)")
+        }
+        let accuracy = try AdapterEvaluation.accuracy(
+            adapter: URL(fileURLWithPath: adapter), head: headFrom.map { URL(fileURLWithPath: $0) }, task: task,
+            split: split, resolution: resolution ?? settings.resolution ?? 112, limit: maxEval, progress: printError)
+        print(String(format: "%@ on %@ %@%@: accuracy %.2f%%", adapter, task, split,
+                     headFrom.map { " (head from \($0))" } ?? "", 100 * accuracy))
+    }
+}
+
+/// Classifies images with an adapter: top-k classes with probabilities.
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict",
+        abstract: "Classify PNG or IDX images with an adapter and print the top-k classes with probabilities.",
+        discussion: """
+        PNG files of any colour type (grey, RGB, RGBA composited onto black, palette) are decoded by libpng and
+        converted to RGB; an IDX file of unsigned bytes ([rows, columns], [N, rows, columns] or [N, rows, columns, 3])
+        gives one prediction per image. Pixels are scaled to [0, 1] and resized and normalised as in training.
+        Example: peft predict --model dinov2-s14 --adapter runs/x/adapter shirt.png digits.idx
+        """)
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "Base model (default: the adapter's; must match it).") var model: String?
+    @Option(help: "Adapter directory.") var adapter: String
+    @Argument(help: "PNG or IDX image files.") var images: [String]
+    @Option(help: "Number of classes to print per image.") var topK = 5
+    @Option(help: "Task whose class names to print (default: the adapter's, or its run's).") var task: String?
+    @Option(help: "Image side in pixels (default: the run's, else 112).") var resolution: Int?
+
+    func run() throws {
+        global.announce()
+        let directory = URL(fileURLWithPath: adapter)
+        let configuration = try AdapterFiles.configuration(in: directory)
+        if let model, model != configuration.baseModelNameOrPath {
+            throw ValidationError("the adapter in \(adapter) was trained on '\(configuration.baseModelNameOrPath)', not '\(model)'")
+        }
+        guard PretrainedModels.visionNames.contains(configuration.baseModelNameOrPath) else {
+            throw ValidationError("predict classifies images; the adapter's base '\(configuration.baseModelNameOrPath)' is not a vision model")
+        }
+        let inputs = try images.flatMap { try InputImage.load(URL(fileURLWithPath: $0)) }
+        let settings = runSettings(ofAdapter: adapter)
+        let classifier = try AdapterEvaluation.model(from: directory, progress: printError)
+        let classes = configuration.swiftpeft.classes
+        var names = configuration.swiftpeft.classNames
+        if names == nil, let task = task ?? settings.task,
+           let taskNames = try? TaskRegistry.image(named: task).classNames, taskNames.count == classes {
+            names = taskNames
+        }
+        guard let vision = (classifier as? ImageClassifier)?.vision else { throw ValidationError("not an image classifier") }
+        let preprocessor = ImagePreprocessor(configuration: vision.configuration, resolution: resolution ?? settings.resolution ?? 112)
+        let probabilities = Prediction.probabilities(classifier, images: inputs, preprocessor: preprocessor)
+        for (input, row) in zip(inputs, probabilities) {
+            let top = Prediction.top(topK, of: row).map { entry in
+                String(format: "%@ %.4f", names?[entry.classIndex] ?? "class \(entry.classIndex)", entry.probability)
+            }
+            print("\(input.name): " + top.joined(separator: " | "))
+        }
+    }
+}

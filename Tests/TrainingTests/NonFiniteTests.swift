@@ -1,0 +1,227 @@
+import XCTest
+import Checkpoints
+import Engine
+import Methods
+import Models
+import Training
+
+/// Numerical faults in the training loop: `onNonFinite` stop and skip, and that the checkpoint on disk is never
+/// replaced by a NaN state.
+final class NonFiniteTests: XCTestCase {
+    static let vision = VisionTransformerConfiguration(imageSize: 16, patchSize: 4, width: 16, depth: 2, heads: 2,
+                                                       mlpDimension: 32, layerNormEps: 1e-6, layerScale: true)
+
+    func split(_ count: Int, seed: UInt64) -> ImageSplit {
+        var generator = RandomGenerator(seed: seed)
+        var images: [[Float]] = [], labels: [Int] = []
+        for i in 0..<count {
+            let label = i % 2
+            images.append((0..<64).map { p in ((p < 32) == (label == 0) ? 0.8 : 0.2) + 0.1 * generator.nextNormal() })
+            labels.append(label)
+        }
+        return ImageSplit(images: images, labels: labels)
+    }
+
+    /// A LoRA run on the tiny model: 8 steps per epoch.
+    func makeTrainer(epochs: Int = 2, learningRate: Float = 3e-3, method: String = "lora",
+                     configure: (inout TrainingConfiguration) -> Void = { _ in }, out: URL? = nil) throws -> Trainer {
+        var configuration = TrainingConfiguration()
+        configuration.method = method
+        configuration.epochs = epochs
+        configuration.batchSize = 8
+        configuration.learningRate = learningRate
+        configuration.warmupEpochs = 0.5
+        configuration.options.rank = 2
+        configure(&configuration)
+        let model = ImageClassifier(vision: VisionTransformer(Self.vision, seed: 3), classes: 2)
+        try MethodRegistry.method(named: method, options: configuration.options).apply(to: model)
+        let preprocessor = ImagePreprocessor(resolution: 16, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25])
+        func source(_ s: ImageSplit) -> BatchSource {
+            ImageBatchSource(split: s, rows: 8, columns: 8, preprocessor: preprocessor, flip: false)
+        }
+        let trainer = try Trainer(configuration: configuration, model: model, train: source(split(64, seed: 1)),
+                                  validation: source(split(32, seed: 2)), test: source(split(32, seed: 3)),
+                                  outputDirectory: out)
+        trainer.log = { _ in }
+        return trainer
+    }
+
+    func temporaryDirectory() -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("peft-nonfinite-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+
+    /// Every tensor of the checkpoint in `directory`, which must load.
+    func checkpointTensors(_ directory: URL) throws -> [String: [Float]] {
+        let file = try SafeTensorsFile(url: directory.appendingPathComponent("checkpoint.safetensors"))
+        return try file.loadAll().mapValues(\.values)
+    }
+
+    /// Poisons one gradient element of the first trainable parameter at the given global steps.
+    func poison(at steps: Set<Int>, with value: Float = .nan) -> (Int, any Classifier) -> Void {
+        return { step, model in
+            guard steps.contains(step), let (_, parameter) = model.trainableParameters.first, let grad = parameter.grad
+            else { return }
+            grad.data[0] = value
+        }
+    }
+
+    func testNaNGradientStopsNamingTheParameterAndKeepsTheCheckpoint() throws {
+        let directory = temporaryDirectory()
+        let trainer = try makeTrainer(epochs: 3, out: directory)
+        let firstName = trainer.model.trainableParameters.first!.0
+        var saved: [String: [Float]] = [:]
+        trainer.faultInjector = { [self] step, model in
+            if step == 8 { saved = (try? checkpointTensors(directory)) ?? [:] }  // epoch 1 is on disk by now
+            poison(at: [10])(step, model)
+        }
+        XCTAssertThrowsError(try trainer.run()) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("'\(firstName)'") && text.contains("NaN"), text)
+            XCTAssertTrue(text.contains("epoch 2, step 3"), text)
+        }
+        let onDisk = try checkpointTensors(directory)
+        XCTAssertFalse(saved.isEmpty)
+        XCTAssertEqual(onDisk, saved, "the checkpoint of epoch 1 is untouched")
+        XCTAssertTrue(onDisk.values.allSatisfy { $0.allSatisfy(\.isFinite) })
+        XCTAssertNil(trainer.model.trainableParameters.first { !$0.1.values.allSatisfy(\.isFinite) })
+    }
+
+    func testNaNLossStopsByDefault() throws {
+        let trainer = try makeTrainer(epochs: 1)
+        trainer.model.visionBackbone!.blocks[0].mlp.fc1.weight.data[0] = .nan
+        XCTAssertThrowsError(try trainer.run()) { error in
+            XCTAssertTrue("\(error)".contains("the loss became nan at epoch 1, step 1"), "\(error)")
+        }
+    }
+
+    func testSkipModeSkipsTransientFaultsHalvesTheRateAndFinishes() throws {
+        let directory = temporaryDirectory()
+        let trainer = try makeTrainer(configure: { $0.onNonFinite = .skip }, out: directory)
+        var lines: [String] = []
+        trainer.log = { lines.append($0) }
+        trainer.faultInjector = poison(at: [3, 4, 12], with: .infinity)
+        let result = try trainer.run()
+        XCTAssertEqual(trainer.skippedSteps, 3)
+        XCTAssertEqual(trainer.learningRateFactor, 0.125)
+        XCTAssertEqual(lines.filter { $0.hasPrefix("skipped a step") }.count, 3)
+        XCTAssertTrue(lines.contains { $0.contains("learning-rate multiplier now 0.25 (2 in a row, 2 in all)") }, "\(lines)")
+        XCTAssertEqual(result.history.count, 2)
+        XCTAssertTrue(try checkpointTensors(directory).values.allSatisfy { $0.allSatisfy(\.isFinite) })
+        XCTAssertTrue(trainer.model.trainableParameters.allSatisfy { $0.1.values.allSatisfy(\.isFinite) })
+    }
+
+    func testSkipModeGivesUpAfterTooManyConsecutiveSkips() throws {
+        let directory = temporaryDirectory()
+        let trainer = try makeTrainer(epochs: 3, configure: { $0.onNonFinite = .skip; $0.maxConsecutiveSkips = 3 },
+                                      out: directory)
+        trainer.faultInjector = poison(at: Set(9...40))
+        XCTAssertThrowsError(try trainer.run()) { error in
+            XCTAssertTrue("\(error)".contains("gave up after 3 consecutive skipped steps"), "\(error)")
+        }
+        XCTAssertEqual(trainer.skippedSteps, 4)
+        XCTAssertTrue(try checkpointTensors(directory).values.allSatisfy { $0.allSatisfy(\.isFinite) })
+    }
+
+    func testSkipStateSurvivesResume() throws {
+        let uninterrupted = try makeTrainer(epochs: 3, configure: { $0.onNonFinite = .skip })
+        uninterrupted.faultInjector = poison(at: [2])
+        _ = try uninterrupted.run()
+
+        let directory = temporaryDirectory()
+        let first = try makeTrainer(epochs: 3, configure: { $0.onNonFinite = .skip }, out: directory)
+        first.faultInjector = poison(at: [2])
+        first.stopAfterEpochs = 1
+        XCTAssertThrowsError(try first.run())
+        let second = try makeTrainer(epochs: 3, configure: { $0.onNonFinite = .skip }, out: directory)
+        _ = try second.run(resume: true)
+        XCTAssertEqual(second.learningRateFactor, 0.5)
+        XCTAssertEqual(second.skippedSteps, 1)
+        for ((name, a), (_, b)) in zip(uninterrupted.model.trainableParameters, second.model.trainableParameters) {
+            XCTAssertEqual(a.values, b.values, "\(name) differs after resume")
+        }
+    }
+
+    func testHugeLearningRateNeverReachesTheCheckpoint() throws {
+        for action in NonFiniteAction.allCases {
+            let directory = temporaryDirectory()
+            let trainer = try makeTrainer(epochs: 2, learningRate: 3e38, method: "full",
+                                          configure: { $0.onNonFinite = action; $0.weightDecay = 0; $0.clipNorm = 0 },
+                                          out: directory)
+            XCTAssertThrowsError(try trainer.run(), "\(action)") { error in
+                XCTAssertTrue("\(error)".contains("NaN or infinite") || "\(error)".contains("NaN or infinity")
+                              || "\(error)".contains("loss became"), "\(action): \(error)")
+            }
+            let url = directory.appendingPathComponent("checkpoint.safetensors")
+            if FileManager.default.fileExists(atPath: url.path) {
+                XCTAssertTrue(try checkpointTensors(directory).values.allSatisfy { $0.allSatisfy(\.isFinite) }, "\(action)")
+            }
+            XCTAssertTrue(trainer.model.trainableParameters.allSatisfy { $0.1.values.allSatisfy(\.isFinite) }, "\(action)")
+        }
+    }
+
+    func testAdamWRefusesAnUpdateThatWouldOverflowBeforeApplyingIt() {
+        let weight = Tensor(shape: [2], values: [3e38, 1], requiresGrad: true)
+        let optimizer = AdamW(parameters: [("w", weight)], weightDecay: 0)
+        weight.grad = Tensor(shape: [2], values: [-1, 1])
+        XCTAssertEqual(optimizer.firstNonFiniteUpdate(learningRate: 1e38), "w")
+        XCTAssertNil(optimizer.firstNonFiniteUpdate(learningRate: 1e-3))
+        XCTAssertEqual(weight.values, [3e38, 1], "checking writes nothing")
+        XCTAssertEqual(optimizer.step, 0)
+        XCTAssertNil(optimizer.firstNonFiniteState())
+        weight.data[1] = .nan
+        XCTAssertEqual(optimizer.firstNonFiniteState(), "w")
+    }
+
+    func testSettingsTheLoopCannotRunWithAreRefusedUpFront() throws {
+        let cases: [(String, (inout TrainingConfiguration) -> Void)] = [
+            ("evaluate-every must be at least 1", { $0.evaluateEvery = 0 }),
+            ("learning rate must be a positive number", { $0.learningRate = -1 }),
+            ("learning rate must be a positive number", { $0.learningRate = .nan }),
+            ("head learning rate must be a positive number", { $0.headLearningRate = 0 }),
+            ("label smoothing must be in [0, 1)", { $0.labelSmoothing = 1 }),
+            ("clip norm must be zero (off) or positive", { $0.clipNorm = -1 }),
+            ("weight decay must be zero or positive", { $0.weightDecay = .infinity }),
+            ("warm-up epochs must be zero or positive", { $0.warmupEpochs = -2 }),
+            ("consecutive skipped steps", { $0.maxConsecutiveSkips = -1 }),
+            ("max evaluation examples must be at least 1", { $0.maxEvaluationExamples = 0 }),
+            ("batch size and epochs must be positive", { $0.batchSize = 0 }),
+            ("fewer than one batch", { $0.batchSize = 1000 }),
+        ]
+        for (message, change) in cases {
+            XCTAssertThrowsError(try makeTrainer(configure: change), message) { error in
+                XCTAssertTrue("\(error)".contains(message), "'\(error)' does not mention '\(message)'")
+            }
+        }
+    }
+
+    func testResumeRemovesTemporaryFilesOfAKilledWrite() throws {
+        let directory = temporaryDirectory()
+        let first = try makeTrainer(epochs: 2, out: directory)
+        first.stopAfterEpochs = 1
+        XCTAssertThrowsError(try first.run())
+        // What SIGKILL during an atomic write leaves: a partial temporary file next to the intact checkpoint.
+        let stale = directory.appendingPathComponent(".checkpoint.safetensors.tmp-999999-12345")
+        try Data([1, 2, 3]).write(to: stale)
+        let second = try makeTrainer(epochs: 2, out: directory)
+        _ = try second.run(resume: true)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: stale.path))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains(".tmp-") }
+        XCTAssertEqual(leftovers, [])
+    }
+
+    func testConfigurationDecodingStaysLenient() throws {
+        let old = try JSONDecoder().decode(TrainingConfiguration.self, from: Data(#"{"method":"bitfit","seed":4}"#.utf8))
+        XCTAssertEqual(old.onNonFinite, .stop)
+        XCTAssertEqual(old.maxConsecutiveSkips, 5)
+        let new = try JSONDecoder().decode(TrainingConfiguration.self,
+                                           from: Data(#"{"onNonFinite":"skip","maxConsecutiveSkips":2,"futureKey":1}"#.utf8))
+        XCTAssertEqual(new.onNonFinite, .skip)
+        XCTAssertEqual(new.maxConsecutiveSkips, 2)
+        var roundTrip = TrainingConfiguration()
+        roundTrip.onNonFinite = .skip
+        XCTAssertEqual(try JSONDecoder().decode(TrainingConfiguration.self, from: JSONEncoder().encode(roundTrip)), roundTrip)
+        XCTAssertThrowsError(try JSONDecoder().decode(TrainingConfiguration.self, from: Data(#"{"onNonFinite":"ignore"}"#.utf8)))
+    }
+}
