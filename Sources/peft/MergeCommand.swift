@@ -21,16 +21,7 @@ struct MergeCommand: ParsableCommand {
         let directory = URL(fileURLWithPath: adapter)
         let configuration = try AdapterFiles.configuration(in: directory)
         let details = configuration.swiftpeft
-        let model: any Classifier
-        if PretrainedModels.textNames.contains(configuration.baseModelNameOrPath) {
-            model = TextClassifier(encoder: try PretrainedModels.miniLM(), classes: details.classes)
-        } else {
-            let vision = try PretrainedModels.vision(named: configuration.baseModelNameOrPath, progress: printError)
-            model = ImageClassifier(vision: vision, classes: details.classes,
-                                    pooling: details.backbone == "dinov2" ? .classAndPatchMean : .classToken,
-                                    backboneName: details.backbone)
-        }
-        try AdapterFiles.load(from: directory, into: model)
+        let model = try AdapterEvaluation.model(from: directory, progress: printError)
         try Merging.merge(model)
         let url = URL(fileURLWithPath: out)
         try SafeTensors.write(model.stateDict(), metadata: ["format": "pt", "merged_from": adapter,
