@@ -59,12 +59,6 @@ public struct Pear: StagedMethod {
     public let options: MethodOptions
     public init(options: MethodOptions = MethodOptions()) { self.options = options }
 
-    public var scoringBatches: Int { options.scoringBatches }
-
-    public func switchEpoch(of epochs: Int) -> Int {
-        Self.stageSwitchEpoch(fraction: options.stageOneFraction, epochs: epochs)
-    }
-
     public func apply(to model: any Classifier) throws {
         guard ["taylor", "l1", "frobenius"].contains(options.pearScore) else {
             throw ModuleError("Pear score '\(options.pearScore)' is not one of: taylor, l1, frobenius")

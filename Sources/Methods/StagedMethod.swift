@@ -6,9 +6,12 @@ import Models
 /// The trainer calls `advance` once, at the start of epoch `switchEpoch(of:)`, with calibration batches from the
 /// training split, then rebuilds the optimiser over the new trainable set.
 public protocol StagedMethod: PEFTMethod {
-    /// The epoch (0-based) at which `advance` runs, for a run of `epochs` epochs.
+    /// The method's options (stage fraction and scoring batches among them).
+    var options: MethodOptions { get }
+    /// The epoch (0-based) at which `advance` runs, for a run of `epochs` epochs (default: the
+    /// `stageOneFraction` of the run, at least one epoch into it and one before its end).
     func switchEpoch(of epochs: Int) -> Int
-    /// Number of calibration batches `advance` wants.
+    /// Number of calibration batches `advance` wants (default: `options.scoringBatches`).
     var scoringBatches: Int { get }
     /// Scores on the calibration batches and changes the model for the next stage.
     func advance(_ model: any Classifier, calibration: [(ClassifierInput, [Int])]) throws
@@ -27,7 +30,12 @@ func runCalibration(_ model: any Classifier, _ batches: [(ClassifierInput, [Int]
 }
 
 extension StagedMethod {
-    /// The first epoch of the second stage: `fraction` of the run, at least one epoch into it and one before its end.
+    public var scoringBatches: Int { options.scoringBatches }
+
+    public func switchEpoch(of epochs: Int) -> Int {
+        Self.stageSwitchEpoch(fraction: options.stageOneFraction, epochs: epochs)
+    }
+
     /// Refuses stage options the switch and scoring cannot use (checked when the method is applied).
     static func validateStageOptions(_ options: MethodOptions, method: String) throws {
         guard options.stageOneFraction >= 0 && options.stageOneFraction <= 1 else {
@@ -38,6 +46,7 @@ extension StagedMethod {
         }
     }
 
+    /// The first epoch of the second stage: `fraction` of the run, at least one epoch into it and one before its end.
     static func stageSwitchEpoch(fraction: Float, epochs: Int) -> Int {
         min(max(1, Int((fraction * Float(epochs)).rounded())), max(epochs - 1, 1))
     }

@@ -21,12 +21,6 @@ public struct TTC: StagedMethod {
     public let options: MethodOptions
     public init(options: MethodOptions = MethodOptions()) { self.options = options }
 
-    public var scoringBatches: Int { options.scoringBatches }
-
-    public func switchEpoch(of epochs: Int) -> Int {
-        Self.stageSwitchEpoch(fraction: options.stageOneFraction, epochs: epochs)
-    }
-
     public func apply(to model: any Classifier) throws {
         guard let vision = model.visionBackbone else { throw ModuleError("TTC needs a vision backbone") }
         try Self.validateStageOptions(options, method: "TTC")
