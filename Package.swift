@@ -18,8 +18,10 @@ let package = Package(
         .target(name: "BLASBinding", swiftSettings: optimise),
         // bfloat16 x bfloat16 -> float32 matrix product on AVX-512 BF16 (opt-in precision mode, see Engine/GEMM.swift).
         .target(name: "BF16Kernels"),
+        // AVX-512 elementwise kernels (GELU), chosen at run time; Swift SIMD code is the portable fallback.
+        .target(name: "VectorKernels"),
         // Float32 tensors, kernels and reverse-mode autograd.
-        .target(name: "Engine", dependencies: ["BLASBinding", "BF16Kernels"], swiftSettings: optimise),
+        .target(name: "Engine", dependencies: ["BLASBinding", "BF16Kernels", "VectorKernels"], swiftSettings: optimise),
         // Module protocol with named parameters and the usual transformer layers.
         .target(name: "Layers", dependencies: ["Engine"], swiftSettings: optimise),
         // safetensors read/write and ONNX weight import.

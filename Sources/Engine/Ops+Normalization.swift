@@ -1,5 +1,7 @@
 // LayerNorm and softmax over the last dimension, with fused backward kernels.
 
+import VectorKernels
+
 /// LayerNorm over the last dimension: y = (x - mean) / sqrt(var + eps) * weight + bias.
 /// The forward keeps the per-row mean and 1/std for the backward:
 /// dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dy * weight.
@@ -10,7 +12,14 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> 
     let out = Tensor(uninitialized: x.shape)
     let means = Tensor(uninitialized: [rows]), rstds = Tensor(uninitialized: [rows])
     let px = x.data, py = out.data, pw = weight.data, pb = bias.data, pm = means.data, pr = rstds.data
+    let avx512 = ElementwiseKernels.useAVX512
     Parallel.forEachChunk(rows, grain: max(1, 8192 / max(c, 1))) { range in
+        if avx512 {
+            let start = range.lowerBound
+            peft_layernorm_forward_avx512(px + start * c, pw, pb, py + start * c, pm + start, pr + start,
+                                          range.count, c, eps)
+            return
+        }
         for r in range {
             let row = px + r * c, dst = py + r * c
             var sum: Float = 0
@@ -35,6 +44,11 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> 
         DispatchQueueBridge.concurrentPerform(chunkCount) { chunk in
             let start = rows * chunk / chunkCount, end = rows * (chunk + 1) / chunkCount
             let dw = partial.data + chunk * 2 * c, db = dw + c
+            if avx512 {
+                peft_layernorm_backward_avx512(px + start * c, pg + start * c, pw, pm + start, pr + start,
+                                               gx.map { $0 + start * c }, dw, db, end - start, c)
+                return
+            }
             for r in start..<end {
                 let row = px + r * c, grow = pg + r * c
                 let mean = pm[r], rstd = pr[r]
@@ -69,6 +83,7 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> 
 /// Softmax of `count` floats in place (max-subtracted, vectorised exp).
 @inline(__always)
 func softmaxRowInPlace(_ row: UnsafeMutablePointer<Float>, _ n: Int) {
+    if ElementwiseKernels.useAVX512 { peft_softmax_rows_avx512(row, 1, n, n); return }
     var maxValue = -Float.infinity
     for i in 0..<n { maxValue = max(maxValue, row[i]) }
     if maxValue == -.infinity { row.update(repeating: 0, count: n); return }

@@ -1,5 +1,7 @@
 // Unary elementwise ops: scaling, GELU (exact, erf form), ReLU, and their gradients.
 
+import VectorKernels
+
 extension Tensor {
     /// self * factor + offset.
     public func affine(scale factor: Float, offset: Float = 0) -> Tensor {
@@ -46,7 +48,13 @@ func geluDerivativeVector(_ x: Float16x) -> Float16x {
 public func gelu(_ x: Tensor) -> Tensor {
     let out = Tensor(uninitialized: x.shape)
     let input = x.data, output = out.data, count = x.count
+    let avx512 = ElementwiseKernels.useAVX512
     Parallel.forEachChunk(count / 16 + 1, grain: 1024) { range in
+        if avx512 {
+            let start = range.lowerBound * 16, end = min(range.upperBound * 16, count)
+            if start < end { peft_gelu_forward_avx512(input + start, output + start, end - start) }
+            return
+        }
         let end = min(range.upperBound * 16, count)
         var i = range.lowerBound * 16
         while i + 16 <= end {
@@ -58,6 +66,11 @@ public func gelu(_ x: Tensor) -> Tensor {
     return out.recording("gelu", [x]) { g in
         let (gx, fresh) = x.gradPointerForWriting(), pg = g.data
         Parallel.forEachChunk(count / 16 + 1, grain: 1024) { range in
+            if avx512 {
+                let start = range.lowerBound * 16, end = min(range.upperBound * 16, count)
+                if start < end { peft_gelu_backward_avx512(input + start, pg + start, gx + start, end - start, fresh ? 0 : 1) }
+                return
+            }
             let end = min(range.upperBound * 16, count)
             var i = range.lowerBound * 16
             while i + 16 <= end {

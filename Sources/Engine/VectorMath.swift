@@ -1,6 +1,23 @@
 // Vectorised elementary functions over SIMD16<Float>, accurate to a few float32 ulps in the ranges we use.
 
+import Foundation
+import VectorKernels
+
 public typealias Float16x = SIMD16<Float>
+
+/// Which elementwise kernels run. Swift builds `Float16x` code for baseline x86-64 (SSE2), so on CPUs with
+/// AVX-512 the hot elementwise ops (GELU and its gradient) call C kernels written with AVX-512 intrinsics
+/// (VectorKernels); elsewhere, or when switched off, the Swift SIMD code runs. Both give the same values up to
+/// float32 rounding.
+public enum ElementwiseKernels {
+    /// True when this CPU and OS can run the AVX-512 kernels.
+    public static let avx512Supported: Bool = peft_avx512_supported() != 0
+
+    /// Use the AVX-512 kernels (default: when supported, unless the environment sets `PEFT_SIMD=generic`).
+    /// Set it before training starts; tests switch it to compare both paths.
+    nonisolated(unsafe) public static var useAVX512: Bool =
+        avx512Supported && ProcessInfo.processInfo.environment["PEFT_SIMD"] != "generic"
+}
 
 @inline(__always)
 func loadVector(_ p: UnsafePointer<Float>) -> Float16x {
