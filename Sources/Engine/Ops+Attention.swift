@@ -1,4 +1,5 @@
 import BLASBinding
+import Foundation
 import VectorKernels
 
 // Multi-head scaled dot-product attention as one fused op.
@@ -8,8 +9,10 @@ import VectorKernels
 /// materialised: each head is a strided view with leading dimension H*D.
 ///
 /// `keyMask`, if given, holds B*N additive values (0 to attend, -infinity to ignore a key), e.g. padding.
-/// The forward keeps the attention probabilities P [B, H, N, N] for the backward:
-/// dP = dO V^T; dS = P * (dP - rowsum(dP * P)); dQ = scale dS K; dK = scale dS^T Q; dV = P^T dO.
+/// Backward: dP = dO V^T; dS = P * (dP - rowsum(dP * P)); dQ = scale dS K; dK = scale dS^T Q; dV = P^T dO.
+/// The probabilities P [B, H, N, N] are kept from the forward when N is at most
+/// `AttentionSettings.recomputeAboveTokens`; above it (and without autograd) only one head's P exists at a
+/// time, and the backward recomputes each head's P (one more Q K^T product and softmax per head).
 public func scaledDotProductAttention(
     query q: Tensor, key k: Tensor, value v: Tensor, heads: Int, keyMask: [Float]? = nil
 ) -> Tensor {
@@ -20,54 +23,71 @@ public func scaledDotProductAttention(
     if let keyMask { precondition(keyMask.count == batch * tokens, "attention: key mask needs \(batch * tokens) values") }
     let headDim = width / heads
     let scale = 1 / Float(headDim).squareRoot()
-    let probabilities = Tensor(uninitialized: [batch, heads, tokens, tokens])
+    let store = Autograd.isEnabled && tokens <= AttentionSettings.recomputeAboveTokens
+    // Stored probabilities, or one N x N buffer per worker.
+    let probabilities = Tensor(uninitialized: store ? [batch, heads, tokens, tokens] : [Parallel.workerCount, tokens, tokens])
     let out = Tensor(uninitialized: q.shape)
-    let pq = q.data, pk = k.data, pv = v.data, pp = probabilities.data, po = out.data
-    let mask = keyMask
+    let pq = q.data, pk = k.data, pv = v.data, po = out.data
     let products = HeadProducts(tokens: tokens, headDim: headDim)
     let forwardScratch = products.scratch()
     // Per head: scores (N x N x D) and output (N x D x N) products, 2 FLOPs per multiply-add.
     let productFLOPs = 2 * Double(tokens) * Double(tokens) * Double(headDim) * Double(batch * heads)
     if Profiler.enabledFlag { Profiler.countAttention(2 * productFLOPs) }
-    forEachHead(batch * heads) { pair, worker in
+
+    /// P = softmax(scale Q K^T + mask) of one (batch, head) pair into `scores` (N x N).
+    func headProbabilities(_ pair: Int, _ scores: UnsafeMutablePointer<Float>, _ scratch: UnsafeMutablePointer<Float>) {
         let b = pair / heads, h = pair % heads
         let offset = b * tokens * width + h * headDim
-        let scores = pp + pair * tokens * tokens
-        let scratch = products.workerScratch(forwardScratch, worker)
         products.gemm(transA: false, transB: true, m: tokens, n: tokens, k: headDim, alpha: scale,
                       a: pq + offset, lda: width, b: pk + offset, ldb: width, c: scores, ldc: tokens, scratch: scratch)
         for i in 0..<tokens {
             let row = scores + i * tokens
-            if let mask { for j in 0..<tokens { row[j] += mask[b * tokens + j] } }
+            if let keyMask { for j in 0..<tokens { row[j] += keyMask[b * tokens + j] } }
             softmaxRowInPlace(row, tokens)
         }
+    }
+
+    forEachHead(batch * heads) { pair, worker in
+        let b = pair / heads, h = pair % heads
+        let offset = b * tokens * width + h * headDim
+        let scores = probabilities.data + (store ? pair : worker) * tokens * tokens
+        let scratch = products.workerScratch(forwardScratch, worker)
+        headProbabilities(pair, scores, scratch)
         products.gemm(transA: false, transB: false, m: tokens, n: headDim, k: tokens,
                       a: scores, lda: tokens, b: pv + offset, ldb: width, c: po + offset, ldc: width, scratch: scratch)
     }
+    let saved = store ? probabilities : nil
     return out.recording("attention", [q, k, v]) { g in
-        let pp = probabilities.data  // keeps the saved probabilities alive with the graph
         let pg = g.data
         let gq = q.needsGrad ? q.gradPointer() : nil
         let gk = k.needsGrad ? k.gradPointer() : nil
         let gv = v.needsGrad ? v.gradPointer() : nil
-        let scratch = Tensor(uninitialized: [Parallel.workerCount, tokens, tokens])
+        // Per worker: dS, and P when it is recomputed.
+        let scratch = Tensor(uninitialized: [Parallel.workerCount, saved == nil ? 2 : 1, tokens, tokens])
         let transposeScratch = products.scratch()
         if Profiler.enabledFlag {
-            let products = (gv != nil ? 1 : 0) + (gq != nil || gk != nil ? 1 : 0) + (gq != nil ? 1 : 0) + (gk != nil ? 1 : 0)
+            let recompute = saved == nil ? 1 : 0
+            let products = recompute + (gv != nil ? 1 : 0) + (gq != nil || gk != nil ? 1 : 0) + (gq != nil ? 1 : 0) + (gk != nil ? 1 : 0)
             Profiler.countAttention(Double(products) * productFLOPs)
         }
         forEachHead(batch * heads) { pair, worker in
             let b = pair / heads, h = pair % heads
             let offset = b * tokens * width + h * headDim
-            let probs = pp + pair * tokens * tokens
             let transposed = products.workerScratch(transposeScratch, worker)
+            let dScores = scratch.data + worker * scratch.shape[1] * tokens * tokens
+            let probs: UnsafeMutablePointer<Float>
+            if let saved {
+                probs = saved.data + pair * tokens * tokens
+            } else {
+                probs = dScores + tokens * tokens
+                headProbabilities(pair, probs, transposed)
+            }
             if let gv {
                 products.gemm(transA: true, transB: false, m: tokens, n: headDim, k: tokens,
                               a: probs, lda: tokens, b: pg + offset, ldb: width, beta: 1, c: gv + offset, ldc: width,
                               scratch: transposed)
             }
             if gq == nil && gk == nil { return }
-            let dScores = scratch.data + worker * tokens * tokens
             products.gemm(transA: false, transB: true, m: tokens, n: tokens, k: headDim,
                           a: pg + offset, lda: width, b: pv + offset, ldb: width, c: dScores, ldc: tokens,
                           scratch: transposed)
@@ -93,6 +113,15 @@ public func scaledDotProductAttention(
             }
         }
     }
+}
+
+/// Whether attention keeps its probabilities for the backward or recomputes them there.
+public enum AttentionSettings {
+    /// Sequences longer than this recompute P in the backward instead of keeping it: B x H x N^2 floats per
+    /// block (1.2 GB over DINOv2-S's 12 blocks at 224 px, batch 32) against one extra Q K^T product and softmax
+    /// per head. Starts from the environment variable `PEFT_ATTENTION_RECOMPUTE_ABOVE` (a token count).
+    nonisolated(unsafe) public static var recomputeAboveTokens: Int =
+        ProcessInfo.processInfo.environment["PEFT_ATTENTION_RECOMPUTE_ABOVE"].flatMap { Int($0) } ?? 128
 }
 
 /// The per-head matrix products of attention. With AVX-512 and up to `smallKernelTokenLimit` tokens they run

@@ -221,15 +221,16 @@ struct ProfileBench: ParsableCommand {
     }
 
     /// Activation bytes that backward needs at least (batch of images, float32), with the engine's backward
-    /// formulas and no recomputation: per block the LayerNorm inputs (x, h), q, k, v, the attention
-    /// probabilities, the GELU input, and the inputs of the layers whose weights train (LoRA: the q/v input and
+    /// formulas: per block the LayerNorm inputs (x, h), q, k, v, the attention probabilities (unless attention
+    /// recomputes them: `AttentionSettings.recomputeAboveTokens`), the GELU input, and the inputs of the layers whose weights train (LoRA: the q/v input and
     /// the rank-r intermediate; SHiRA on all linears: the inputs of all six layers).
     func minimumActivationBytes(method: String, configuration c: VisionTransformerConfiguration, resolution: Int,
                                 options: MethodOptions) -> Int {
         let grid = resolution / c.patchSize
         let tokens = grid * grid + 1
         let d = c.width, hidden = c.mlpDimension
-        var perToken = 2 * d + 3 * d + c.heads * tokens + hidden
+        let probabilities = tokens > AttentionSettings.recomputeAboveTokens ? 0 : c.heads * tokens
+        var perToken = 2 * d + 3 * d + probabilities + hidden
         switch method {
         case "lora": perToken += d + 2 * options.rank
         case "shira": perToken += 3 * d + hidden          // inputs of q/k/v (shared), attention output, fc1, fc2

@@ -109,3 +109,66 @@ final class ElementwiseKernelTests: XCTestCase {
         }
     }
 }
+
+/// Attention either keeps its probabilities for the backward or recomputes them per head; both must give the
+/// same gradients, and recomputing must not keep the B x H x N x N tensor alive.
+final class AttentionRecomputeTests: XCTestCase {
+    private func withThreshold<T>(_ tokens: Int, _ body: () throws -> T) rethrows -> T {
+        let saved = AttentionSettings.recomputeAboveTokens
+        AttentionSettings.recomputeAboveTokens = tokens
+        defer { AttentionSettings.recomputeAboveTokens = saved }
+        return try body()
+    }
+
+    private func gradients(threshold: Int, mask: [Float]?) -> [[Float]] {
+        withThreshold(threshold) {
+            let inputs = [random([2, 9, 12], seed: 70), random([2, 9, 12], seed: 71), random([2, 9, 12], seed: 72)]
+            for x in inputs { x.requiresGrad = true }
+            let out = scaledDotProductAttention(query: inputs[0], key: inputs[1], value: inputs[2], heads: 3, keyMask: mask)
+            var generator = RandomGenerator(seed: 73)
+            out.backward(gradient: Tensor.randomNormal(out.shape, generator: &generator))
+            return [out.values] + inputs.map { $0.grad?.values ?? [] }
+        }
+    }
+
+    func testRecomputedBackwardEqualsStoredBackward() {
+        var mask = [Float](repeating: 0, count: 18)
+        mask[7] = -.infinity; mask[16] = -.infinity
+        for keyMask in [nil, mask] {
+            let stored = gradients(threshold: 1_000, mask: keyMask), recomputed = gradients(threshold: 0, mask: keyMask)
+            for (a, b) in zip(stored, recomputed) {
+                XCTAssertFalse(a.isEmpty)
+                // Same kernels, same order: the recomputed probabilities are bit-identical.
+                XCTAssertEqual(a, b, "mask \(keyMask != nil)")
+            }
+        }
+    }
+
+    func testRecomputeFiniteDifferences() {
+        withThreshold(0) {
+            let q = random([2, 5, 8], seed: 74), k = random([2, 5, 8], seed: 75), v = random([2, 5, 8], seed: 76)
+            checkGradients("attention (recomputed P)", inputs: [q, k, v], epsilon: 1e-3) {
+                scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[2], heads: 2)
+            }
+        }
+    }
+
+    func testRecomputeKeepsNoProbabilities() {
+        // Tensor bytes alive after the forward (output and anything kept for the backward).
+        func kept(threshold: Int) -> Int {
+            withThreshold(threshold) {
+                let q = random([4, 64, 32], seed: 77), k = random([4, 64, 32], seed: 78), v = random([4, 64, 32], seed: 79)
+                for x in [q, k, v] { x.requiresGrad = true }
+                let before = TensorMemory.liveBytes
+                let out = scaledDotProductAttention(query: q, key: k, value: v, heads: 4)
+                let alive = TensorMemory.liveBytes - before
+                out.backward(gradient: Tensor(shape: out.shape, values: [Float](repeating: 1, count: out.count)))
+                return alive
+            }
+        }
+        let probabilityBytes = 4 * 4 * 64 * 64 * MemoryLayout<Float>.size
+        let stored = kept(threshold: 1_000), recomputed = kept(threshold: 0)
+        XCTAssertGreaterThanOrEqual(stored - recomputed, probabilityBytes, "stored \(stored), recomputed \(recomputed)")
+        XCTAssertLessThan(recomputed, probabilityBytes / 2, "recomputing must not keep P")
+    }
+}
