@@ -159,7 +159,7 @@ struct HeadProducts {
         var b = b, ldb = ldb
         if transB {  // B is stored n x k: copy it transposed (the kernel reads B by rows)
             precondition(n * k <= tokens * headDim, "HeadProducts: transposed B larger than the scratch")
-            peft_transpose(b, ldb, n, k, scratch, n)
+            peft_transpose_avx512(b, ldb, n, k, scratch, n)
             b = UnsafePointer(scratch); ldb = n
         }
         // A transposed (stored k x m) is read through its strides, without a copy.

@@ -1,7 +1,18 @@
 // Sparse-update linear layer for SHiRA: y = x (W + S)^T + b with S nonzero only at fixed (row, column) positions.
 
+import VectorKernels
+
 /// Transposes a [rows, columns] matrix into `destination` [columns, rows].
 func transposeMatrix(_ source: UnsafePointer<Float>, rows: Int, columns: Int, into destination: UnsafeMutablePointer<Float>) {
+    if ElementwiseKernels.useAVX512 {
+        // Bands of 16 source rows: each band writes its own 16 columns of every destination row.
+        let bands = (rows + 15) / 16
+        Parallel.forEachChunk(bands, grain: 1) { range in
+            let r0 = range.lowerBound * 16, r1 = min(range.upperBound * 16, rows)
+            peft_transpose_avx512(source + r0 * columns, columns, r1 - r0, columns, destination + r0, rows)
+        }
+        return
+    }
     let block = 32
     Parallel.forEachChunk((columns + block - 1) / block, grain: 1) { blocks in
         for blockIndex in blocks {
@@ -61,6 +72,12 @@ func sampledDotProducts(_ left: UnsafePointer<Float>, _ right: UnsafePointer<Flo
     rows.withUnsafeBufferPointer { rowIndex in
         columns.withUnsafeBufferPointer { columnIndex in
             Parallel.forEachChunk(rowIndex.count, grain: 64) { range in
+                if ElementwiseKernels.useAVX512 {
+                    let start = range.lowerBound
+                    peft_sampled_dots_avx512(left, right, length, rowIndex.baseAddress! + start,
+                                             columnIndex.baseAddress! + start, range.count, scale, destination + start)
+                    return
+                }
                 for i in range {
                     let a = left + Int(rowIndex[i]) * length, b = right + Int(columnIndex[i]) * length
                     var accumulator = Float16x(repeating: 0)

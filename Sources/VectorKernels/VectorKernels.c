@@ -289,6 +289,70 @@ TARGET void peft_small_gemm_avx512(long m, long n, long k, float alpha, const fl
     }
 }
 
+// 16 rows of 16 floats in, their transpose out (three shuffle stages: 32-bit pairs, 64-bit pairs, 128-bit lanes).
+TARGET static inline void transpose16x16(const float *src, long lds, float *dst, long ldd) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
+        t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xdd);
+        t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+        t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xdd);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+        r[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);
+        r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
+        r[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xdd);
+    }
+    for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + i * ldd, r[i]);
+}
+
+TARGET void peft_transpose_avx512(const float *src, long lds, long rows, long cols, float *dst, long ldd) {
+    const long full_rows = rows & ~15L, full_cols = cols & ~15L;
+    for (long i0 = 0; i0 < full_rows; i0 += 16)
+        for (long j0 = 0; j0 < full_cols; j0 += 16)
+            transpose16x16(src + i0 * lds + j0, lds, dst + j0 * ldd + i0, ldd);
+    // Edges: the last rows (all columns) and the last columns (the full rows).
+    for (long i = full_rows; i < rows; i++)
+        for (long j = 0; j < cols; j++) dst[j * ldd + i] = src[i * lds + j];
+    for (long i = 0; i < full_rows; i++)
+        for (long j = full_cols; j < cols; j++) dst[j * ldd + i] = src[i * lds + j];
+}
+
+TARGET void peft_sampled_dots_avx512(const float *left, const float *right, long length, const int *rows,
+                                     const int *cols, long count, float scale, float *dst) {
+    const long full = length & ~63L;
+    for (long i = 0; i < count; i++) {
+        const float *a = left + (long)rows[i] * length, *b = right + (long)cols[i] * length;
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(),
+               acc3 = _mm512_setzero_ps();
+        long t = 0;
+        for (; t < full; t += 64) {
+            acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + t), _mm512_loadu_ps(b + t), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + t + 16), _mm512_loadu_ps(b + t + 16), acc1);
+            acc2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + t + 32), _mm512_loadu_ps(b + t + 32), acc2);
+            acc3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + t + 48), _mm512_loadu_ps(b + t + 48), acc3);
+        }
+        for (; t < length; t += 16) {
+            const __mmask16 k = length - t >= 16 ? (__mmask16)0xFFFF : tail_mask(length - t);
+            acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, a + t), _mm512_maskz_loadu_ps(k, b + t), acc0);
+        }
+        const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3));
+        dst[i] += scale * _mm512_reduce_add_ps(sum);
+    }
+}
+
 #else
 
 int peft_avx512_supported(void) { return 0; }
@@ -301,6 +365,13 @@ void peft_softmax_rows_avx512(float *rows, long count, long n, long stride) {
 }
 void peft_softmax_backward_rows_avx512(const float *p, float *d, long count, long n) {
     (void)p; (void)d; (void)count; (void)n;
+}
+void peft_transpose_avx512(const float *src, long lds, long rows, long cols, float *dst, long ldd) {
+    peft_transpose(src, lds, rows, cols, dst, ldd);
+}
+void peft_sampled_dots_avx512(const float *left, const float *right, long length, const int *rows, const int *cols,
+                              long count, float scale, float *dst) {
+    (void)left; (void)right; (void)length; (void)rows; (void)cols; (void)count; (void)scale; (void)dst;
 }
 void peft_layernorm_forward_avx512(const float *x, const float *w, const float *b, float *y, float *mean,
                                    float *rstd, long rows, long c, float eps) {

@@ -83,6 +83,34 @@ final class ElementwiseKernelTests: XCTestCase {
         }
     }
 
+    /// SHiRA's sparse-update linear uses the transpose and sampled-dot kernels in its backward.
+    func testSparseUpdateLinearPathsAgreeWithFloat64Reference() throws {
+        let tokens = 37, inFeatures = 19, outFeatures = 23
+        let rows: [Int32] = [0, 0, 3, 7, 7, 12, 22, 22], columns: [Int32] = [1, 18, 5, 0, 9, 13, 2, 18]
+        let x = random([tokens, inFeatures], seed: 80), weight = random([outFeatures, inFeatures], seed: 81)
+        let values = random([rows.count], seed: 82), bias = random([outFeatures], seed: 83)
+        let f: ([Tensor]) -> Tensor = {
+            sparseUpdateLinear($0[0], fusedWeight: weight, bias: $0[2], values: $0[1], valueScale: 0.5,
+                               rows: rows, columns: columns)
+        }
+        if ElementwiseKernels.avx512Supported { assertPathsAgree("sparseUpdateLinear", [x, values, bias], f) }
+        for avx512 in [true, false] where !avx512 || ElementwiseKernels.avx512Supported {
+            let (out, grads) = run([x, values, bias], avx512: avx512, f)
+            XCTAssertEqual(out.count, tokens * outFeatures)
+            // The probe of `run` is RandomGenerator(seed: 5) over the output.
+            var generator = RandomGenerator(seed: 5)
+            let probe = Tensor.randomNormal([tokens, outFeatures], generator: &generator).values
+            for i in 0..<rows.count {
+                var reference = 0.0
+                for t in 0..<tokens {
+                    reference += Double(probe[t * outFeatures + Int(rows[i])]) * Double(x.values[t * inFeatures + Int(columns[i])])
+                }
+                XCTAssertEqual(Double(grads[1][i]), 0.5 * reference, accuracy: 1e-4 * max(1, abs(reference)),
+                               "value \(i), avx512 \(avx512)")
+            }
+        }
+    }
+
     func testSoftmaxOfFullyMaskedRowIsZero() {
         for avx512 in [true, false] where !avx512 || ElementwiseKernels.avx512Supported {
             let values = [Float](repeating: -.infinity, count: 20) + (0..<20).map { Float($0) }

@@ -42,4 +42,13 @@ void peft_small_gemm_avx512(long m, long n, long k, float alpha, const float *a,
 /// dst[j * ldd + i] = src[i * lds + j] for a rows x cols block (a plain transpose into scratch).
 void peft_transpose(const float *src, long lds, long rows, long cols, float *dst, long ldd);
 
+/// The same transpose with 16 x 16 blocks transposed in AVX-512 registers (edges scalar).
+/// Call only when `peft_avx512_supported()`.
+void peft_transpose_avx512(const float *src, long lds, long rows, long cols, float *dst, long ldd);
+
+/// dst[i] += scale * dot(left + rows[i] * length, right + cols[i] * length) over `length` floats, for i in
+/// [0, count): SHiRA's gradient at its sampled positions. Call only when `peft_avx512_supported()`.
+void peft_sampled_dots_avx512(const float *left, const float *right, long length, const int *rows, const int *cols,
+                              long count, float scale, float *dst);
+
 #endif
