@@ -1,4 +1,5 @@
 import BF16Kernels
+import VectorKernels
 import BLASBinding
 import Foundation
 
@@ -7,8 +8,9 @@ public enum GEMMPrecision: String, Sendable, CaseIterable {
     /// Float32 everywhere (OpenBLAS SGEMM).
     case float32 = "fp32"
     /// Inputs rounded to bfloat16, products accumulated and stored in float32 (AVX-512 BF16 kernels). Weights,
-    /// gradients and optimiser state stay float32; only the operands of the forward linear layers and of their
-    /// input-gradient products are rounded. Falls back to float32 on CPUs without AVX-512 BF16.
+    /// gradients and optimiser state stay float32; only the operands of the linear layers' products (forward,
+    /// input gradient, weight gradient; large enough ones) are rounded. Falls back to float32 on CPUs without
+    /// AVX-512 BF16.
     case bfloat16 = "bf16"
 }
 
@@ -46,7 +48,19 @@ public func gemm(
     let blas = OpenBLAS.shared
     if Profiler.enabledFlag { Profiler.countGEMM(m: m, n: n, k: k) }
     let work = Double(m) * Double(n) * Double(k)
-    if reducedPrecision && !transA && GEMMSettings.usesBFloat16 && work >= 2_000_000 && m >= 16 && n >= 16 && k >= 16 {
+    if reducedPrecision && GEMMSettings.usesBFloat16 && work >= 2_000_000 && m >= 16 && n >= 16 && k >= 16 {
+        if transA {
+            // The kernel reads A by rows: copy op(A) (A is stored k x m) transposed first, 16-row bands per core.
+            let transposed = Tensor(uninitialized: [m, k])
+            let bands = (k + 15) / 16
+            Parallel.forEachChunk(bands, grain: 1) { range in
+                let r0 = range.lowerBound * 16, r1 = min(range.upperBound * 16, k)
+                peft_transpose_avx512(a + r0 * lda, lda, r1 - r0, m, transposed.data + r0, k)
+            }
+            bfloat16GEMM(transB: transB, m: m, n: n, k: k, alpha: alpha, a: transposed.data, lda: k, b: b, ldb: ldb,
+                         beta: beta, c: c, ldc: ldc)
+            return
+        }
         bfloat16GEMM(transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         return
     }

@@ -26,7 +26,9 @@ public func linear(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tens
     let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [outFeatures])
     if let bias {
         let pb = bias.data, y = out.data
-        for r in 0..<rows { (y + r * outFeatures).update(from: pb, count: outFeatures) }
+        Parallel.forEachChunk(rows, grain: max(1, 16_384 / max(outFeatures, 1))) { range in
+            for r in range { (y + r * outFeatures).update(from: pb, count: outFeatures) }
+        }
     }
     gemm(transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures,
                a: x.data, lda: inFeatures, b: weight.data, ldb: inFeatures,
@@ -44,7 +46,7 @@ public func linear(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tens
         if let savedX, weight.needsGrad {
             gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows,
                        a: g.data, lda: outFeatures, b: savedX.data, ldb: inFeatures,
-                       beta: 1, c: weight.gradPointer(), ldc: inFeatures)
+                       beta: 1, c: weight.gradPointer(), ldc: inFeatures, reducedPrecision: true)
         }
         if let bias, bias.needsGrad {
             accumulateColumnSums(g.data, rows: rows, columns: outFeatures, into: bias.gradPointer())
