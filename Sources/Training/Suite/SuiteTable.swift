@@ -104,7 +104,7 @@ extension BenchmarkSuite {
                      "s/step is the median over the method's runs, as measured during the suite (a linear probe trains on cached features, so its step is the head only)."]
         if partialSeeds { notes.append("(n): only n of the \(seeds.count) seeds have finished for that cell.") }
         if incompleteMeans { notes.append("*: mean over the tasks finished so far, not all \(tasks.count).") }
-        notes.append("—: not run yet.")
+        if lines.joined().contains("—") { notes.append("—: not run yet.") }
         lines += notes.map { "- " + $0 }
         return lines.joined(separator: "\n")
     }
