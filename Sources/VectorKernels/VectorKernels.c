@@ -6,16 +6,6 @@
 
 #include "VectorKernels.h"
 
-void peft_transpose(const float *src, long lds, long rows, long cols, float *dst, long ldd) {
-    // Blocks of 16 x 16 keep both sides in cache lines.
-    for (long i0 = 0; i0 < rows; i0 += 16)
-        for (long j0 = 0; j0 < cols; j0 += 16) {
-            long i1 = i0 + 16 < rows ? i0 + 16 : rows, j1 = j0 + 16 < cols ? j0 + 16 : cols;
-            for (long i = i0; i < i1; i++)
-                for (long j = j0; j < j1; j++) dst[j * ldd + i] = src[i * lds + j];
-        }
-}
-
 #if defined(__x86_64__)
 #include <cpuid.h>
 #include <immintrin.h>
@@ -31,6 +21,9 @@ int peft_avx512_supported(void) {
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     return (lo & 0xE6) == 0xE6;  // SSE, AVX, opmask, ZMM_Hi256 and Hi16_ZMM state
 }
+
+// Mask of the first `remaining` (1 to 15) lanes.
+static inline __mmask16 tail_mask(long remaining) { return (__mmask16)((1u << remaining) - 1); }
 
 // e^x by x = n ln2 + r, |r| <= ln2/2, and a degree-6 polynomial (as vectorExp in VectorMath.swift).
 TARGET static inline __m512 exp16(__m512 x) {
@@ -77,7 +70,7 @@ TARGET void peft_gelu_forward_avx512(const float *x, float *y, long n) {
         _mm512_storeu_ps(y + i, _mm512_mul_ps(v, normal_cdf16(v)));
     }
     if (i < n) {
-        __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 tail = tail_mask(n - i);
         __m512 v = _mm512_maskz_loadu_ps(tail, x + i);
         _mm512_mask_storeu_ps(y + i, tail, _mm512_mul_ps(v, normal_cdf16(v)));
     }
@@ -97,15 +90,13 @@ TARGET void peft_gelu_backward_avx512(const float *x, const float *g, float *gx,
         _mm512_storeu_ps(gx + i, d);
     }
     if (i < n) {
-        __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 tail = tail_mask(n - i);
         __m512 d = _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, g + i),
                                  gelu_derivative16(_mm512_maskz_loadu_ps(tail, x + i)));
         if (accumulate) d = _mm512_add_ps(d, _mm512_maskz_loadu_ps(tail, gx + i));
         _mm512_mask_storeu_ps(gx + i, tail, d);
     }
 }
-
-static inline __mmask16 tail_mask(long remaining) { return (__mmask16)((1u << remaining) - 1); }
 
 TARGET void peft_softmax_rows_avx512(float *rows, long count, long n, long stride) {
     const long full = n & ~15L;
@@ -367,7 +358,7 @@ void peft_softmax_backward_rows_avx512(const float *p, float *d, long count, lon
     (void)p; (void)d; (void)count; (void)n;
 }
 void peft_transpose_avx512(const float *src, long lds, long rows, long cols, float *dst, long ldd) {
-    peft_transpose(src, lds, rows, cols, dst, ldd);
+    (void)src; (void)lds; (void)rows; (void)cols; (void)dst; (void)ldd;
 }
 void peft_sampled_dots_avx512(const float *left, const float *right, long length, const int *rows, const int *cols,
                               long count, float scale, float *dst) {

@@ -80,6 +80,24 @@ final class APIMisuseTests: XCTestCase {
         try JSONSerialization.data(withJSONObject: json).write(to: url)
     }
 
+    /// Rewrites the config's "swiftpeft" section (method, options, ...) in place.
+    func editDetails(_ folder: URL, _ change: (inout [String: Any]) -> Void) throws {
+        try editConfig(folder) { json in
+            var details = json["swiftpeft"] as! [String: Any]
+            change(&details)
+            json["swiftpeft"] = details
+        }
+    }
+
+    /// Sets one method option in the config.
+    func editOption(_ folder: URL, _ key: String, _ value: Any) throws {
+        try editDetails(folder) { details in
+            var options = details["options"] as! [String: Any]
+            options[key] = value
+            details["options"] = options
+        }
+    }
+
     func savedAdapter(_ method: String, _ options: MethodOptions) throws -> URL {
         let model = tinyClassifier()
         try MethodRegistry.method(named: method, options: options).apply(to: model)
@@ -90,13 +108,7 @@ final class APIMisuseTests: XCTestCase {
 
     func testAdapterWhoseConfigDisagreesWithItsTensors() throws {
         let folder = try savedAdapter("lora", options { $0.rank = 2 })
-        try editConfig(folder) { json in
-            var details = json["swiftpeft"] as! [String: Any]
-            var options = details["options"] as! [String: Any]
-            options["rank"] = 4
-            details["options"] = options
-            json["swiftpeft"] = details
-        }
+        try editOption(folder, "rank", 4)
         XCTAssertThrowsError(try AdapterFiles.load(from: folder, into: tinyClassifier())) { error in
             XCTAssertTrue("\(error)".contains("has shape [2, 16], the model expects [4, 16]"), "\(error)")
         }
@@ -104,22 +116,12 @@ final class APIMisuseTests: XCTestCase {
 
     func testAdapterForAnUnknownMethodOrWithBadOptions() throws {
         let folder = try savedAdapter("lora", options { $0.rank = 2 })
-        try editConfig(folder) { json in
-            var details = json["swiftpeft"] as! [String: Any]
-            details["method"] = "qlora"
-            json["swiftpeft"] = details
-        }
+        try editDetails(folder) { $0["method"] = "qlora" }
         XCTAssertThrowsError(try AdapterFiles.load(from: folder, into: tinyClassifier())) { error in
             XCTAssertTrue("\(error)".contains("unknown method 'qlora'"), "\(error)")
         }
-        try editConfig(folder) { json in
-            var details = json["swiftpeft"] as! [String: Any]
-            details["method"] = "lora"
-            var options = details["options"] as! [String: Any]
-            options["rank"] = 99
-            details["options"] = options
-            json["swiftpeft"] = details
-        }
+        try editDetails(folder) { $0["method"] = "lora" }
+        try editOption(folder, "rank", 99)
         XCTAssertThrowsError(try AdapterFiles.load(from: folder, into: tinyClassifier())) { error in
             XCTAssertTrue("\(error)".contains("rank 99 is larger than layer"), "\(error)")
         }

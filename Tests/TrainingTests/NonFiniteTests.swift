@@ -8,49 +8,14 @@ import Training
 /// Numerical faults in the training loop: `onNonFinite` stop and skip, and that the checkpoint on disk is never
 /// replaced by a NaN state.
 final class NonFiniteTests: XCTestCase {
-    static let vision = VisionTransformerConfiguration(imageSize: 16, patchSize: 4, width: 16, depth: 2, heads: 2,
-                                                       mlpDimension: 32, layerNormEps: 1e-6, layerScale: true)
-
-    func split(_ count: Int, seed: UInt64) -> ImageSplit {
-        var generator = RandomGenerator(seed: seed)
-        var images: [[Float]] = [], labels: [Int] = []
-        for i in 0..<count {
-            let label = i % 2
-            images.append((0..<64).map { p in ((p < 32) == (label == 0) ? 0.8 : 0.2) + 0.1 * generator.nextNormal() })
-            labels.append(label)
-        }
-        return ImageSplit(images: images, labels: labels)
-    }
-
     /// A LoRA run on the tiny model: 8 steps per epoch.
     func makeTrainer(epochs: Int = 2, learningRate: Float = 3e-3, method: String = "lora",
                      configure: (inout TrainingConfiguration) -> Void = { _ in }, out: URL? = nil) throws -> Trainer {
-        var configuration = TrainingConfiguration()
-        configuration.method = method
-        configuration.epochs = epochs
-        configuration.batchSize = 8
-        configuration.learningRate = learningRate
-        configuration.warmupEpochs = 0.5
-        configuration.options.rank = 2
-        configure(&configuration)
-        let model = ImageClassifier(vision: VisionTransformer(Self.vision, seed: 3), classes: 2)
-        try MethodRegistry.method(named: method, options: configuration.options).apply(to: model)
-        let preprocessor = ImagePreprocessor(resolution: 16, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25])
-        func source(_ s: ImageSplit) -> BatchSource {
-            ImageBatchSource(split: s, rows: 8, columns: 8, preprocessor: preprocessor, flip: false)
-        }
-        let trainer = try Trainer(configuration: configuration, model: model, train: source(split(64, seed: 1)),
-                                  validation: source(split(32, seed: 2)), test: source(split(32, seed: 3)),
-                                  outputDirectory: out)
-        trainer.log = { _ in }
-        return trainer
+        try TinyTrainerFixture.makeTrainer(method: method, epochs: epochs, learningRate: learningRate,
+                                           horizontalFlip: false, configure: configure, out: out)
     }
 
-    func temporaryDirectory() -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("peft-nonfinite-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-        return url
-    }
+    func temporaryDirectory() -> URL { TinyTrainerFixture.temporaryDirectory("peft-nonfinite", for: self) }
 
     /// Every tensor of the checkpoint in `directory`, which must load.
     func checkpointTensors(_ directory: URL) throws -> [String: [Float]] {

@@ -7,51 +7,12 @@ import Training
 
 /// The training loop on a tiny model and synthetic data: learning, determinism, resume, checkpoints, optimiser.
 final class TrainerTests: XCTestCase {
-    static let vision = VisionTransformerConfiguration(imageSize: 16, patchSize: 4, width: 16, depth: 2, heads: 2,
-                                                       mlpDimension: 32, layerNormEps: 1e-6, layerScale: true)
-
-    /// Two classes: bright top half vs bright bottom half, with noise.
-    func split(_ count: Int, seed: UInt64) -> ImageSplit {
-        var generator = RandomGenerator(seed: seed)
-        var images: [[Float]] = [], labels: [Int] = []
-        for i in 0..<count {
-            let label = i % 2
-            images.append((0..<64).map { p in
-                let top = p < 32
-                return (top == (label == 0) ? 0.8 : 0.2) + 0.1 * generator.nextNormal()
-            })
-            labels.append(label)
-        }
-        return ImageSplit(images: images, labels: labels)
-    }
-
     func makeTrainer(method: String = "lora", epochs: Int = 3, learningRate: Float = 3e-3, out: URL? = nil) throws -> Trainer {
-        var configuration = TrainingConfiguration()
-        configuration.method = method
-        configuration.epochs = epochs
-        configuration.batchSize = 8
-        configuration.learningRate = learningRate
-        configuration.warmupEpochs = 0.5
-        configuration.options.rank = 2
-        configuration.horizontalFlip = true
-        let model = ImageClassifier(vision: VisionTransformer(Self.vision, seed: 3), classes: 2)
-        try MethodRegistry.method(named: method, options: configuration.options).apply(to: model)
-        let preprocessor = ImagePreprocessor(resolution: 16, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25])
-        func source(_ s: ImageSplit, _ flip: Bool) -> BatchSource {
-            ImageBatchSource(split: s, rows: 8, columns: 8, preprocessor: preprocessor, flip: flip)
-        }
-        let trainer = try Trainer(configuration: configuration, model: model, train: source(split(64, seed: 1), true),
-                                  validation: source(split(32, seed: 2), false), test: source(split(32, seed: 3), false),
-                                  outputDirectory: out)
-        trainer.log = { _ in }
-        return trainer
+        try TinyTrainerFixture.makeTrainer(method: method, epochs: epochs, learningRate: learningRate,
+                                           horizontalFlip: true, out: out)
     }
 
-    func temporaryDirectory() -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("peft-trainer-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-        return url
-    }
+    func temporaryDirectory() -> URL { TinyTrainerFixture.temporaryDirectory("peft-trainer", for: self) }
 
     func testTrainingLearnsASimpleTask() throws {
         let trainer = try makeTrainer(method: "full", epochs: 4)

@@ -39,10 +39,8 @@ void peft_layernorm_backward_avx512(const float *x, const float *g, const float 
 void peft_small_gemm_avx512(long m, long n, long k, float alpha, const float *a, long a_row_stride,
                             long a_col_stride, const float *b, long ldb, float beta, float *c, long ldc);
 
-/// dst[j * ldd + i] = src[i * lds + j] for a rows x cols block (a plain transpose into scratch).
-void peft_transpose(const float *src, long lds, long rows, long cols, float *dst, long ldd);
-
-/// The same transpose with 16 x 16 blocks transposed in AVX-512 registers (edges scalar).
+/// dst[j * ldd + i] = src[i * lds + j] for a rows x cols block (a plain transpose), 16 x 16 blocks transposed in
+/// AVX-512 registers (edges scalar).
 /// Call only when `peft_avx512_supported()`.
 void peft_transpose_avx512(const float *src, long lds, long rows, long cols, float *dst, long ldd);
 
