@@ -119,7 +119,7 @@ TARGET static void convert_a(const float *a, int lda, int mr, int k0, int kc, ui
 
 // acc[MR][2] += A pairs (MR rows, `pairs` long) x one packed panel; then C tile update.
 TARGET static void micro_kernel(int pairs, const uint32_t *a, const uint16_t *panel, float *c, int ldc,
-                                int mr, int nr, float alpha, float beta, int first) {
+                                int mr, int nr, float alpha, float beta, const float *bias, int first) {
     __m512 acc[MR][2];
     for (int r = 0; r < MR; r++) { acc[r][0] = _mm512_setzero_ps(); acc[r][1] = _mm512_setzero_ps(); }
     for (int p = 0; p < pairs; p++) {
@@ -135,9 +135,12 @@ TARGET static void micro_kernel(int pairs, const uint32_t *a, const uint16_t *pa
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     const __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
     const __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    // The bias joins on the first k block only.
+    const __m512 bias0 = first && bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    const __m512 bias1 = first && bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
     for (int r = 0; r < mr; r++) {
         float *row = c + (long)r * ldc;
-        __m512 v0 = _mm512_mul_ps(acc[r][0], va), v1 = _mm512_mul_ps(acc[r][1], va);
+        __m512 v0 = _mm512_fmadd_ps(acc[r][0], va, bias0), v1 = _mm512_fmadd_ps(acc[r][1], va, bias1);
         if (!first) {
             v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, row));
             v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, row + 16));
@@ -151,7 +154,7 @@ TARGET static void micro_kernel(int pairs, const uint32_t *a, const uint16_t *pa
 }
 
 TARGET void peft_bf16_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda,
-                                  const uint16_t *packed_b, float beta, float *c, int ldc) {
+                                  const uint16_t *packed_b, const float *bias, float beta, float *c, int ldc) {
     const int kp = pairs_of(k);
     const int panels = peft_bf16_panel_count(n);
     uint32_t a_panel[MR * (KC / 2)] __attribute__((aligned(64)));
@@ -168,7 +171,8 @@ TARGET void peft_bf16_gemm_packed(int m, int n, int k, float alpha, const float 
                     const int j0 = panel * NR;
                     const int nr = n - j0 < NR ? n - j0 : NR;
                     const uint16_t *bp = packed_b + (long)panel * kp * 2 * NR + (long)p0 * 64;
-                    micro_kernel(pairs, a_panel, bp, c + (long)i0 * ldc + j0, ldc, mr, nr, alpha, beta, k0 == 0);
+                    micro_kernel(pairs, a_panel, bp, c + (long)i0 * ldc + j0, ldc, mr, nr, alpha, beta,
+                                 bias ? bias + j0 : NULL, k0 == 0);
                 }
             }
         }
@@ -183,6 +187,6 @@ int peft_bf16_panel_count(int n) { return 0; }
 void peft_bf16_pack_b(int trans_b, int k, int n, const float *b, int ldb, uint16_t *packed,
                       int panel_start, int panel_end) {}
 void peft_bf16_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda, const uint16_t *packed_b,
-                           float beta, float *c, int ldc) {}
+                           const float *bias, float beta, float *c, int ldc) {}
 
 #endif

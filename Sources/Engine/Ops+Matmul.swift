@@ -24,15 +24,8 @@ public func linear(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tens
     if let bias { precondition(bias.count == outFeatures, "linear: bias \(bias.shape) for \(outFeatures) outputs") }
     let rows = x.count / max(inFeatures, 1)
     let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [outFeatures])
-    if let bias {
-        let pb = bias.data, y = out.data
-        Parallel.forEachChunk(rows, grain: max(1, 16_384 / max(outFeatures, 1))) { range in
-            for r in range { (y + r * outFeatures).update(from: pb, count: outFeatures) }
-        }
-    }
-    gemm(transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures,
-               a: x.data, lda: inFeatures, b: weight.data, ldb: inFeatures,
-               beta: bias == nil ? 0 : 1, c: out.data, ldc: outFeatures, reducedPrecision: true)
+    gemm(transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures, a: x.data, lda: inFeatures,
+         b: weight.data, ldb: inFeatures, bias: bias?.data, c: out.data, ldc: outFeatures, reducedPrecision: true)
     var inputs = [x, weight]
     if let bias { inputs.append(bias) }
     // The input's values are kept for backward only when the weight trains (dW needs them).

@@ -19,6 +19,7 @@ public enum Profiler {
     nonisolated(unsafe) private static var gemmFLOPs: Double = 0
     nonisolated(unsafe) private static var attentionFLOPs: Double = 0
     nonisolated(unsafe) private static var profiledThread: pthread_t?
+    nonisolated(unsafe) private static var gemmShapeStats: [GEMMShape: (calls: Int, seconds: Double)] = [:]
     private static let lock = NSLock()
 
     /// Whether ops are being timed.
@@ -27,7 +28,7 @@ public enum Profiler {
     /// Clears all counters and turns the profiler on for the calling thread.
     public static func start() {
         forwardSeconds = [:]; backwardSeconds = [:]; extraSeconds = [:]
-        gemmFLOPs = 0; attentionFLOPs = 0
+        gemmFLOPs = 0; attentionFLOPs = 0; gemmShapeStats = [:]
         profiledThread = pthread_self()
         enabledFlag = true
         lastMark = now()
@@ -82,6 +83,16 @@ public enum Profiler {
         lock.lock(); attentionFLOPs += flops; lock.unlock()
     }
 
+    /// Records one `gemm` call of `shape` that took `seconds` (profiled thread only).
+    static func gemmFinished(_ shape: GEMMShape, seconds: Double) {
+        guard onProfiledThread else { return }
+        let old = gemmShapeStats[shape] ?? (0, 0)
+        gemmShapeStats[shape] = (old.calls + 1, old.seconds + seconds)
+    }
+
+    /// Calls and seconds per GEMM shape so far (products run by `gemm` on the profiled thread).
+    public static var gemmShapes: [GEMMShape: (calls: Int, seconds: Double)] { gemmShapeStats }
+
     /// Seconds per op name in forward passes so far.
     public static var forward: [String: Double] { forwardSeconds }
     /// Seconds per op name in backward passes so far.
@@ -96,14 +107,26 @@ public enum Profiler {
     /// Category of an op name, for the profile table.
     public static func category(of op: String) -> String {
         switch op {
-        case "linear", "matmul", "sparseUpdateLinear": return "GEMM (linear, matmul, SHiRA)"
+        case "linear", "matmul", "sparseUpdateLinear", "lowRankLinear": return "GEMM (linear, matmul, SHiRA)"
         case "attention": return "attention (fused: QK^T, softmax, PV)"
         case "layerNorm", "softmax": return "norms (LayerNorm, softmax)"
-        case "gelu", "relu", "affine", "add", "subtract", "multiply", "divide", "sum", "sum(axis)":
+        case "gelu", "relu", "affine", "add", "residualAdd", "subtract", "multiply", "divide", "sum", "sum(axis)":
             return "elementwise / activation"
         case "reshape", "permute", "slice", "concat", "gatherRows", "patchify": return "copies / reshape / patchify"
         case "crossEntropy": return "loss"
         default: return op
         }
+    }
+}
+
+/// One matrix-product shape as `gemm` saw it: C (m x n) = op(A) (m x k) op(B) (k x n).
+public struct GEMMShape: Hashable, Sendable, CustomStringConvertible {
+    public let m: Int, n: Int, k: Int
+    public let transA: Bool, transB: Bool
+    /// Whether the product ran in bfloat16.
+    public let bfloat16: Bool
+    public var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
+    public var description: String {
+        "\(m) x \(k) x \(n)\(transA ? " A^T" : "")\(transB ? " B^T" : "")\(bfloat16 ? " bf16" : "")"
     }
 }

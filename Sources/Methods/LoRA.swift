@@ -29,18 +29,23 @@ public final class LoRAAdapter: LinearAdapter {
 
     public var children: [(String, any Module)] { [("lora_A", WeightHolder(a)), ("lora_B", WeightHolder(b))] }
 
-    /// The update alone, (alpha / r) dropout(x) A^T B^T.
-    public func delta(_ input: Tensor) -> Tensor {
-        var x = input
-        if ModelMode.isTraining && dropout > 0 {
-            var generator = RandomGenerator(seed: dropoutSeed ^ ModelMode.stepSeed)
-            x = Engine.dropout(input, probability: dropout, generator: &generator)
-        }
-        return linear(linear(x, a), b).scaled(by: scale)
+    /// The input of the low-rank path: dropout(x) while training with dropout, else x.
+    private func lowRankInput(_ input: Tensor) -> Tensor {
+        guard ModelMode.isTraining && dropout > 0 else { return input }
+        var generator = RandomGenerator(seed: dropoutSeed ^ ModelMode.stepSeed)
+        return Engine.dropout(input, probability: dropout, generator: &generator)
     }
 
+    /// The update alone, (alpha / r) dropout(x) A^T B^T.
+    public func delta(_ input: Tensor) -> Tensor {
+        linear(linear(lowRankInput(input), a), b).scaled(by: scale)
+    }
+
+    /// x W^T + b + (alpha / r) dropout(x) A^T B^T as one op (`lowRankLinear`): the update accumulates into the
+    /// layer's output.
     public func forward(_ input: Tensor, base: Linear) -> Tensor {
-        linear(input, base.weight, base.bias) + delta(input)
+        lowRankLinear(input, weight: base.weight, bias: base.bias, lowRankInput: lowRankInput(input), a: a, b: b,
+                      scale: scale)
     }
 
     /// The dense update (alpha / r) B A, [out, in].

@@ -63,7 +63,7 @@ public final class BertResidualOutput: Module {
         norm = LayerNorm(dimension: width, eps: eps)
     }
     public var children: [(String, any Module)] { [("dense", dense), ("LayerNorm", norm)] }
-    func callAsFunction(_ x: Tensor, residual: Tensor) -> Tensor { norm(dense(x) + residual) }
+    func callAsFunction(_ x: Tensor, residual: Tensor) -> Tensor { norm(residualAdd(residual, dense(x))) }
 }
 
 /// A post-norm BERT layer.

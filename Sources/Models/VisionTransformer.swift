@@ -173,15 +173,13 @@ public final class VisionBlock: Module {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        var branch = attentionOutput.dense(attention(norm1(x)))
-        if let layerScale1 { branch = branch * layerScale1.lambda }
-        var h = x + branch
+        // residualAdd: h = x + ls1 * branch in one pass.
+        var h = residualAdd(x, attentionOutput.dense(attention(norm1(x))), scale: layerScale1?.lambda)
         if let residualMap { h = h + residualMap(h) }
         residualObserver?(h)
-        var mlpBranch = mlp(norm2(h))
-        if let layerScale2 { mlpBranch = mlpBranch * layerScale2.lambda }
-        if let mlpAdapter { return h + mlpBranch + mlpAdapter(h) }
-        return h + mlpBranch
+        let out = residualAdd(h, mlp(norm2(h)), scale: layerScale2?.lambda)
+        if let mlpAdapter { return out + mlpAdapter(h) }
+        return out
     }
 }
 

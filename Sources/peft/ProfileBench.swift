@@ -22,6 +22,7 @@ struct ProfileBench: ParsableCommand {
     @Option(help: "Batch size.") var batch = 32
     @Option(help: "Steps timed without the profiler (median reported) and steps profiled (summed).") var repeats = 3
     @Flag(help: "Print the time of every op name, not only the categories.") var perOp = false
+    @Flag(help: "Print calls, time and GFLOP/s of every GEMM shape.") var perGemm = false
     @Flag(help: "Run every configuration in this process (no fresh process per configuration).") var inProcess = false
     @Option(help: "GEMM precision: fp32, or bf16 (the linear layers' forward, input-gradient and weight-gradient products in bfloat16; also PEFT_GEMM=bf16).")
     var precision: String?
@@ -198,6 +199,15 @@ struct ProfileBench: ParsableCommand {
             }
             for op in names {
                 print("| \(op) | \(ms((Profiler.forward[op] ?? 0) / runs)) | \(ms((Profiler.backward[op] ?? 0) / runs)) |")
+            }
+        }
+        if perGemm {
+            print("")
+            print("| GEMM shape (m x k x n) | calls/step | ms/step | GFLOP/s |")
+            print("|---|---|---|---|")
+            for (shape, stat) in Profiler.gemmShapes.sorted(by: { $0.value.seconds > $1.value.seconds }) {
+                print("| \(shape) | \(String(format: "%.0f", Double(stat.calls) / runs)) | \(ms(stat.seconds / runs)) "
+                      + "| \(String(format: "%.0f", shape.flops * Double(stat.calls) / stat.seconds / 1e9)) |")
             }
         }
         print("")

@@ -15,13 +15,16 @@ final class BFloat16GEMMTests: XCTestCase {
         let shapes = [(37, 45, 33), (100, 70, 64), (130, 96, 800), (24, 32, 2), (61, 530, 47)]
         for (m, n, k) in shapes {
             for transB in [false, true] {
-                for (alpha, beta) in [(Float(1), Float(0)), (Float(0.5), Float(1)), (Float(2), Float(-0.5))] {
+                let cases: [(Float, Float, Bool)] = [(1, 0, false), (0.5, 1, false), (2, -0.5, true), (1, 0, true)]
+                for (alpha, beta, withBias) in cases {
                     let a = Tensor.randomNormal([m, k], generator: &generator)
                     let b = Tensor.randomNormal(transB ? [n, k] : [k, n], generator: &generator)
                     let c = Tensor.randomNormal([m, n], generator: &generator)
+                    let bias = Tensor.randomNormal([n], generator: &generator)
                     let initial = c.values
                     bfloat16GEMM(transB: transB, m: m, n: n, k: k, alpha: alpha, a: a.data, lda: k,
-                                 b: b.data, ldb: transB ? k : n, beta: beta, c: c.data, ldc: n)
+                                 b: b.data, ldb: transB ? k : n, bias: withBias ? UnsafePointer(bias.data) : nil,
+                                 beta: beta, c: c.data, ldc: n)
                     var worst = 0.0
                     for i in 0..<m {
                         for j in 0..<n {
@@ -32,11 +35,12 @@ final class BFloat16GEMMTests: XCTestCase {
                                 magnitude += abs(Double(a.data[i * k + p]) * bv)
                             }
                             let expected = Double(alpha) * exact + Double(beta) * Double(initial[i * n + j])
+                                + (withBias ? Double(bias.data[j]) : 0)
                             let bound = 2 * pow(2, -8) * abs(Double(alpha)) * magnitude + 1e-5 * (1 + abs(expected))
                             worst = max(worst, abs(Double(c.data[i * n + j]) - expected) / bound)
                         }
                     }
-                    XCTAssertLessThanOrEqual(worst, 1, "m \(m) n \(n) k \(k) transB \(transB) alpha \(alpha) beta \(beta)")
+                    XCTAssertLessThanOrEqual(worst, 1, "m \(m) n \(n) k \(k) transB \(transB) alpha \(alpha) beta \(beta) bias \(withBias)")
                 }
             }
         }

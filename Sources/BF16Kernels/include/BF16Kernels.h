@@ -18,9 +18,10 @@ int peft_bf16_panel_count(int n);
 void peft_bf16_pack_b(int trans_b, int k, int n, const float *b, int ldb, uint16_t *packed,
                       int panel_start, int panel_end);
 
-/// C = alpha * A * op(B) + beta * C for rows [0, m) of A (m x k, row-major, lda) and C (ldc), with A rounded to
-/// bfloat16 on the fly, op(B) packed by `peft_bf16_pack_b`, products accumulated in float32. Single-threaded.
+/// C = alpha * A * op(B) + bias + beta * C for rows [0, m) of A (m x k, row-major, lda) and C (ldc), with A
+/// rounded to bfloat16 on the fly, op(B) packed by `peft_bf16_pack_b`, products accumulated in float32. `bias`
+/// (n values added to every row) may be NULL. Single-threaded.
 void peft_bf16_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda, const uint16_t *packed_b,
-                           float beta, float *c, int ldc);
+                           const float *bias, float beta, float *c, int ldc);
 
 #endif
