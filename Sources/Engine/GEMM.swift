@@ -9,8 +9,8 @@ public enum GEMMPrecision: String, Sendable, CaseIterable {
     case float32 = "fp32"
     /// Inputs rounded to bfloat16, products accumulated and stored in float32 (AVX-512 BF16 kernels). Weights,
     /// gradients and optimiser state stay float32; only the operands of the linear layers' products (forward,
-    /// input gradient, weight gradient; large enough ones) are rounded. Falls back to float32 on CPUs without
-    /// AVX-512 BF16.
+    /// input gradient, weight gradient; large enough ones) and of attention's per-head products are rounded.
+    /// Falls back to float32 on CPUs without AVX-512 BF16.
     case bfloat16 = "bf16"
 }
 

@@ -1,3 +1,4 @@
+import BF16Kernels
 import BLASBinding
 import Foundation
 import VectorKernels
@@ -125,26 +126,34 @@ public enum AttentionSettings {
 }
 
 /// The per-head matrix products of attention. With AVX-512 and up to `smallKernelTokenLimit` tokens they run
-/// on our register-blocked kernel (a transposed B is first copied to per-worker scratch), because a BLAS
-/// call on 65 x 64 matrices spends more time packing and dispatching than multiplying (measured: 13 GFLOP/s
-/// for attention at 112 px through OpenBLAS); otherwise, OpenBLAS.
+/// on our register-blocked kernels: in float32 (a transposed B is first copied to per-worker scratch), or, when
+/// `GEMMSettings` asks for bfloat16, in bf16 with float32 accumulation (each operand converted to the pair layout
+/// of VDPBF16PS in per-worker scratch; see BF16SmallKernels.c). A BLAS call on 65 x 64 matrices spends more
+/// time packing and dispatching than multiplying (measured: 13 GFLOP/s for attention at 112 px through
+/// OpenBLAS), so OpenBLAS serves only longer sequences.
 struct HeadProducts {
     static let smallKernelTokenLimit = 1024
-    let tokens: Int, headDim: Int, useSmallKernel: Bool
+    let tokens: Int, headDim: Int, useSmallKernel: Bool, useBFloat16: Bool
+    /// Floats of scratch per worker.
+    let scratchPerWorker: Int
 
     init(tokens: Int, headDim: Int) {
         self.tokens = tokens
         self.headDim = headDim
         useSmallKernel = ElementwiseKernels.useAVX512 && tokens <= Self.smallKernelTokenLimit
+        useBFloat16 = useSmallKernel && GEMMSettings.usesBFloat16
+        let side = max(tokens, headDim), pairs = (side + 1) / 2
+        // bf16: A in row pairs, B in column pairs, and one buffer for an operand before its transpose.
+        scratchPerWorker = !useSmallKernel ? 0 : useBFloat16 ? 3 * side * pairs : tokens * headDim
     }
 
-    /// Scratch for one transposed B (headDim x tokens) per worker; empty with OpenBLAS.
+    /// Scratch for the per-worker operand copies; empty with OpenBLAS.
     func scratch() -> Tensor {
-        Tensor(uninitialized: useSmallKernel ? [Parallel.workerCount, tokens * headDim] : [0])
+        Tensor(uninitialized: [Parallel.workerCount * scratchPerWorker])
     }
 
     func workerScratch(_ scratch: Tensor, _ worker: Int) -> UnsafeMutablePointer<Float> {
-        scratch.data + (useSmallKernel ? worker * tokens * headDim : 0)
+        scratch.data + worker * scratchPerWorker
     }
 
     /// C = alpha op(A) op(B) + beta C, row-major (the same contract as `sgemm`).
@@ -156,6 +165,11 @@ struct HeadProducts {
                        a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
+        if useBFloat16 {
+            bfloat16Product(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b,
+                            ldb: ldb, beta: beta, c: c, ldc: ldc, scratch: scratch)
+            return
+        }
         var b = b, ldb = ldb
         if transB {  // B is stored n x k: copy it transposed (the kernel reads B by rows)
             precondition(n * k <= tokens * headDim, "HeadProducts: transposed B larger than the scratch")
@@ -164,6 +178,40 @@ struct HeadProducts {
         }
         // A transposed (stored k x m) is read through its strides, without a copy.
         peft_small_gemm_avx512(m, n, k, alpha, a, transA ? 1 : lda, transA ? lda : 1, b, ldb, beta, c, ldc)
+    }
+
+    /// The bf16 product: A to row pairs, B to column pairs (an operand stored the other way round is converted
+    /// to the other layout, then transposed as 32-bit words), then the bf16 kernel.
+    private func bfloat16Product(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
+        scratch: UnsafeMutablePointer<Float>
+    ) {
+        let pairs = (k + 1) / 2
+        let side = max(tokens, headDim), part = side * ((side + 1) / 2)
+        precondition(max(m, n) <= side && pairs <= (side + 1) / 2, "HeadProducts: operand larger than the scratch")
+        let words = UnsafeMutableRawPointer(scratch).bindMemory(to: UInt32.self, capacity: 3 * part)
+        let aPairs = words, bPairs = words + part, staging = words + 2 * part
+        /// Transposes a rows x cols block of 32-bit words (moved intact by the float transpose).
+        func transposeWords(_ source: UnsafeMutablePointer<UInt32>, rows: Int, cols: Int,
+                            into destination: UnsafeMutablePointer<UInt32>) {
+            let from = UnsafeMutableRawPointer(source).assumingMemoryBound(to: Float.self)
+            let to = UnsafeMutableRawPointer(destination).assumingMemoryBound(to: Float.self)
+            peft_transpose_avx512(from, cols, rows, cols, to, rows)
+        }
+        if transA {  // A stored k x m: its column pairs [pairs, m], transposed to row pairs [m, pairs].
+            peft_bf16_column_pairs(a, lda, k, m, staging, m)
+            transposeWords(staging, rows: pairs, cols: m, into: aPairs)
+        } else {
+            peft_bf16_row_pairs(a, lda, m, k, aPairs, pairs)
+        }
+        if transB {  // B stored n x k: its row pairs [n, pairs], transposed to column pairs [pairs, n].
+            peft_bf16_row_pairs(b, ldb, n, k, staging, pairs)
+            transposeWords(staging, rows: n, cols: pairs, into: bPairs)
+        } else {
+            peft_bf16_column_pairs(b, ldb, k, n, bPairs, n)
+        }
+        peft_bf16_small_gemm(m, n, pairs, alpha, aPairs, pairs, bPairs, n, beta, c, ldc)
     }
 }
 

@@ -24,7 +24,7 @@ struct ProfileBench: ParsableCommand {
     @Flag(help: "Print the time of every op name, not only the categories.") var perOp = false
     @Flag(help: "Print calls, time and GFLOP/s of every GEMM shape.") var perGemm = false
     @Flag(help: "Run every configuration in this process (no fresh process per configuration).") var inProcess = false
-    @Option(help: "GEMM precision: fp32, or bf16 (the linear layers' forward, input-gradient and weight-gradient products in bfloat16; also PEFT_GEMM=bf16).")
+    @Option(help: "GEMM precision: fp32, or bf16 (the linear layers' forward, input-gradient and weight-gradient products and attention's products in bfloat16; also PEFT_GEMM=bf16).")
     var precision: String?
     @OptionGroup var methodFlags: MethodFlags
 

@@ -84,10 +84,6 @@ final class BFloat16GEMMTests: XCTestCase {
             return (out.values, x.grad!.values, w.grad!.values, bias.grad!.values)
         }
         let reference = run(.float32), reduced = run(.bfloat16)
-        func relativeError(_ a: [Float], _ b: [Float]) -> Double {
-            let difference = zip(a, b).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +).squareRoot()
-            return difference / max(b.map { Double($0) * Double($0) }.reduce(0, +).squareRoot(), 1e-12)
-        }
         XCTAssertLessThan(relativeError(reduced.out, reference.out), 6e-3)
         XCTAssertGreaterThan(relativeError(reduced.out, reference.out), 0, "bf16 mode did not change the forward")
         XCTAssertLessThan(relativeError(reduced.dx, reference.dx), 6e-3)
@@ -128,5 +124,54 @@ final class BFloat16GEMMTests: XCTestCase {
         let difference = zip(numeric, computed).map { ($0 - $1) * ($0 - $1) }.reduce(0, +).squareRoot()
         let scale = numeric.map { $0 * $0 }.reduce(0, +).squareRoot()
         XCTAssertLessThan(difference / scale, 1e-2)
+    }
+
+    /// Attention in bf16 mode (its per-head products in bfloat16) against float32: forward and all three input
+    /// gradients within bfloat16 error, and different from float32 (the bf16 products really ran). Odd and even
+    /// token counts, a head size that is not a multiple of 32, and a padding mask.
+    func testAttentionInBFloat16ModeMatchesFloat32() {
+        for (tokens, width, heads) in [(65, 96, 2), (30, 72, 3)] {
+            let q = random([2, tokens, width], seed: 80), k = random([2, tokens, width], seed: 81)
+            let v = random([2, tokens, width], seed: 82), probe = random([2, tokens, width], seed: 83)
+            var mask = [Float](repeating: 0, count: 2 * tokens)
+            mask[tokens - 1] = -.infinity; mask[2 * tokens - 3] = -.infinity
+            func run(_ precision: GEMMPrecision) -> [[Float]] {
+                let saved = GEMMSettings.precision
+                GEMMSettings.precision = precision
+                defer { GEMMSettings.precision = saved }
+                for t in [q, k, v] { t.requiresGrad = true; t.grad = nil }
+                let out = scaledDotProductAttention(query: q, key: k, value: v, heads: heads, keyMask: mask)
+                out.backward(gradient: probe)
+                defer { for t in [q, k, v] { t.requiresGrad = false; t.grad = nil } }
+                return [out.values] + [q, k, v].map { $0.grad!.values }
+            }
+            let reference = run(.float32), reduced = run(.bfloat16)
+            for (index, name) in ["output", "dq", "dk", "dv"].enumerated() {
+                let error = relativeError(reduced[index], reference[index])
+                XCTAssertLessThan(error, 2e-2, "\(name) at \(tokens) tokens")
+                XCTAssertGreaterThan(error, 0, "\(name) at \(tokens) tokens: bf16 mode changed nothing")
+            }
+        }
+    }
+
+    /// In bf16 mode too, recomputing P in the backward gives bit-identical gradients to keeping it.
+    func testAttentionBFloat16RecomputeEqualsStored() {
+        let saved = (GEMMSettings.precision, AttentionSettings.recomputeAboveTokens)
+        GEMMSettings.precision = .bfloat16
+        defer { (GEMMSettings.precision, AttentionSettings.recomputeAboveTokens) = saved }
+        func run(threshold: Int) -> [[Float]] {
+            AttentionSettings.recomputeAboveTokens = threshold
+            let inputs = [random([2, 33, 64], seed: 84), random([2, 33, 64], seed: 85), random([2, 33, 64], seed: 86)]
+            for x in inputs { x.requiresGrad = true }
+            let out = scaledDotProductAttention(query: inputs[0], key: inputs[1], value: inputs[2], heads: 2)
+            out.backward(gradient: random(out.shape, seed: 87))
+            return [out.values] + inputs.map { $0.grad!.values }
+        }
+        XCTAssertEqual(run(threshold: 1_000), run(threshold: 0))
+    }
+
+    private func relativeError(_ a: [Float], _ b: [Float]) -> Double {
+        let difference = zip(a, b).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +).squareRoot()
+        return difference / max(b.map { Double($0) * Double($0) }.reduce(0, +).squareRoot(), 1e-12)
     }
 }

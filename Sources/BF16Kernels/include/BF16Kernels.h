@@ -24,4 +24,20 @@ void peft_bf16_pack_b(int trans_b, int k, int n, const float *b, int ldb, uint16
 void peft_bf16_gemm_packed(int m, int n, int k, float alpha, const float *a, int lda, const uint16_t *packed_b,
                            const float *bias, float beta, float *c, int ldc);
 
+/// Small products in bfloat16 (attention's per-head products; see BF16SmallKernels.c for the pair layouts).
+/// Single-threaded; call only when `peft_bf16_supported()`.
+///
+/// Row pairs of x [rows, k] (row stride ldx): word (i, p) = (bf16 x[i][2p], bf16 x[i][2p + 1]) at out[i * ldo + p],
+/// a zero high half when k is odd.
+void peft_bf16_row_pairs(const float *x, long ldx, long rows, long k, uint32_t *out, long ldo);
+
+/// Column pairs of y [k, n] (row stride ldy): word (p, j) = (bf16 y[2p][j], bf16 y[2p + 1][j]) at out[p * ldo + j],
+/// a zero high half when k is odd.
+void peft_bf16_column_pairs(const float *y, long ldy, long k, long n, uint32_t *out, long ldo);
+
+/// C = alpha * A * B + beta * C (C m x n row-major, float32) for A in row pairs (m rows of `pairs` words, lda) and
+/// B in column pairs (`pairs` rows of n words, ldb); products accumulated in float32. beta == 0 never reads C.
+void peft_bf16_small_gemm(long m, long n, long pairs, float alpha, const uint32_t *a, long lda, const uint32_t *b,
+                          long ldb, float beta, float *c, long ldc);
+
 #endif
