@@ -126,6 +126,40 @@ final class NonFiniteTests: XCTestCase {
         }
     }
 
+    /// `updateIfFinite` applies exactly what `update` does when all is finite, and otherwise writes nothing and
+    /// names the parameter; tensors large enough for the chunked (multi-core) scans are included.
+    func testUpdateIfFiniteMatchesUpdateAndNamesTheOffender() {
+        func make() -> (AdamW, [Tensor]) {
+            var generator = RandomGenerator(seed: 3)
+            let big = Tensor.randomNormal([300_001], generator: &generator), small = Tensor.randomNormal([7, 3], generator: &generator)
+            for t in [big, small] { t.requiresGrad = true }
+            let optimizer = AdamW(parameters: [("small", small), ("big", big)])
+            big.grad = Tensor.randomNormal([300_001], generator: &generator)
+            small.grad = Tensor.randomNormal([7, 3], generator: &generator)
+            return (optimizer, [small, big])
+        }
+        let (reference, expected) = make(), (checked, actual) = make()
+        let norm = expected.map { $0.grad!.values.map { Double($0) * Double($0) }.reduce(0, +) }.reduce(0, +).squareRoot()
+        XCTAssertEqual(Double(checked.gradientNorm()), norm, accuracy: 1e-4 * norm)
+        reference.update(learningRate: 1e-3, clipNorm: 1)
+        XCTAssertNil(checked.updateIfFinite(learningRate: 1e-3, clipNorm: 1))
+        XCTAssertEqual(actual.map(\.values), expected.map(\.values))
+        XCTAssertEqual(checked.step, 1)
+
+        let (optimizer, tensors) = make()
+        // A step of lr 1e38 against the sign of the gradient overflows this weight.
+        tensors[0].data[0] = 3e38; tensors[0].grad!.data[0] = -1
+        let before = tensors.map(\.values)
+        tensors[1].grad!.data[300_000] = .nan
+        XCTAssertEqual(optimizer.updateIfFinite(learningRate: 1e-3, clipNorm: 1), .nonFiniteGradient("big"))
+        tensors[1].grad!.data[300_000] = 1
+        XCTAssertEqual(optimizer.updateIfFinite(learningRate: 1e38), .nonFiniteUpdate("small"))
+        XCTAssertEqual(tensors.map(\.values), before, "a refused step writes nothing")
+        XCTAssertEqual(optimizer.step, 0)
+        tensors[1].data[299_999] = .infinity
+        XCTAssertEqual(optimizer.firstNonFiniteState(), "big")
+    }
+
     func testAdamWRefusesAnUpdateThatWouldOverflowBeforeApplyingIt() {
         let weight = Tensor(shape: [2], values: [3e38, 1], requiresGrad: true)
         let optimizer = AdamW(parameters: [("w", weight)], weightDecay: 0)

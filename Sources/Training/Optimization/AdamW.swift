@@ -40,62 +40,94 @@ public final class AdamW {
         }
     }
 
-    /// Global L2 norm of all gradients (missing gradients count as zero).
+    /// Global L2 norm of all gradients (missing gradients count as zero), summed in Double over all cores. It is
+    /// finite exactly when every gradient is (a float's square cannot overflow a Double).
     public func gradientNorm() -> Float {
         var total: Double = 0
         for group in groups {
             guard let grad = group.parameter.grad else { continue }
             let g = grad.data
-            for i in 0..<grad.count { total += Double(g[i]) * Double(g[i]) }
+            total += parallelSum(grad.count) { range in
+                var sum: Double = 0
+                for i in range { sum += Double(g[i]) * Double(g[i]) }
+                return sum
+            }
         }
         return Float(total.squareRoot())
     }
 
     /// The first parameter whose gradient holds a NaN or infinity, if any.
     public func firstNonFiniteGradient() -> String? {
-        for group in groups {
-            guard let grad = group.parameter.grad else { continue }
+        groups.first { group in
+            guard let grad = group.parameter.grad else { return false }
             let g = grad.data
-            for i in 0..<grad.count where !g[i].isFinite { return group.name }
-        }
-        return nil
+            return parallelAny(grad.count) { range in range.contains { !g[$0].isFinite } }
+        }?.name
     }
 
     /// The first parameter that `update(learningRate:clipNorm:)` would make (or whose moments it would make) NaN
     /// or infinite, if any. Computes the same arithmetic as the update without writing anything, so a caller can
     /// refuse a bad step before it touches the weights.
     public func firstNonFiniteUpdate(learningRate: Float, clipNorm: Float = 0) -> String? {
-        let clipScale = clipScale(clipNorm)
+        firstNonFiniteUpdate(learningRate: learningRate, clipScale: clipScale(clipNorm))
+    }
+
+    private func firstNonFiniteUpdate(learningRate: Float, clipScale: Float) -> String? {
         let next = step + 1
         let correction1 = 1 - powf(beta1, Float(next)), correction2 = 1 - powf(beta2, Float(next))
         let b1 = beta1, b2 = beta2, eps = epsilon
         guard learningRate.isFinite, clipScale.isFinite else { return groups.first?.name }
-        for group in groups {
-            guard let grad = group.parameter.grad else { continue }
+        return groups.first { group in
+            guard let grad = group.parameter.grad else { return false }
             let lr = learningRate * group.learningRateScale
             let decay = group.decays ? lr * weightDecay : 0
             let p = group.parameter.data, g = grad.data, m = group.firstMoment.data, v = group.secondMoment.data
-            for i in 0..<grad.count {
-                let gi = g[i] * clipScale
-                let mi = b1 * m[i] + (1 - b1) * gi
-                let vi = b2 * v[i] + (1 - b2) * gi * gi
-                let update = (mi / correction1) / ((vi / correction2).squareRoot() + eps)
-                let pi = p[i] - (lr * update + decay * p[i])
-                if !(pi.isFinite && mi.isFinite && vi.isFinite) { return group.name }
+            return parallelAny(grad.count) { range in
+                var finite = true
+                for i in range {
+                    let gi = g[i] * clipScale
+                    let mi = b1 * m[i] + (1 - b1) * gi
+                    let vi = b2 * v[i] + (1 - b2) * gi * gi
+                    let update = (mi / correction1) / ((vi / correction2).squareRoot() + eps)
+                    let pi = p[i] - (lr * update + decay * p[i])
+                    // Non-short-circuit test: the loop stays branch-free.
+                    finite = finite && (pi.isFinite && mi.isFinite && vi.isFinite)
+                }
+                return !finite
             }
-        }
+        }?.name
+    }
+
+    /// A problem that stops `updateIfFinite` from applying a step.
+    public enum UpdateFault: Equatable, Sendable {
+        /// This parameter's gradient holds a NaN or infinity.
+        case nonFiniteGradient(String)
+        /// The update would make this parameter or its moments NaN or infinite.
+        case nonFiniteUpdate(String)
+    }
+
+    /// Checks the step and applies it only when every gradient is finite and the update keeps every parameter and
+    /// moment finite; otherwise writes nothing (the gradients stay for the caller to inspect or discard) and says
+    /// why. Equivalent to `firstNonFiniteGradient`, `firstNonFiniteUpdate` and `update` in turn, with the
+    /// gradient norm computed once (its finiteness is the gradient check; the offender is looked up only on
+    /// failure).
+    public func updateIfFinite(learningRate: Float, clipNorm: Float = 0) -> UpdateFault? {
+        let norm = gradientNorm()
+        guard norm.isFinite else { return .nonFiniteGradient(firstNonFiniteGradient() ?? groups.first?.name ?? "") }
+        let scale = clipNorm > 0 && norm > clipNorm ? clipNorm / (norm + 1e-6) : 1
+        if let bad = firstNonFiniteUpdate(learningRate: learningRate, clipScale: scale) { return .nonFiniteUpdate(bad) }
+        apply(learningRate: learningRate, clipScale: scale)
         return nil
     }
 
     /// The first parameter, or optimiser moment, holding a NaN or infinity (by parameter path), if any.
     public func firstNonFiniteState() -> String? {
-        for group in groups {
-            for tensor in [group.parameter, group.firstMoment, group.secondMoment] {
+        groups.first { group in
+            [group.parameter, group.firstMoment, group.secondMoment].contains { tensor in
                 let d = tensor.data
-                for i in 0..<tensor.count where !d[i].isFinite { return group.name }
+                return parallelAny(tensor.count) { range in range.contains { !d[$0].isFinite } }
             }
-        }
-        return nil
+        }?.name
     }
 
     /// Drops the gradients without updating (a skipped step).
@@ -112,8 +144,11 @@ public final class AdamW {
     /// One update with learning rate `learningRate`; gradients are first scaled down so their global norm is at
     /// most `clipNorm` (when positive). Clears the gradients afterwards.
     public func update(learningRate: Float, clipNorm: Float = 0) {
+        apply(learningRate: learningRate, clipScale: clipScale(clipNorm))
+    }
+
+    private func apply(learningRate: Float, clipScale: Float) {
         step += 1
-        let clipScale = clipScale(clipNorm)
         let correction1 = 1 - powf(beta1, Float(step)), correction2 = 1 - powf(beta2, Float(step))
         let b1 = beta1, b2 = beta2, eps = epsilon
         for group in groups {
@@ -162,4 +197,25 @@ public final class AdamW {
 public struct TrainingError: Error, CustomStringConvertible, Sendable {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// Chunks of at least this many elements go to the cores; smaller tensors (biases, LoRA factors) run inline.
+private let reductionGrain = 65_536
+
+/// The sum of `body` over chunks of 0..<count, the chunks split over the cores.
+private func parallelSum(_ count: Int, _ body: (Range<Int>) -> Double) -> Double {
+    let chunks = max(1, min(Parallel.workerCount, count / reductionGrain))
+    if chunks == 1 { return body(0..<count) }
+    var partial = [Double](repeating: 0, count: chunks)
+    partial.withUnsafeMutableBufferPointer { out in
+        Parallel.forEachChunk(chunks, grain: 1) { range in
+            for c in range { out[c] = body((count * c / chunks)..<(count * (c + 1) / chunks)) }
+        }
+    }
+    return partial.reduce(0, +)
+}
+
+/// Whether `body` holds for any chunk of 0..<count (all chunks are evaluated, split over the cores).
+private func parallelAny(_ count: Int, _ body: (Range<Int>) -> Bool) -> Bool {
+    parallelSum(count) { body($0) ? 1 : 0 } > 0
 }

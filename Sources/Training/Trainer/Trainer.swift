@@ -243,10 +243,14 @@ public final class Trainer {
             } else {
                 loss.backward()
                 faultInjector?(globalStep, model)
-                if let bad = optimizer.firstNonFiniteGradient() {
+                // Applies the step unless a gradient or the update is non-finite.
+                switch optimizer.updateIfFinite(learningRate: stepRate, clipNorm: configuration.clipNorm) {
+                case .nonFiniteGradient(let bad)?:
                     fault = "the gradient of '\(bad)' holds NaN or infinity \(position)"
-                } else if let bad = optimizer.firstNonFiniteUpdate(learningRate: stepRate, clipNorm: configuration.clipNorm) {
+                case .nonFiniteUpdate(let bad)?:
                     fault = "the update of '\(bad)' would make it (or its AdamW moments) NaN or infinite \(position) (learning rate \(stepRate))"
+                case nil:
+                    break
                 }
             }
             if let fault {
@@ -257,7 +261,6 @@ public final class Trainer {
             }
             consecutiveSkips = 0
             rate = stepRate
-            optimizer.update(learningRate: rate, clipNorm: configuration.clipNorm)
             lossSum += Double(loss.item) * Double(labels.count)
             correct += zip(argmaxRows(logits), labels).filter { $0 == $1 }.count
             seen += labels.count
