@@ -60,9 +60,12 @@ public func scaledDotProductAttention(
     let saved = store ? probabilities : nil
     return out.recording("attention", [q, k, v]) { g in
         let pg = g.data
-        let gq = q.needsGrad ? q.gradPointer() : nil
-        let gk = k.needsGrad ? k.gradPointer() : nil
-        let gv = v.needsGrad ? v.gradPointer() : nil
+        // Each head's products write its own columns of dV, dQ and dK once, in that order: a fresh gradient buffer
+        // is written (beta 0) instead of zero-filled and added to. Taken in the same order, so a tensor passed
+        // twice gets its fresh buffer at its first write and is added to after.
+        let (gv, vBeta) = gradientBuffer(v)
+        let (gq, qBeta) = gradientBuffer(q)
+        let (gk, kBeta) = gradientBuffer(k)
         // Per worker: dS, and P when it is recomputed.
         let scratch = Tensor(uninitialized: [Parallel.workerCount, saved == nil ? 2 : 1, tokens, tokens])
         let transposeScratch = products.scratch()
@@ -85,7 +88,7 @@ public func scaledDotProductAttention(
             }
             if let gv {
                 products.gemm(transA: true, transB: false, m: tokens, n: headDim, k: tokens,
-                              a: probs, lda: tokens, b: pg + offset, ldb: width, beta: 1, c: gv + offset, ldc: width,
+                              a: probs, lda: tokens, b: pg + offset, ldb: width, beta: vBeta, c: gv + offset, ldc: width,
                               scratch: transposed)
             }
             if gq == nil && gk == nil { return }
@@ -104,16 +107,24 @@ public func scaledDotProductAttention(
             }
             if let gq {
                 products.gemm(transA: false, transB: false, m: tokens, n: headDim, k: tokens, alpha: scale,
-                              a: dScores, lda: tokens, b: pk + offset, ldb: width, beta: 1, c: gq + offset, ldc: width,
+                              a: dScores, lda: tokens, b: pk + offset, ldb: width, beta: qBeta, c: gq + offset, ldc: width,
                               scratch: transposed)
             }
             if let gk {
                 products.gemm(transA: true, transB: false, m: tokens, n: headDim, k: tokens, alpha: scale,
-                              a: dScores, lda: tokens, b: pq + offset, ldb: width, beta: 1, c: gk + offset, ldc: width,
+                              a: dScores, lda: tokens, b: pq + offset, ldb: width, beta: kBeta, c: gk + offset, ldc: width,
                               scratch: transposed)
             }
         }
     }
+}
+
+/// The gradient buffer of `t` (nil when it needs none) and the beta for a product that writes every element
+/// once: 0 into a fresh, uninitialised buffer, 1 to add to an existing gradient.
+private func gradientBuffer(_ t: Tensor) -> (UnsafeMutablePointer<Float>?, Float) {
+    guard t.needsGrad else { return (nil, 1) }
+    let (pointer, fresh) = t.gradPointerForWriting()
+    return (pointer, fresh ? 0 : 1)
 }
 
 /// Whether attention keeps its probabilities for the backward or recomputes them there.

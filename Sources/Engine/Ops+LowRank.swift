@@ -35,8 +35,10 @@ public func lowRankLinear(_ x: Tensor, weight: Tensor, bias: Tensor?, lowRankInp
     let savedU: Tensor? = a.needsGrad ? u : nil
     return out.recording("lowRankLinear", inputs) { g in
         if xNode.needsGrad {
+            // A fresh gradient buffer is written (beta 0), not zero-filled and added to.
+            let (gx, fresh) = xNode.gradPointerForWriting()
             gemm(transA: false, transB: false, m: rows, n: inFeatures, k: outFeatures, a: g.data, lda: outFeatures,
-                 b: weight.data, ldb: inFeatures, beta: 1, c: xNode.gradPointer(), ldc: inFeatures, reducedPrecision: true)
+                 b: weight.data, ldb: inFeatures, beta: fresh ? 0 : 1, c: gx, ldc: inFeatures, reducedPrecision: true)
         }
         if let savedX, weight.needsGrad {
             gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows, a: g.data, lda: outFeatures,

@@ -32,9 +32,11 @@ public func linear(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tens
     let xNode = x.node, savedX: Tensor? = weight.needsGrad ? x : nil
     return out.recording("linear", inputs) { g in
         if xNode.needsGrad {
+            // A fresh gradient buffer is written (beta 0), not zero-filled and added to.
+            let (gx, fresh) = xNode.gradPointerForWriting()
             gemm(transA: false, transB: false, m: rows, n: inFeatures, k: outFeatures,
                        a: g.data, lda: outFeatures, b: weight.data, ldb: inFeatures,
-                       beta: 1, c: xNode.gradPointer(), ldc: inFeatures, reducedPrecision: true)
+                       beta: fresh ? 0 : 1, c: gx, ldc: inFeatures, reducedPrecision: true)
         }
         if let savedX, weight.needsGrad {
             gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows,

@@ -47,8 +47,10 @@ public func sparseUpdateLinear(_ x: Tensor, fusedWeight: Tensor, bias: Tensor?, 
     if let bias { inputs.append(bias) }
     return out.recording("sparseUpdateLinear", inputs) { g in
         if x.needsGrad {
+            // A fresh gradient buffer is written (beta 0), not zero-filled and added to.
+            let (gx, fresh) = x.gradPointerForWriting()
             gemm(transA: false, transB: false, m: tokens, n: inFeatures, k: outFeatures, a: g.data, lda: outFeatures,
-                 b: fusedWeight.data, ldb: inFeatures, beta: 1, c: x.gradPointer(), ldc: inFeatures,
+                 b: fusedWeight.data, ldb: inFeatures, beta: fresh ? 0 : 1, c: gx, ldc: inFeatures,
                  reducedPrecision: true)
         }
         if let bias, bias.needsGrad {

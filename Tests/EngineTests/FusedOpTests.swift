@@ -40,6 +40,24 @@ final class FusedOpTests: XCTestCase {
         XCTAssertNil(w.grad, "the frozen weight gets no gradient")
     }
 
+    /// Attention writes dV, dQ and dK into fresh gradient buffers without zero-filling them; a tensor passed as
+    /// two or three of the inputs must still get the sum of its gradients.
+    func testAttentionWithSharedInputs() {
+        let x = random([2, 5, 8], seed: 25), y = random([2, 5, 8], seed: 26)
+        checkGradients("attention(x, x, x)", inputs: [x], epsilon: 1e-3) {
+            scaledDotProductAttention(query: $0[0], key: $0[0], value: $0[0], heads: 2)
+        }
+        checkGradients("attention(x, y, x)", inputs: [x, y], epsilon: 1e-3) {
+            scaledDotProductAttention(query: $0[0], key: $0[1], value: $0[0], heads: 2)
+        }
+        checkGradients("attention(x, x, y)", inputs: [x, y], epsilon: 1e-3) {
+            scaledDotProductAttention(query: $0[0], key: $0[0], value: $0[1], heads: 2)
+        }
+        checkGradients("attention(y, x, x)", inputs: [x, y], epsilon: 1e-3) {
+            scaledDotProductAttention(query: $0[1], key: $0[0], value: $0[0], heads: 2)
+        }
+    }
+
     func testResidualAddGradients() {
         let x = random([2, 3, 5], seed: 14), branch = random([2, 3, 5], seed: 15), scale = random([5], seed: 16)
         checkGradients("residualAdd scaled", inputs: [x, branch, scale]) { residualAdd($0[0], $0[1], scale: $0[2]) }
