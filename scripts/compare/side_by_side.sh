@@ -48,10 +48,11 @@ for precision in $precisions; do
         echo
         echo "## $precision (ours: PEFT_GEMM=$precision), round $round of $rounds"
         # shellcheck disable=SC2086
-        "$python" scripts/compare/torch_step.py --methods $methods "${common[@]}" "${flag[@]}" --ours $mine 2>/dev/null \
-            | tee /dev/stderr | awk -F'|' -v p="$precision" 'NF > 6 && $4 ~ /[0-9]/ && $6 ~ /[0-9]/ {
-                gsub(/ /, "", $2); gsub(/ /, "", $4); gsub(/ /, "", $6); print p, $2, $4, $6 }' >> "$results"
-    done 2>&1
+        table=$("$python" scripts/compare/torch_step.py --methods $methods "${common[@]}" "${flag[@]}" --ours $mine 2>/dev/null)
+        echo "$table"
+        echo "$table" | awk -F'|' -v p="$precision" 'NF > 6 && $4 ~ /[0-9]/ && $6 ~ /[0-9]/ {
+            gsub(/ /, "", $2); gsub(/ /, "", $4); gsub(/ /, "", $6); print p, $2, $4, $6 }' >> "$results"
+    done
 done
 if [[ $rounds -gt 1 ]]; then
     echo
