@@ -201,7 +201,7 @@ struct HeadProducts {
         let pairs = (k + 1) / 2
         let side = max(tokens, headDim), part = side * ((side + 1) / 2)
         precondition(max(m, n) <= side && pairs <= (side + 1) / 2, "HeadProducts: operand larger than the scratch")
-        let words = UnsafeMutableRawPointer(scratch).bindMemory(to: UInt32.self, capacity: 3 * part)
+        let words = UnsafeMutableRawPointer(scratch).assumingMemoryBound(to: UInt32.self)
         let aPairs = words, bPairs = words + part, staging = words + 2 * part
         /// Transposes a rows x cols block of 32-bit words (moved intact by the float transpose).
         func transposeWords(_ source: UnsafeMutablePointer<UInt32>, rows: Int, cols: Int,
