@@ -1,5 +1,4 @@
 import BF16Kernels
-import VectorKernels
 import BLASBinding
 import Foundation
 
@@ -68,13 +67,9 @@ private func gemmUnprofiled(
 ) {
     if useBF16 {
         if transA {
-            // The kernel reads A by rows: copy op(A) (A is stored k x m) transposed first, 16-row bands per core.
+            // The kernel reads A by rows: copy op(A) (A is stored k x m) transposed first.
             let transposed = Tensor(uninitialized: [m, k])
-            let bands = (k + 15) / 16
-            Parallel.forEachChunk(bands, grain: 1) { range in
-                let r0 = range.lowerBound * 16, r1 = min(range.upperBound * 16, k)
-                peft_transpose_avx512(a + r0 * lda, lda, r1 - r0, m, transposed.data + r0, k)
-            }
+            transposeMatrix(a, rows: k, columns: m, sourceStride: lda, into: transposed.data)
             bfloat16GEMM(transB: transB, m: m, n: n, k: k, alpha: alpha, a: transposed.data, lda: k, b: b, ldb: ldb,
                          bias: bias, beta: beta, c: c, ldc: ldc)
             return

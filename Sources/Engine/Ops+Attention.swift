@@ -35,10 +35,12 @@ public func scaledDotProductAttention(
     let productFLOPs = 2 * Double(tokens) * Double(tokens) * Double(headDim) * Double(batch * heads)
     if Profiler.enabledFlag { Profiler.countAttention(2 * productFLOPs) }
 
+    /// Where (batch, head) pair `pair`'s columns start in q, k, v and their gradients.
+    func headOffset(_ pair: Int) -> Int { (pair / heads) * tokens * width + (pair % heads) * headDim }
+
     /// P = softmax(scale Q K^T + mask) of one (batch, head) pair into `scores` (N x N).
     func headProbabilities(_ pair: Int, _ scores: UnsafeMutablePointer<Float>, _ scratch: UnsafeMutablePointer<Float>) {
-        let b = pair / heads, h = pair % heads
-        let offset = b * tokens * width + h * headDim
+        let b = pair / heads, offset = headOffset(pair)
         products.gemm(transA: false, transB: true, m: tokens, n: tokens, k: headDim, alpha: scale,
                       a: pq + offset, lda: width, b: pk + offset, ldb: width, c: scores, ldc: tokens, scratch: scratch)
         for i in 0..<tokens {
@@ -49,8 +51,7 @@ public func scaledDotProductAttention(
     }
 
     forEachHead(batch * heads) { pair, worker in
-        let b = pair / heads, h = pair % heads
-        let offset = b * tokens * width + h * headDim
+        let offset = headOffset(pair)
         let scores = probabilities.data + (store ? pair : worker) * tokens * tokens
         let scratch = products.workerScratch(forwardScratch, worker)
         headProbabilities(pair, scores, scratch)
@@ -68,33 +69,32 @@ public func scaledDotProductAttention(
         let (gk, kBeta) = gradientBuffer(k)
         // Per worker: dS, and P when it is recomputed.
         let scratch = Tensor(uninitialized: [Parallel.workerCount, saved == nil ? 2 : 1, tokens, tokens])
-        let transposeScratch = products.scratch()
+        let backwardScratch = products.scratch()
         if Profiler.enabledFlag {
             let recompute = saved == nil ? 1 : 0
             let products = recompute + (gv != nil ? 1 : 0) + (gq != nil || gk != nil ? 1 : 0) + (gq != nil ? 1 : 0) + (gk != nil ? 1 : 0)
             Profiler.countAttention(Double(products) * productFLOPs)
         }
         forEachHead(batch * heads) { pair, worker in
-            let b = pair / heads, h = pair % heads
-            let offset = b * tokens * width + h * headDim
-            let transposed = products.workerScratch(transposeScratch, worker)
+            let offset = headOffset(pair)
+            let operandScratch = products.workerScratch(backwardScratch, worker)
             let dScores = scratch.data + worker * scratch.shape[1] * tokens * tokens
             let probs: UnsafeMutablePointer<Float>
             if let saved {
                 probs = saved.data + pair * tokens * tokens
             } else {
                 probs = dScores + tokens * tokens
-                headProbabilities(pair, probs, transposed)
+                headProbabilities(pair, probs, operandScratch)
             }
             if let gv {
                 products.gemm(transA: true, transB: false, m: tokens, n: headDim, k: tokens,
                               a: probs, lda: tokens, b: pg + offset, ldb: width, beta: vBeta, c: gv + offset, ldc: width,
-                              scratch: transposed)
+                              scratch: operandScratch)
             }
             if gq == nil && gk == nil { return }
             products.gemm(transA: false, transB: true, m: tokens, n: tokens, k: headDim,
                           a: pg + offset, lda: width, b: pv + offset, ldb: width, c: dScores, ldc: tokens,
-                          scratch: transposed)
+                          scratch: operandScratch)
             if ElementwiseKernels.useAVX512 {
                 peft_softmax_backward_rows_avx512(probs, dScores, tokens, tokens)
             } else {
@@ -108,12 +108,12 @@ public func scaledDotProductAttention(
             if let gq {
                 products.gemm(transA: false, transB: false, m: tokens, n: headDim, k: tokens, alpha: scale,
                               a: dScores, lda: tokens, b: pk + offset, ldb: width, beta: qBeta, c: gq + offset, ldc: width,
-                              scratch: transposed)
+                              scratch: operandScratch)
             }
             if let gk {
                 products.gemm(transA: true, transB: false, m: tokens, n: headDim, k: tokens, alpha: scale,
                               a: dScores, lda: tokens, b: pq + offset, ldb: width, beta: kBeta, c: gk + offset, ldc: width,
-                              scratch: transposed)
+                              scratch: operandScratch)
             }
         }
     }

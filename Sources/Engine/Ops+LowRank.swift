@@ -34,19 +34,7 @@ public func lowRankLinear(_ x: Tensor, weight: Tensor, bias: Tensor?, lowRankInp
     let savedX: Tensor? = weight.needsGrad ? x : nil
     let savedU: Tensor? = a.needsGrad ? u : nil
     return out.recording("lowRankLinear", inputs) { g in
-        if xNode.needsGrad {
-            // A fresh gradient buffer is written (beta 0), not zero-filled and added to.
-            let (gx, fresh) = xNode.gradPointerForWriting()
-            gemm(transA: false, transB: false, m: rows, n: inFeatures, k: outFeatures, a: g.data, lda: outFeatures,
-                 b: weight.data, ldb: inFeatures, beta: fresh ? 0 : 1, c: gx, ldc: inFeatures, reducedPrecision: true)
-        }
-        if let savedX, weight.needsGrad {
-            gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows, a: g.data, lda: outFeatures,
-                 b: savedX.data, ldb: inFeatures, beta: 1, c: weight.gradPointer(), ldc: inFeatures, reducedPrecision: true)
-        }
-        if let bias, bias.needsGrad {
-            accumulateColumnSums(g.data, rows: rows, columns: outFeatures, into: bias.gradPointer())
-        }
+        linearBackward(g, rows: rows, xNode: xNode, weight: weight, savedX: savedX, bias: bias)
         if b.needsGrad {
             gemm(transA: true, transB: false, m: outFeatures, n: rank, k: rows, alpha: scale, a: g.data, lda: outFeatures,
                  b: h.data, ldb: rank, beta: 1, c: b.gradPointer(), ldc: rank)

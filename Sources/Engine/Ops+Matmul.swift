@@ -31,21 +31,26 @@ public func linear(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil) -> Tens
     // The input's values are kept for backward only when the weight trains (dW needs them).
     let xNode = x.node, savedX: Tensor? = weight.needsGrad ? x : nil
     return out.recording("linear", inputs) { g in
-        if xNode.needsGrad {
-            // A fresh gradient buffer is written (beta 0), not zero-filled and added to.
-            let (gx, fresh) = xNode.gradPointerForWriting()
-            gemm(transA: false, transB: false, m: rows, n: inFeatures, k: outFeatures,
-                       a: g.data, lda: outFeatures, b: weight.data, ldb: inFeatures,
-                       beta: fresh ? 0 : 1, c: gx, ldc: inFeatures, reducedPrecision: true)
-        }
-        if let savedX, weight.needsGrad {
-            gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows,
-                       a: g.data, lda: outFeatures, b: savedX.data, ldb: inFeatures,
-                       beta: 1, c: weight.gradPointer(), ldc: inFeatures, reducedPrecision: true)
-        }
-        if let bias, bias.needsGrad {
-            accumulateColumnSums(g.data, rows: rows, columns: outFeatures, into: bias.gradPointer())
-        }
+        linearBackward(g, rows: rows, xNode: xNode, weight: weight, savedX: savedX, bias: bias)
+    }
+}
+
+/// The backward of y = x W^T + b for the output gradient g [rows, out]: dx += g W (into a fresh buffer with
+/// beta 0 when x has no gradient yet), dW += g^T x when W trains (`savedX` holds x then), db += column sums of g.
+/// Shared by the linear-layer ops (`linear`, `lowRankLinear`, `sparseUpdateLinear`, which passes no `savedX`).
+func linearBackward(_ g: Tensor, rows: Int, xNode: GradNode, weight: Tensor, savedX: Tensor?, bias: Tensor?) {
+    let inFeatures = weight.shape[1], outFeatures = weight.shape[0]
+    if xNode.needsGrad {
+        let (gx, fresh) = xNode.gradPointerForWriting()
+        gemm(transA: false, transB: false, m: rows, n: inFeatures, k: outFeatures, a: g.data, lda: outFeatures,
+             b: weight.data, ldb: inFeatures, beta: fresh ? 0 : 1, c: gx, ldc: inFeatures, reducedPrecision: true)
+    }
+    if let savedX, weight.needsGrad {
+        gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows, a: g.data, lda: outFeatures,
+             b: savedX.data, ldb: inFeatures, beta: 1, c: weight.gradPointer(), ldc: inFeatures, reducedPrecision: true)
+    }
+    if let bias, bias.needsGrad {
+        accumulateColumnSums(g.data, rows: rows, columns: outFeatures, into: bias.gradPointer())
     }
 }
 

@@ -2,14 +2,17 @@
 
 import VectorKernels
 
-/// Transposes a [rows, columns] matrix into `destination` [columns, rows].
-func transposeMatrix(_ source: UnsafePointer<Float>, rows: Int, columns: Int, into destination: UnsafeMutablePointer<Float>) {
+/// Transposes a [rows, columns] matrix (row stride `sourceStride`, default `columns`) into `destination`
+/// [columns, rows], split over the cores.
+func transposeMatrix(_ source: UnsafePointer<Float>, rows: Int, columns: Int, sourceStride: Int? = nil,
+                     into destination: UnsafeMutablePointer<Float>) {
+    let stride = sourceStride ?? columns
     if ElementwiseKernels.useAVX512 {
         // Bands of 16 source rows: each band writes its own 16 columns of every destination row.
         let bands = (rows + 15) / 16
         Parallel.forEachChunk(bands, grain: 1) { range in
             let r0 = range.lowerBound * 16, r1 = min(range.upperBound * 16, rows)
-            peft_transpose_avx512(source + r0 * columns, columns, r1 - r0, columns, destination + r0, rows)
+            peft_transpose_avx512(source + r0 * stride, stride, r1 - r0, columns, destination + r0, rows)
         }
         return
     }
@@ -22,7 +25,7 @@ func transposeMatrix(_ source: UnsafePointer<Float>, rows: Int, columns: Int, in
                 let r1 = min(r0 + block, rows)
                 for c in c0..<c1 {
                     let dst = destination + c * rows
-                    for r in r0..<r1 { dst[r] = source[r * columns + c] }
+                    for r in r0..<r1 { dst[r] = source[r * stride + c] }
                 }
                 r0 = r1
             }
@@ -46,16 +49,8 @@ public func sparseUpdateLinear(_ x: Tensor, fusedWeight: Tensor, bias: Tensor?, 
     var inputs = [x, values]
     if let bias { inputs.append(bias) }
     return out.recording("sparseUpdateLinear", inputs) { g in
-        if x.needsGrad {
-            // A fresh gradient buffer is written (beta 0), not zero-filled and added to.
-            let (gx, fresh) = x.gradPointerForWriting()
-            gemm(transA: false, transB: false, m: tokens, n: inFeatures, k: outFeatures, a: g.data, lda: outFeatures,
-                 b: fusedWeight.data, ldb: inFeatures, beta: fresh ? 0 : 1, c: gx, ldc: inFeatures,
-                 reducedPrecision: true)
-        }
-        if let bias, bias.needsGrad {
-            accumulateColumnSums(g.data, rows: tokens, columns: outFeatures, into: bias.gradPointer())
-        }
+        // dx and the bias gradient as for a plain linear layer with W'; the weight itself gets no gradient.
+        linearBackward(g, rows: tokens, xNode: x.node, weight: fusedWeight, savedX: nil, bias: bias)
         if values.needsGrad {
             let gradientByFeature = Tensor(uninitialized: [outFeatures, tokens])
             let inputByFeature = Tensor(uninitialized: [inFeatures, tokens])

@@ -6,9 +6,10 @@ import VectorKernels
 public typealias Float16x = SIMD16<Float>
 
 /// Which elementwise kernels run. Swift builds `Float16x` code for baseline x86-64 (SSE2), so on CPUs with
-/// AVX-512 the hot elementwise ops (GELU and its gradient) call C kernels written with AVX-512 intrinsics
-/// (VectorKernels); elsewhere, or when switched off, the Swift SIMD code runs. Both give the same values up to
-/// float32 rounding.
+/// AVX-512 the hot non-GEMM ops (GELU, softmax, LayerNorm and their gradients, transposes, SHiRA's sampled dot
+/// products, attention's per-head products) call C kernels written with AVX-512 intrinsics (VectorKernels, and
+/// BF16Kernels in bf16 mode); elsewhere, or when switched off, the Swift SIMD code and OpenBLAS run. Both give the
+/// same values up to float32 rounding.
 public enum ElementwiseKernels {
     /// True when this CPU and OS can run the AVX-512 kernels.
     public static let avx512Supported: Bool = peft_avx512_supported() != 0

@@ -232,8 +232,9 @@ struct ProfileBench: ParsableCommand {
 
     /// Activation bytes that backward needs at least (batch of images, float32), with the engine's backward
     /// formulas: per block the LayerNorm inputs (x, h), q, k, v, the attention probabilities (unless attention
-    /// recomputes them: `AttentionSettings.recomputeAboveTokens`), the GELU input, and the inputs of the layers whose weights train (LoRA: the q/v input and
-    /// the rank-r intermediate; SHiRA on all linears: the inputs of all six layers).
+    /// recomputes them: `AttentionSettings.recomputeAboveTokens`), the GELU input, and the inputs of the layers
+    /// whose weights train (LoRA: the q/v input and the rank-r intermediate; SHiRA on all linears: the inputs of
+    /// all six layers).
     func minimumActivationBytes(method: String, configuration c: VisionTransformerConfiguration, resolution: Int,
                                 options: MethodOptions) -> Int {
         let grid = resolution / c.patchSize

@@ -40,9 +40,12 @@ public final class AdamW {
         }
     }
 
-    /// Global L2 norm of all gradients (missing gradients count as zero), summed in Double over all cores. It is
-    /// finite exactly when every gradient is (a float's square cannot overflow a Double).
-    public func gradientNorm() -> Float {
+    /// Global L2 norm of all gradients (missing gradients count as zero).
+    public func gradientNorm() -> Float { Float(squaredGradientSum().squareRoot()) }
+
+    /// The sum of all squared gradients, in Double over all cores: finite exactly when every gradient is (a
+    /// float's square cannot overflow a Double), while the Float norm may overflow for finite gradients.
+    private func squaredGradientSum() -> Double {
         var total: Double = 0
         for group in groups {
             guard let grad = group.parameter.grad else { continue }
@@ -53,7 +56,7 @@ public final class AdamW {
                 return sum
             }
         }
-        return Float(total.squareRoot())
+        return total
     }
 
     /// The first parameter whose gradient holds a NaN or infinity, if any.
@@ -112,9 +115,9 @@ public final class AdamW {
     /// gradient norm computed once (its finiteness is the gradient check; the offender is looked up only on
     /// failure).
     public func updateIfFinite(learningRate: Float, clipNorm: Float = 0) -> UpdateFault? {
-        let norm = gradientNorm()
-        guard norm.isFinite else { return .nonFiniteGradient(firstNonFiniteGradient() ?? groups.first?.name ?? "") }
-        let scale = clipNorm > 0 && norm > clipNorm ? clipNorm / (norm + 1e-6) : 1
+        let squares = squaredGradientSum()
+        guard squares.isFinite else { return .nonFiniteGradient(firstNonFiniteGradient() ?? "") }
+        let scale = Self.clipScale(norm: squares.squareRoot(), clipNorm: clipNorm)
         if let bad = firstNonFiniteUpdate(learningRate: learningRate, clipScale: scale) { return .nonFiniteUpdate(bad) }
         apply(learningRate: learningRate, clipScale: scale)
         return nil
@@ -136,9 +139,16 @@ public final class AdamW {
     }
 
     private func clipScale(_ clipNorm: Float) -> Float {
+        clipNorm > 0 ? Self.clipScale(norm: squaredGradientSum().squareRoot(), clipNorm: clipNorm) : 1
+    }
+
+    /// The factor that scales gradients of global norm `norm` down to at most `clipNorm` (1 when not clipping).
+    private static func clipScale(norm: Double, clipNorm: Float) -> Float {
         guard clipNorm > 0 else { return 1 }
-        let norm = gradientNorm()
-        return norm > clipNorm ? clipNorm / (norm + 1e-6) : 1
+        let floatNorm = Float(norm)
+        // A finite norm beyond Float's range (gradients of about 1e35 and more) is divided in Double.
+        if !floatNorm.isFinite && norm.isFinite { return Float(Double(clipNorm) / norm) }
+        return floatNorm > clipNorm ? clipNorm / (floatNorm + 1e-6) : 1
     }
 
     /// One update with learning rate `learningRate`; gradients are first scaled down so their global norm is at
