@@ -41,6 +41,8 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MethodsTests", dependencies: ["Methods", "Checkpoints"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
+        // Runs the built `peft` as a subprocess: hostile inputs, run folders, BLAS loading, numeric option table.
+        .testTarget(name: "CLITests", dependencies: ["Checkpoints", "Engine"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Kill test: runs a short training run and kills it with SIGKILL: odd trials at a random moment, even trials while
-# the atomic writer is writing a randomly chosen epoch's checkpoint (while its temporary file exists). Then checks
+# Kill test: runs a short training run and kills it with SIGKILL: odd trials at a random moment, every fourth trial
+# while adapter/ is being written (its staging directory exists), the other even trials while the atomic writer is
+# writing a randomly chosen epoch's checkpoint (while its temporary file exists). Then checks
 # that the checkpoint on disk (if any) is a complete, loadable safetensors file with finite values, resumes with
 # --resume, and checks that the resumed run ends with exactly the same weights as an uninterrupted run with the
 # same seed.
@@ -104,7 +105,18 @@ for trial in $(seq 1 "$TRIALS"); do
   delay=$(python3 -c "import random; print(round(random.uniform(0.1, 1.1 * $duration), 2))")
   "$PEFT" "${ARGS[@]}" --out "$out" >"$out.log" 2>&1 &
   pid=$!
-  if [ $((trial % 2)) = 0 ]; then
+  if [ $((trial % 4)) = 0 ]; then
+    # Every fourth trial: kill while adapter/ is being written at the end (its staging directory exists).
+    state="finished before the adapter write"
+    while kill -0 "$pid" 2>/dev/null; do
+      for f in "$out"/.adapter.tmp-*; do
+        [ -e "$f" ] || continue
+        if kill -9 "$pid" 2>/dev/null; then state="killed while writing adapter/"; killed_mid=$((killed_mid + 1)); fi
+        break 2
+      done
+      sleep 0.001
+    done
+  elif [ $((trial % 2)) = 0 ]; then
     # Even trials: kill while the atomic writer has the N-th checkpoint's temporary file open (N random in 1..3).
     target=$((RANDOM % 3 + 1)); seen=" "; count=0; state="finished before checkpoint write $target"
     while kill -0 "$pid" 2>/dev/null; do
@@ -131,7 +143,10 @@ for trial in $(seq 1 "$TRIALS"); do
     case "$checkpoint" in ok*) ;; *) ok=0 ;; esac
   fi
   leftovers=$( (find "$out" -name "*.tmp*" 2>/dev/null || true) | wc -l)
-  if "$PEFT" "${ARGS[@]}" --out "$out" --resume >"$out.resume.log" 2>&1; then
+  # --resume needs a checkpoint; a run killed before its first one starts again (without --resume).
+  resume=(--resume)
+  [ -f "$out/checkpoint.safetensors" ] || resume=()
+  if "$PEFT" "${ARGS[@]}" --out "$out" "${resume[@]}" >"$out.resume.log" 2>&1; then
     comparison="$(compare_runs "$WORK/reference" "$out")"
   else
     comparison="RESUME FAILED: $(tail -n 1 "$out.resume.log")"

@@ -32,12 +32,33 @@ private typealias GetThreadsFunction = @convention(c) () -> Int32
 
 /// The loaded OpenBLAS library: its SGEMM and what it reports about itself.
 public final class OpenBLAS: @unchecked Sendable {
-    /// The process-wide instance, loaded on first use.
-    public static let shared: OpenBLAS = {
-        do { return try OpenBLAS() } catch {
-            fatalError("\(error)")
+    private static let loaded: Result<OpenBLAS, BLASLoadError> = {
+        do {
+            let library = try OpenBLAS()
+            try library.reserveBuffers()
+            return .success(library)
+        } catch let error as BLASLoadError {
+            return .failure(error)
+        } catch {
+            return .failure(BLASLoadError(description: "\(error)"))
         }
     }()
+
+    /// Loads the library (once per process) and reserves its per-thread buffers, or throws a clear error: no
+    /// library found, `PEFT_BLAS_LIBRARY` naming something that cannot be loaded, no `cblas_sgemm`, or an
+    /// address-space limit (`ulimit -v`) too small for OpenBLAS's buffers. Programs call this at start-up (the
+    /// command-line tool and `TrainingSession` do), before anything uses `shared`.
+    @discardableResult
+    public static func load() throws -> OpenBLAS { try loaded.get() }
+
+    /// The process-wide instance. Call `load()` first to get a failure as an error; reaching this with a library
+    /// that could not be loaded is a programming error and stops the program with the reason.
+    public static var shared: OpenBLAS {
+        switch loaded {
+        case .success(let library): return library
+        case .failure(let error): fatalError("\(error) (OpenBLAS.load() reports this as an error; call it at start-up)")
+        }
+    }
 
     /// Path or soname the library was loaded from.
     public let libraryName: String
@@ -64,14 +85,22 @@ public final class OpenBLAS: @unchecked Sendable {
         // calling thread. Its own pool would otherwise spin and yield between calls, competing with our kernels.
         setenv("OPENBLAS_NUM_THREADS", "1", 1)
         var candidates = ["libopenblas.so.0", "libopenblas.so", "libopenblasp.so.0", "libopenblas.dylib"]
-        if let override = getenv("PEFT_BLAS_LIBRARY") { candidates.insert(String(cString: override), at: 0) }
+        let override = getenv("PEFT_BLAS_LIBRARY").map { String(cString: $0) } ?? ""
+        // A library the user names is the only one tried: silently using another would hide their mistake.
+        if !override.isEmpty { candidates = [override] }
         var handle: UnsafeMutableRawPointer?
         var loadedName = ""
+        var failures: [String] = []
         for name in candidates {
             if let h = dlopen(name, RTLD_NOW | RTLD_GLOBAL) { handle = h; loadedName = name; break }
+            failures.append(dlerror().map { String(cString: $0) } ?? "\(name): cannot be loaded")
         }
         guard let handle else {
-            throw BLASLoadError(description: "could not load OpenBLAS (tried \(candidates.joined(separator: ", "))). "
+            let limit = OpenBLAS.addressSpaceLimit().map { " The address-space limit (ulimit -v) is \($0 >> 20) MB; loading a library needs room to map it." } ?? ""
+            if !override.isEmpty {
+                throw BLASLoadError(description: "PEFT_BLAS_LIBRARY=\(override) cannot be loaded: \(failures.joined(separator: "; ")).\(limit) Point it at an OpenBLAS shared library or unset it.")
+            }
+            throw BLASLoadError(description: "could not load OpenBLAS (\(failures.joined(separator: "; "))).\(limit) "
                 + "Install it with `apt-get install libopenblas-dev` or set PEFT_BLAS_LIBRARY to its path.")
         }
         // OpenBLAS builds shipped in Python wheels (scipy-openblas32) prefix every symbol with "scipy_".
@@ -91,6 +120,64 @@ public final class OpenBLAS: @unchecked Sendable {
         libraryName = loadedName
         coreTypeSource = source
         setThreads?(1)
+    }
+
+    /// Bytes OpenBLAS maps for each thread that calls it (its BUFFER_SIZE of 128 MiB plus pages;
+    /// measured as the growth of VmSize after one call, about 132 MB, on 0.3.21).
+    static let bytesPerCallingThread = 136 << 20
+
+    /// The soft address-space limit (`ulimit -v`), or nil when there is none.
+    static func addressSpaceLimit() -> Int? {
+        var limit = rlimit()
+        #if os(Linux)
+        let resource = __rlimit_resource_t(RLIMIT_AS.rawValue)
+        #else
+        let resource = RLIMIT_AS
+        #endif
+        guard getrlimit(resource, &limit) == 0, limit.rlim_cur != rlim_t.max else { return nil }  // RLIM_INFINITY
+        return Int(clamping: limit.rlim_cur)
+    }
+
+    /// The process's current virtual size in bytes (Linux: /proc/self/statm), or nil where unknown.
+    static func virtualSize() -> Int? {
+        #if os(Linux)
+        guard let file = fopen("/proc/self/statm", "r") else { return nil }
+        defer { fclose(file) }
+        var buffer = [CChar](repeating: 0, count: 64)
+        guard fgets(&buffer, Int32(buffer.count), file) != nil else { return nil }
+        let text = String(cString: buffer)
+        guard let pages = Int(text.split(separator: " ").first ?? "") else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+        #else
+        return nil
+        #endif
+    }
+
+    /// True under an address-space limit (`ulimit -v`): then every product must run on the thread that loaded
+    /// the library (the engine stops splitting GEMMs over its worker threads). OpenBLAS maps a 128 MiB buffer for
+    /// each thread that calls it and retries a failed mapping forever, so with many threads a limited process
+    /// would hang at a product; with one thread, whose buffer is reserved at load, it cannot.
+    public private(set) var confinedToLoadingThread = false
+
+    /// Under an address-space limit, checks that OpenBLAS's buffer fits and makes OpenBLAS map it now, on this
+    /// thread, then confines products to it (see `confinedToLoadingThread`). Without a limit nothing is done.
+    func reserveBuffers() throws {
+        guard let limit = OpenBLAS.addressSpaceLimit() else { return }
+        let needed = OpenBLAS.bytesPerCallingThread
+        let used = OpenBLAS.virtualSize() ?? 0
+        guard limit - used >= needed + (64 << 20) else {
+            throw BLASLoadError(description: "the address-space limit (ulimit -v) is \(limit >> 20) MB and \(used >> 20) MB are in use; OpenBLAS needs about \(needed >> 20) MB for its buffer, and a model needs more. Raise the limit (e.g. `ulimit -v unlimited`).")
+        }
+        let n = 256  // large enough to take OpenBLAS's buffered path (small products bypass the buffer)
+        let a = [Float](repeating: 0, count: n * n)
+        var c = [Float](repeating: 0, count: n * n)
+        a.withUnsafeBufferPointer { ap in
+            c.withUnsafeMutableBufferPointer { cp in
+                sgemm(transA: false, transB: false, m: n, n: n, k: n, a: ap.baseAddress!, lda: n,
+                      b: ap.baseAddress!, ldb: n, c: cp.baseAddress!, ldc: n)
+            }
+        }
+        confinedToLoadingThread = true
     }
 
     /// The OpenBLAS core type whose kernels are fast and correct on this CPU, or nil to let OpenBLAS decide.

@@ -84,3 +84,66 @@ public func writeFileAtomically(_ data: Data, to url: URL) throws {
         try data.withUnsafeBytes { try writer.write($0) }
     }
 }
+
+/// Replaces the directory `url` as a whole: `body` fills a staging directory next to it
+/// (`.<name>.tmp-<pid>-<random>`), which then takes the destination's place in one atomic exchange
+/// (`renameat2(RENAME_EXCHANGE)` on Linux; elsewhere two renames), so a reader or a killed run sees either the
+/// old set of files or the whole new set, never a mix. On failure the staging directory is removed and the
+/// destination is untouched.
+public func writeDirectoryAtomically(_ url: URL, _ body: (URL) throws -> Void) throws {
+    let fileManager = FileManager.default
+    let parent = url.deletingLastPathComponent()
+    try fileManager.createDirectory(at: parent, withIntermediateDirectories: true)
+    let suffix = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let staging = parent.appendingPathComponent(".\(url.lastPathComponent).tmp-\(suffix)")
+    try fileManager.createDirectory(at: staging, withIntermediateDirectories: false)
+    var published = false
+    defer { if !published { try? fileManager.removeItem(at: staging) } }
+    try body(staging)
+    var isDirectory: ObjCBool = false
+    if fileManager.fileExists(atPath: url.path, isDirectory: &isDirectory) {
+        guard isDirectory.boolValue else {
+            throw CheckpointError(.io, path: url.path, "exists and is not a directory; refusing to replace it")
+        }
+        if exchangePaths(staging.path, url.path) {
+            published = true
+            try? fileManager.removeItem(at: staging)  // now holds the old files
+        } else {
+            let old = parent.appendingPathComponent(".\(url.lastPathComponent).tmp-old-\(suffix)")
+            guard rename(url.path, old.path) == 0 else {
+                throw CheckpointError(.io, path: url.path, "cannot move the old directory aside: \(String(cString: strerror(errno)))")
+            }
+            guard rename(staging.path, url.path) == 0 else {
+                let reason = String(cString: strerror(errno))
+                _ = rename(old.path, url.path)
+                throw CheckpointError(.io, path: url.path, "cannot rename \(staging.path) into place: \(reason)")
+            }
+            published = true
+            try? fileManager.removeItem(at: old)
+        }
+    } else {
+        guard rename(staging.path, url.path) == 0 else {
+            throw CheckpointError(.io, path: url.path, "cannot rename \(staging.path) into place: \(String(cString: strerror(errno)))")
+        }
+        published = true
+    }
+    let directoryFD = open(parent.path, O_RDONLY | O_CLOEXEC)
+    if directoryFD >= 0 {
+        _ = fsync(directoryFD)
+        close(directoryFD)
+    }
+}
+
+/// Swaps two paths atomically where the system can (Linux `renameat2` with RENAME_EXCHANGE, looked up at run
+/// time so older C libraries still link); false when it cannot, and nothing has changed then.
+private func exchangePaths(_ a: String, _ b: String) -> Bool {
+    #if os(Linux)
+    typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
+    guard let symbol = dlsym(nil, "renameat2") else { return false }  // nil is RTLD_DEFAULT on glibc
+    let renameat2 = unsafeBitCast(symbol, to: RenameAt2.self)
+    let atCurrentDirectory: Int32 = -100, exchange: UInt32 = 2
+    return renameat2(atCurrentDirectory, a, atCurrentDirectory, b, exchange) == 0
+    #else
+    return false
+    #endif
+}

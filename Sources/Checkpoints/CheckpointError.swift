@@ -27,6 +27,8 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable, Equatab
         case modelMismatch
         /// The caller passed inconsistent arguments (e.g. to the writer).
         case invalidArgument
+        /// A tensor holds NaN or infinity (refused on load: such weights give silently wrong answers).
+        case nonFinite
     }
 
     /// What kind of failure this is.

@@ -24,7 +24,8 @@ final class MappedFile: @unchecked Sendable {
     /// Maps the file at `path`; throws `CheckpointError(.io)` naming the file if it cannot be opened or mapped.
     init(path: String, copyOnWrite: Bool) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: a FIFO with no writer would otherwise block here forever; it is refused below.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
             throw CheckpointError(.io, path: path, "cannot open for reading: \(String(cString: strerror(errno)))")
         }
@@ -34,7 +35,8 @@ final class MappedFile: @unchecked Sendable {
             throw CheckpointError(.io, path: path, "cannot stat: \(String(cString: strerror(errno)))")
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw CheckpointError(.io, path: path, "not a regular file")
+            throw CheckpointError(.io, path: path, (info.st_mode & S_IFMT) == S_IFDIR ? "is a directory, not a file"
+                : "not a regular file (a FIFO, socket or device)")
         }
         size = Int(info.st_size)
         if size == 0 {

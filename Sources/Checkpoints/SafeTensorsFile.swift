@@ -54,8 +54,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
     }
 
     /// The tensor `name` as float32 (zero-copy when possible, see `isZeroCopy`); its `name` is set.
-    /// Throws if the file has no such tensor or its dtype cannot be converted to float32.
-    public func tensor(_ name: String) throws -> Tensor {
+    /// Throws if the file has no such tensor, its dtype cannot be converted to float32, or (unless
+    /// `allowNonFinite`) it holds a NaN or an infinity: weights like that only ever give wrong answers.
+    public func tensor(_ name: String, allowNonFinite: Bool = false) throws -> Tensor {
         let info = try lookUp(name)
         guard info.dtype.convertsToFloat32 else {
             throw CheckpointError(.unsupportedDtype, path: path, tensor: name,
@@ -73,15 +74,36 @@ public final class SafeTensorsFile: @unchecked Sendable {
             _ = convertToFloat32(info.dtype, from: source, count: info.elementCount, into: result.data)
         }
         result.name = name
+        if !allowNonFinite, let bad = firstNonFinite(result.data, count: info.elementCount) {
+            throw CheckpointError(.nonFinite, path: path, tensor: name,
+                "element \(bad) of \(info.elementCount) is \(result.data[bad]) (NaN or infinity); refusing weights that are not finite")
+        }
         return result
     }
 
-    /// Every tensor, by name, as float32. Throws on the first tensor that cannot be converted.
-    public func loadAll() throws -> [String: Tensor] {
+    /// Every tensor, by name, as float32. Throws on the first tensor that cannot be converted or (unless
+    /// `allowNonFinite`) holds a NaN or infinity.
+    public func loadAll(allowNonFinite: Bool = false) throws -> [String: Tensor] {
         var all: [String: Tensor] = [:]
         all.reserveCapacity(names.count)
-        for name in names { all[name] = try tensor(name) }
+        for name in names { all[name] = try tensor(name, allowNonFinite: allowNonFinite) }
         return all
+    }
+
+    /// Index of the first NaN or infinity among `count` floats, or nil. Scans 16 lanes at a time (x * 0 is
+    /// 0 for every finite x and NaN otherwise).
+    private func firstNonFinite(_ values: UnsafeMutablePointer<Float>, count: Int) -> Int? {
+        var i = 0
+        while i + 16 <= count {
+            let lanes = UnsafeRawPointer(values + i).loadUnaligned(as: SIMD16<Float>.self)
+            if any((lanes * 0) .!= 0) { break }
+            i += 16
+        }
+        while i < count {
+            if !values[i].isFinite { return i }
+            i += 1
+        }
+        return nil
     }
 
     /// The elements of integer tensor `name` (any integer or BOOL dtype) as Int64, e.g. indices.

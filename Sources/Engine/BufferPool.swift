@@ -1,4 +1,9 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Recycles large float buffers so that a training step reuses the memory of the previous one instead of
 /// asking the kernel for fresh (page-faulting, zero-filled) pages every time.
@@ -44,8 +49,23 @@ final class BufferPool: @unchecked Sendable {
             }
             lock.unlock()
         }
-        return UnsafeMutableRawPointer.allocate(byteCount: size * 4, alignment: 64)
+        return Self.systemAllocate(bytes: size * 4)
     }
+
+    /// 64-byte aligned memory from the C library. When there is none (an address-space limit, or memory
+    /// exhausted), the program stops with a message saying how much was asked for and why, and exit code 71,
+    /// instead of crashing inside the allocator; sizes derived from user input are checked before this point.
+    static func systemAllocate(bytes: Int) -> UnsafeMutableRawPointer {
+        var pointer: UnsafeMutableRawPointer?
+        if posix_memalign(&pointer, 64, bytes) == 0, let pointer { return pointer }
+        let message = "error: out of memory: could not allocate \(bytes) bytes for a tensor (\(liveTensorText)). " +
+            "The machine's memory or the address-space limit (ulimit -v) is too small for this model and batch; " +
+            "lower --batch-size or --resolution, or raise the limit.\n"
+        fputs(message, stderr)
+        exit(71)
+    }
+
+    private static var liveTensorText: String { "\(shared.liveBytes >> 20) MB held by tensors" }
 
     func release(_ pointer: UnsafeMutableRawPointer, count: Int) {
         let size = Self.sizeClass(count)
@@ -60,7 +80,7 @@ final class BufferPool: @unchecked Sendable {
             }
             lock.unlock()
         }
-        pointer.deallocate()
+        free(pointer)
     }
 }
 

@@ -80,7 +80,7 @@ private func gemmUnprofiled(
     }
     let blas = OpenBLAS.shared
     let work = Double(m) * Double(n) * Double(k)
-    let workers = Parallel.workerCount
+    let workers = blas.confinedToLoadingThread ? 1 : Parallel.workerCount
     // C's rows [r0, r1) become bias + beta C, so that the product can accumulate (beta 1) on top.
     func prepareRows(_ r0: Int, _ r1: Int) {
         guard let bias else { return }

@@ -229,7 +229,8 @@ struct HeadProducts {
 /// Runs `body(pairIndex, worker)` for every (batch, head) pair, the pairs split over the cores.
 /// Each worker makes single-threaded OpenBLAS calls.
 func forEachHead(_ pairs: Int, _ body: (Int, Int) -> Void) {
-    let workers = min(Parallel.workerCount, pairs)
+    // Under an address-space limit OpenBLAS may only be called from one thread (see `confinedToLoadingThread`).
+    let workers = OpenBLAS.shared.confinedToLoadingThread ? 1 : min(Parallel.workerCount, pairs)
     if workers <= 1 { for p in 0..<pairs { body(p, 0) }; return }
     DispatchQueueBridge.concurrentPerform(workers) { worker in
         var p = worker

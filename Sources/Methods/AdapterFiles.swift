@@ -32,6 +32,9 @@ public struct AdapterConfiguration: Codable, Sendable {
         public var stage: String?
         /// For fused adapters: the sources, weights and which head is stored (see `Fusion`).
         public var fusion: FusionRecord?
+        /// The image side the adapter was trained at (absent for text models and in adapters saved before it was
+        /// recorded); `predict` uses it so that answers do not depend on files next to the adapter.
+        public var resolution: Int?
     }
 
     enum CodingKeys: String, CodingKey {
@@ -59,11 +62,11 @@ public enum AdapterFiles {
 
     /// Writes the trainable parameters of `model` (adapter and head) to `directory` (files written atomically).
     public static func save(_ model: any Classifier, method: String, options: MethodOptions, baseModel: String,
-                            classNames: [String]? = nil, to directory: URL) throws {
+                            classNames: [String]? = nil, resolution: Int? = nil, to directory: URL) throws {
         var configuration = AdapterConfiguration(
             peftType: peftType(for: method), baseModelNameOrPath: baseModel,
             swiftpeft: .init(method: method, options: options, classes: model.classCount, backbone: model.backboneName,
-                             baseFingerprint: model.baseFingerprint, classNames: classNames))
+                             baseFingerprint: model.baseFingerprint, classNames: classNames, resolution: resolution))
         if method == "lora" || method == "neat" {
             if case .names(let names) = options.targetModules { configuration.targetModules = names }
             configuration.r = options.rank
@@ -87,13 +90,22 @@ public enum AdapterFiles {
             integers[prefix + path + ".shira_indices"] = Int32Tensor(shape: [2, shira.rows.count],
                                                                      values: shira.rows + shira.columns)
         }
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try SafeTensors.write(tensors, int32: integers, metadata: ["format": "pt"],
-                              to: directory.appendingPathComponent("adapter_model.safetensors"))
+        try write(configuration, tensors: tensors, integers: integers, to: directory)
+    }
+
+    /// Writes an adapter directory (`adapter_config.json` + `adapter_model.safetensors`) as a whole: the two files
+    /// go into a staging directory that then replaces `directory` atomically, so a killed or failed write never
+    /// leaves a config of one adapter next to the weights of another.
+    public static func write(_ configuration: AdapterConfiguration, tensors: [String: Tensor],
+                             integers: [String: Int32Tensor], to directory: URL) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try encoder.encode(configuration)
-        try writeFileAtomically(data, to: directory.appendingPathComponent("adapter_config.json"))
+        try writeDirectoryAtomically(directory) { staging in
+            try SafeTensors.write(tensors, int32: integers, metadata: ["format": "pt"],
+                                  to: staging.appendingPathComponent("adapter_model.safetensors"))
+            try writeFileAtomically(data, to: staging.appendingPathComponent("adapter_config.json"))
+        }
     }
 
     /// Whether a staged method's model has already switched to its second stage.
@@ -103,15 +115,32 @@ public enum AdapterFiles {
         }
     }
 
-    /// Reads `adapter_config.json` from an adapter directory.
+    /// At most this many classes in an adapter's head (a larger count in a config is refused before allocating).
+    public static let maximumClasses = 100_000
+
+    /// Reads `adapter_config.json` from an adapter directory and checks what would otherwise be trusted blindly:
+    /// the class count (1...`maximumClasses`), the class names (one per class), the resolution (positive).
     public static func configuration(in directory: URL) throws -> AdapterConfiguration {
         let url = directory.appendingPathComponent("adapter_config.json")
-        guard let data = FileManager.default.contents(atPath: url.path) else {
+        let configuration: AdapterConfiguration
+        do {
+            configuration = try decodeJSONFile(AdapterConfiguration.self, from: url, what: "adapter config")
+        } catch let failure as RegularFile.Failure where failure.kind == .missing {
             throw ModuleError("\(url.path): missing (not an adapter directory?)")
+        } catch {
+            throw ModuleError("\(error)")
         }
-        do { return try JSONDecoder().decode(AdapterConfiguration.self, from: data) } catch {
-            throw ModuleError("\(url.path): not a valid adapter config (\(error))")
+        let details = configuration.swiftpeft
+        guard details.classes >= 1 && details.classes <= maximumClasses else {
+            throw ModuleError("\(url.path): 'swiftpeft.classes' is \(details.classes); it must be in 1...\(maximumClasses)")
         }
+        if let names = details.classNames, names.count != details.classes {
+            throw ModuleError("\(url.path): 'swiftpeft.classNames' has \(names.count) names for \(details.classes) classes")
+        }
+        if let resolution = details.resolution, resolution <= 0 {
+            throw ModuleError("\(url.path): 'swiftpeft.resolution' is \(resolution); it must be positive")
+        }
+        return configuration
     }
 
     /// Attaches the adapter in `directory` to `model` (a classifier built on the base it was trained on, with a head
@@ -151,14 +180,8 @@ public enum AdapterFiles {
                 guard let layer = module as? Linear else { continue }
                 let key = prefix + path + ".shira_indices"
                 guard file.contains(key) else { continue }
-                let indices = try file.int32Values(key)
-                let count = indices.count / 2
-                guard indices.count == 2 * count,
-                      indices[0..<count].allSatisfy({ $0 >= 0 && Int($0) < layer.outFeatures }),
-                      indices[count...].allSatisfy({ $0 >= 0 && Int($0) < layer.inFeatures }) else {
-                    throw ModuleError("\(weightsURL.path): tensor '\(key)' holds positions outside the \(layer.outFeatures) x \(layer.inFeatures) weight")
-                }
-                layer.adapter = ShiraAdapter(base: layer, rows: Array(indices[0..<count]), columns: Array(indices[count...]))
+                let mask = try ShiraIndices.read(key, from: file, rows: layer.outFeatures, columns: layer.inFeatures)
+                layer.adapter = ShiraAdapter(base: layer, rows: mask.rows, columns: mask.columns)
             }
         } else {
             var options = details.options

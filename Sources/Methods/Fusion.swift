@@ -47,7 +47,10 @@ public enum Fusion {
             do {
                 let file = try SafeTensorsFile(path: path)
                 for name in file.names {
-                    if name.hasSuffix(".shira_indices") { integers[name] = try file.int32Values(name) } else {
+                    if name.hasSuffix(".shira_indices") {
+                        let mask = try ShiraIndices.read(name, from: file)
+                        integers[name] = mask.rows + mask.columns
+                    } else {
                         tensors[name] = try file.tensor(name)
                     }
                 }
@@ -94,13 +97,7 @@ public enum Fusion {
 
     /// Writes a fused adapter in the usual adapter layout.
     public static func write(_ result: Result, to directory: URL) throws {
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try SafeTensors.write(result.tensors, int32: result.integers, metadata: ["format": "pt"],
-                              to: directory.appendingPathComponent("adapter_model.safetensors"))
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try writeFileAtomically(try encoder.encode(result.configuration),
-                                to: directory.appendingPathComponent("adapter_config.json"))
+        try AdapterFiles.write(result.configuration, tensors: result.tensors, integers: result.integers, to: directory)
     }
 
     /// Fuses adapters already read.

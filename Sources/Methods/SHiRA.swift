@@ -1,3 +1,4 @@
+import Checkpoints
 import Engine
 import Layers
 import Models
@@ -68,6 +69,35 @@ public final class ShiraAdapter: LinearAdapter {
     }
 }
 
+/// Reading a stored SHiRA mask (`<layer>.shira_indices`) with every check a hostile file needs.
+public enum ShiraIndices {
+    /// The rows and columns of the mask stored as `key` in `file`: an integer tensor of shape exactly [2, nnz]
+    /// (row indices, then column indices) with nnz >= 1, no negative and (when `rows`/`columns` are given)
+    /// no out-of-range position, and no position twice. Errors name the file and tensor.
+    public static func read(_ key: String, from file: SafeTensorsFile, rows: Int? = nil, columns: Int? = nil) throws
+        -> (rows: [Int32], columns: [Int32]) {
+        let shape = file.info(key)?.shape ?? []
+        guard shape.count == 2, shape[0] == 2, shape[1] >= 1 else {
+            throw ModuleError("\(file.path): tensor '\(key)' has shape \(shape); SHiRA indices are [2, nnz] (row indices, then column indices) with nnz >= 1")
+        }
+        let values = try file.int32Values(key)
+        let count = shape[1]
+        let r = Array(values[0..<count]), c = Array(values[count...])
+        var seen = Set<Int64>()
+        seen.reserveCapacity(count)
+        for i in 0..<count {
+            guard r[i] >= 0, c[i] >= 0, rows.map({ Int(r[i]) < $0 }) ?? true, columns.map({ Int(c[i]) < $0 }) ?? true else {
+                let size = rows.map { "the \($0) x \(columns ?? 0) weight" } ?? "a weight"
+                throw ModuleError("\(file.path): tensor '\(key)' holds positions outside \(size) (entry \(i): (\(r[i]), \(c[i])))")
+            }
+            guard seen.insert(Int64(r[i]) << 32 | Int64(c[i])).inserted else {
+                throw ModuleError("\(file.path): tensor '\(key)' repeats position (\(r[i]), \(c[i])) (entry \(i))")
+            }
+        }
+        return (r, c)
+    }
+}
+
 /// How SHiRA chooses the positions that train.
 public enum ShiraMask: String, Codable, Sendable, CaseIterable {
     /// The diagonal plus every f-th row (SHiRA-Struct): structured and high rank.
@@ -102,8 +132,10 @@ public enum ShiraMaskBuilder {
         var flat: [Int]
         switch kind {
         case .random:
-            guard part >= 0, (part + 1) * k <= out * inFeatures else {
-                throw ModuleError("SHiRA mask part \(part) needs \((part + 1) * k) positions; the \(out) x \(inFeatures) weight has \(out * inFeatures)")
+            let (parts, overflow) = (part + 1).multipliedReportingOverflow(by: k)
+            guard part >= 0, !overflow, parts <= out * inFeatures else {
+                let needed = overflow ? "more than \(Int.max)" : "\(parts)"
+                throw ModuleError("SHiRA mask part \(part) needs \(needed) positions; the \(out) x \(inFeatures) weight has \(out * inFeatures) (parts 0...\(out * inFeatures / k - 1) fit)")
             }
             // Partial Fisher-Yates. A later part runs on a copy of the generator and then advances the shared one
             // by k draws, as part 0 does, so every layer's order (and so each part's block) matches part 0's.

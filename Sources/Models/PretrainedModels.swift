@@ -34,6 +34,16 @@ public enum PretrainedModels {
         }
     }
 
+    /// The files a named model is read from (empty for the randomly initialised ones), so that commands can
+    /// refuse to write over them.
+    public static func files(of name: String) -> [URL] {
+        switch name {
+        case "dinov2-s14": return ["dinov2/dinov2-s14.safetensors", "dinov2/vit_s_focus.onnx"].map { Assets.root.appendingPathComponent($0) }
+        case "minilm-l6": return ["minilm/model.safetensors", "minilm/config.json", "minilm/vocab.txt"].map { Assets.root.appendingPathComponent($0) }
+        default: return []
+        }
+    }
+
     /// all-MiniLM-L6-v2 from `assets/minilm/` (BERT weights and config).
     public static func miniLM() throws -> BertEncoder {
         let configURL = try Assets.file("minilm/config.json")

@@ -49,3 +49,17 @@ public struct VisionTransformerConfiguration: Codable, Sendable, Equatable {
         imageSize: 224, patchSize: 16, width: 384, depth: 12, heads: 6, mlpDimension: 1536,
         layerNormEps: 1e-6, layerScale: false)
 }
+
+extension VisionTransformerConfiguration {
+    /// The largest image side accepted (at patch 14 that is 73 x 73 = 5,329 tokens per image).
+    public static let maximumResolution = 1024
+
+    /// Throws unless `resolution` is a usable image side for this model: positive, a multiple of the patch size,
+    /// and at most `maximumResolution`. Every path that turns images into inputs checks this first, so a bad
+    /// value is an error, never an empty image, a hang or a huge allocation.
+    public func checkResolution(_ resolution: Int) throws {
+        guard resolution >= patchSize, resolution <= Self.maximumResolution, resolution % patchSize == 0 else {
+            throw ModuleError("resolution \(resolution) is not usable: it must be a multiple of the patch size \(patchSize) in \(patchSize)...\(Self.maximumResolution / patchSize * patchSize) pixels")
+        }
+    }
+}

@@ -10,7 +10,7 @@ struct BF16GEMMBench: ParsableCommand {
     @Option(help: "Timed repeats per shape and precision (median reported).") var repeats = 7
 
     func run() throws {
-        global.announce()
+        try global.announce()
         guard GEMMSettings.bfloat16Supported else {
             print("This CPU has no AVX-512 BF16; nothing to compare.")
             return

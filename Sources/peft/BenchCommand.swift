@@ -40,7 +40,7 @@ struct SGEMMBench: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
-        global.announce()
+        try global.announce()
         print("OpenBLAS core: \(OpenBLAS.shared.coreName) (\(OpenBLAS.shared.coreTypeSource)), threads \(OpenBLAS.shared.threadCount)")
         print("| shape (m x k x n) | what | GFLOP/s |")
         print("|---|---|---|")
@@ -67,7 +67,7 @@ struct ForwardBench: ParsableCommand {
     @Option(help: "Timed repeats (median reported).") var repeats = 5
 
     func run() throws {
-        global.announce()
+        try global.announce()
         let network = try PretrainedModels.vision(named: model, progress: printError)
         let peak = sgemmRate(m: 2048, n: 2048, k: 2048)
         print("SGEMM peak (2048^3): \(String(format: "%.0f", peak)) GFLOP/s; OpenBLAS core \(OpenBLAS.shared.coreName)")
@@ -94,7 +94,7 @@ struct OpsBench: ParsableCommand {
     @Option(help: "Resolution in pixels (tokens = (r/14)^2 + 1).") var resolution = 224
 
     func run() throws {
-        global.announce()
+        try global.announce()
         var generator = RandomGenerator(seed: 3)
         let tokens = (resolution / 14) * (resolution / 14) + 1, width = 384
         let x = Tensor.randomNormal([batch, tokens, width], generator: &generator)

@@ -15,7 +15,7 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Index of the Fashion-MNIST test image.") var image = 0
 
     func run() throws {
-        global.announce()
+        try global.announce()
         let started = Date()
         let model = try PretrainedModels.dinov2Small(progress: printError)
         print("model: dinov2-s14, \(model.parameterCount) parameters, loaded in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")

@@ -11,6 +11,18 @@ func runSettings(ofAdapter adapter: String) -> (task: String?, resolution: Int?)
     return (configuration.task, configuration.resolution)
 }
 
+/// The image side to run an adapter at: `--resolution`, else the one the adapter records, else its run's
+/// (`result.json` next to it). Never a silent default: an adapter that records none needs `--resolution`.
+func imageResolution(given: Int?, adapter: AdapterConfiguration, runResolution: Int?, adapterPath: String) throws -> Int {
+    guard let side = given ?? adapter.swiftpeft.resolution ?? runResolution else {
+        throw ValidationError("\(adapterPath) does not record the image resolution it was trained at (and no result.json is next to it); give --resolution")
+    }
+    guard side > 0 && side <= VisionTransformerConfiguration.maximumResolution else {
+        throw ValidationError("--resolution \(side) is outside 1...\(VisionTransformerConfiguration.maximumResolution)")
+    }
+    return side
+}
+
 /// Fuses adapters of one method and base model into one adapter (see `Fusion` for the exact semantics).
 struct FuseCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -50,7 +62,10 @@ struct FuseCommand: ParsableCommand {
     }
 
     func run() throws {
-        global.announce()
+        try global.announce()
+        if let out {
+            try OutputPath.refuseOverwritingInputs(out, inputs: adapters.flatMap(adapterFiles), what: "--out")
+        }
         let sources = try adapters.map { try Fusion.Adapter(directory: URL(fileURLWithPath: $0)) }
         if overlapOnly {
             let (counts, shared) = Fusion.maskOverlap(sources)
@@ -89,18 +104,28 @@ struct EvalAdapterCommand: ParsableCommand {
     @Option(help: "Adapter directory whose classification head to use (e.g. the task's own adapter).") var headFrom: String?
     @Option(help: "Task (default: the task of the run the head's adapter belongs to).") var task: String?
     @Option(help: "Split: test, validation or train.") var split = "test"
-    @Option(help: "Image side in pixels (default: the run's, else 112).") var resolution: Int?
-    @Option(help: "Evaluate on at most N examples.") var maxEval: Int?
+    @Option(parsing: .unconditional, help: "Image side in pixels (default: the adapter's, else its run's).") var resolution: Int?
+    @Option(parsing: .unconditional, help: "Evaluate on at most N examples.") var maxEval: Int?
+
+    func validate() throws {
+        if let maxEval, maxEval < 1 { throw ValidationError("--max-eval must be at least 1, got \(maxEval)") }
+    }
 
     func run() throws {
-        global.announce()
+        try global.announce()
         let settings = runSettings(ofAdapter: headFrom ?? adapter)
         guard let task = task ?? settings.task else {
             throw ValidationError("give --task (no run directory with result.json next to the adapter)")
         }
+        let configuration = try AdapterFiles.configuration(in: URL(fileURLWithPath: adapter))
+        var side: Int?
+        if try TaskRegistry.kind(of: task) == .image {
+            side = try imageResolution(given: resolution, adapter: configuration, runResolution: settings.resolution,
+                                       adapterPath: adapter)
+        }
         let accuracy = try AdapterEvaluation.accuracy(
             adapter: URL(fileURLWithPath: adapter), head: headFrom.map { URL(fileURLWithPath: $0) }, task: task,
-            split: split, resolution: resolution ?? settings.resolution ?? 112, limit: maxEval, progress: printError)
+            split: split, resolution: side, limit: maxEval, progress: printError)
         print(String(format: "%@ on %@ %@%@: accuracy %.2f%%", adapter, task, split,
                      headFrom.map { " (head from \($0))" } ?? "", 100 * accuracy))
     }
@@ -122,12 +147,19 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "Base model (default: the adapter's; must match it).") var model: String?
     @Option(help: "Adapter directory.") var adapter: String
     @Argument(help: "PNG or IDX image files.") var images: [String]
-    @Option(help: "Number of classes to print per image.") var topK = 5
+    @Option(parsing: .unconditional, help: "Number of classes to print per image.") var topK = 5
     @Option(help: "Task whose class names to print (default: the adapter's, or its run's).") var task: String?
-    @Option(help: "Image side in pixels (default: the run's, else 112).") var resolution: Int?
+    @Option(parsing: .unconditional, help: "Image side in pixels (default: the one recorded in the adapter, else its run's).")
+    var resolution: Int?
+
+    func validate() throws {
+        guard topK >= 1 else { throw ValidationError("--top-k must be at least 1, got \(topK)") }
+        guard !images.isEmpty else { throw ValidationError("give at least one PNG or IDX file") }
+    }
 
     func run() throws {
-        global.announce()
+        try global.announce()
+        if let task { _ = try TaskRegistry.image(named: task) }
         let directory = URL(fileURLWithPath: adapter)
         let configuration = try AdapterFiles.configuration(in: directory)
         if let model, model != configuration.baseModelNameOrPath {
@@ -136,8 +168,10 @@ struct PredictCommand: ParsableCommand {
         guard PretrainedModels.visionNames.contains(configuration.baseModelNameOrPath) else {
             throw ValidationError("predict classifies images; the adapter's base '\(configuration.baseModelNameOrPath)' is not a vision model")
         }
-        let inputs = try images.flatMap { try InputImage.load(URL(fileURLWithPath: $0)) }
         let settings = runSettings(ofAdapter: adapter)
+        let side = try imageResolution(given: resolution, adapter: configuration, runResolution: settings.resolution,
+                                       adapterPath: adapter)
+        let inputs = try images.flatMap { try InputImage.load(URL(fileURLWithPath: $0)) }
         let classifier = try AdapterEvaluation.model(from: directory, progress: printError)
         let classes = configuration.swiftpeft.classes
         var names = configuration.swiftpeft.classNames
@@ -146,7 +180,8 @@ struct PredictCommand: ParsableCommand {
             names = taskNames
         }
         guard let vision = (classifier as? ImageClassifier)?.vision else { throw ValidationError("not an image classifier") }
-        let preprocessor = ImagePreprocessor(configuration: vision.configuration, resolution: resolution ?? settings.resolution ?? 112)
+        try vision.configuration.checkResolution(side)
+        let preprocessor = ImagePreprocessor(configuration: vision.configuration, resolution: side)
         let probabilities = Prediction.probabilities(classifier, images: inputs, preprocessor: preprocessor)
         for (input, row) in zip(inputs, probabilities) {
             let top = Prediction.top(topK, of: row).map { entry in

@@ -14,7 +14,7 @@ struct ImportCommand: ParsableCommand {
     @Option(help: "Output safetensors file (default: assets/dinov2/dinov2-s14.safetensors).") var out: String?
 
     func run() throws {
-        global.announce()
+        try global.announce()
         let source = try onnx.map { URL(fileURLWithPath: $0) } ?? Assets.file("dinov2/vit_s_focus.onnx")
         let destination = out.map { URL(fileURLWithPath: $0) }
             ?? Assets.root.appendingPathComponent("dinov2/dinov2-s14.safetensors")

@@ -17,10 +17,16 @@ struct MergeCommand: ParsableCommand {
     @Option(help: "Output safetensors file.") var out: String
 
     func run() throws {
-        global.announce()
+        try global.announce()
         let directory = URL(fileURLWithPath: adapter)
         let configuration = try AdapterFiles.configuration(in: directory)
         let details = configuration.swiftpeft
+        try OutputPath.refuseOverwritingInputs(
+            out, inputs: adapterFiles(adapter) + PretrainedModels.files(of: configuration.baseModelNameOrPath), what: "--out")
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw ValidationError("--out \(out) is a directory; give the path of the safetensors file to write")
+        }
         let model = try AdapterEvaluation.model(from: directory, progress: printError)
         try Merging.merge(model)
         let url = URL(fileURLWithPath: out)

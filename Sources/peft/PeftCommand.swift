@@ -18,8 +18,11 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Print what the library is doing, including the OpenBLAS core in use.")
     var verbose = false
 
-    func announce() {
-        if verbose { printError(OpenBLAS.shared.summary) }
+    /// Loads OpenBLAS (a clear error if it cannot be) and prints what is in use with `--verbose`.
+    func announce() throws {
+        let blas: OpenBLAS
+        do { blas = try OpenBLAS.load() } catch { throw ValidationError("\(error)") }
+        if verbose { printError(blas.summary) }
     }
 }
 

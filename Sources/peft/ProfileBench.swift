@@ -29,7 +29,7 @@ struct ProfileBench: ParsableCommand {
     @OptionGroup var methodFlags: MethodFlags
 
     func run() throws {
-        global.announce()
+        try global.announce()
         if let precision {
             guard let value = GEMMPrecision(rawValue: precision) else { throw ValidationError("--precision must be fp32 or bf16") }
             GEMMSettings.precision = value

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Checkpoints
 import Foundation
 import Training
 
@@ -13,13 +14,14 @@ struct ReportCommand: ParsableCommand {
         print("|---|---|---|---|---|---|---|---|---|---|")
         for directory in runs {
             let url = URL(fileURLWithPath: directory).appendingPathComponent("result.json")
-            guard let data = try? Data(contentsOf: url) else {
-                printError("skipping \(directory): no result.json")
+            guard RegularFile.exists(url.path) else {
+                printError("skipping \(directory): no result.json (not a finished run)")
                 continue
             }
-            let result: TrainingResult
-            do { result = try JSONDecoder().decode(TrainingResult.self, from: data) } catch {
-                throw ValidationError("\(url.path): not a result file (\(error))")
+            let result = try decodeJSONFile(TrainingResult.self, from: url, what: "result file")
+            for (name, value) in [("testAccuracy", result.testAccuracy), ("bestValidationAccuracy", result.bestValidationAccuracy)]
+                where !(value >= 0 && value <= 1) {
+                throw ValidationError("\(url.path): '\(name)' is \(value); an accuracy is in [0, 1]")
             }
             let c = result.configuration
             print(String(format: "| %@ | %@ | %@ | %d | %g | %.2f%% | %.2f%% (%d) | %d | %.3f | %.1f |", c.model, c.task,

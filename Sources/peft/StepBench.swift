@@ -19,7 +19,7 @@ struct StepBench: ParsableCommand {
     @OptionGroup var methodFlags: MethodFlags
 
     func run() throws {
-        global.announce()
+        try global.announce()
         print("| method | trainable params | s/step | images/s | GFLOP/s (fwd+bwd model FLOPs) |")
         print("|---|---|---|---|---|")
         var generator = RandomGenerator(seed: 11)

@@ -35,7 +35,7 @@ struct SuiteBench: ParsableCommand {
     @Flag(help: "Only print the table from the records already saved.") var tableOnly = false
 
     func run() throws {
-        global.announce()
+        try global.announce()
         let multipliers = try lrGrid.split(separator: ",").map { text -> Float in
             guard let value = Float(text.trimmingCharacters(in: .whitespaces)) else {
                 throw ValidationError("--lr-grid: '\(text)' is not a number")

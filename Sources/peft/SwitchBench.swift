@@ -37,7 +37,7 @@ struct SwitchBench: ParsableCommand {
     }
 
     func run() throws {
-        global.announce()
+        try global.announce()
         print("| model | adapter | trainable values | switch ms (median) | vs LoRA r=8 same layers |")
         print("|---|---|---|---|---|")
         for name in models {

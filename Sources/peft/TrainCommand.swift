@@ -6,35 +6,43 @@ import Training
 
 /// Method options as command-line flags.
 struct MethodFlags: ParsableArguments {
-    @Option(help: "LoRA rank r.") var rank = 8
-    @Option(help: "LoRA alpha (update scaled by alpha / r; default: r).") var alpha: Float?
-    @Option(name: .customLong("lora-dropout"), help: "Dropout on the LoRA input.") var loraDropout: Float = 0
+    @Option(parsing: .unconditional, help: "LoRA rank r.") var rank = 8
+    @Option(parsing: .unconditional, help: "LoRA alpha (update scaled by alpha / r; default: r).") var alpha: Float?
+    @Option(name: .customLong("lora-dropout"), parsing: .unconditional, help: "Dropout on the LoRA input.") var loraDropout: Float = 0
     @Option(help: "Target Linear layers: comma-separated names (suffix match), 're:<regex>' or 'all-linear'.")
     var targetModules = "query,value"
-    @Option(help: "Bottleneck adapter width.") var adapterWidth = 8
-    @Option(help: "Bottleneck adapter output scale.") var adapterScale: Float = 0.1
-    @Option(help: "VPT prompt tokens per layer.") var prompts = 10
-    @Option(help: "SHiRA: fraction of each target weight that trains.") var density: Double = 0.01
+    @Option(parsing: .unconditional, help: "Bottleneck adapter width.") var adapterWidth = 8
+    @Option(parsing: .unconditional, help: "Bottleneck adapter output scale.") var adapterScale: Float = 0.1
+    @Option(parsing: .unconditional, help: "VPT prompt tokens per layer.") var prompts = 10
+    @Option(parsing: .unconditional, help: "SHiRA: fraction of each target weight that trains.") var density: Double = 0.01
     @Option(help: "SHiRA mask: struct, rand, wm, grad or snip.") var mask = "rand"
     @Option(help: "SHiRA target Linear layers (same syntax as --target-modules).") var shiraTargets = "all-linear"
-    @Option(help: "SHiRA rand mask: block of positions taken from the seeded order (same seed, other part: disjoint mask).")
+    @Option(parsing: .unconditional, help: "SHiRA rand mask: block of positions taken from the seeded order (same seed, other part: disjoint mask).")
     var maskPart = 0
-    @Option(help: "NEAT: encoder/decoder pairs (0: depth 2; 1: depth 4, ...).") var neatPairs = 0
-    @Option(help: "NEAT: update multiplier s.") var neatScale: Float = 1
+    @Option(parsing: .unconditional, help: "NEAT: encoder/decoder pairs (0: depth 2; 1: depth 4, ...).") var neatPairs = 0
+    @Option(parsing: .unconditional, help: "NEAT: update multiplier s.") var neatScale: Float = 1
     @Flag(help: "RLRR: start as the pretrained model instead of the released code's random init.") var identityStart = false
-    @Option(help: "TTC/Pear: fraction of the epochs in the first stage (LayerNorm stage / warm-up).") var stageFraction: Float = 0.3
-    @Option(help: "TTC/Pear: batches used for Taylor scoring.") var scoringBatches = 8
-    @Option(help: "TTC: channels per layer (default width / 8).") var channels: Int?
+    @Option(parsing: .unconditional, help: "TTC/Pear: fraction of the epochs in the first stage (LayerNorm stage / warm-up).") var stageFraction: Float = 0.3
+    @Option(parsing: .unconditional, help: "TTC/Pear: batches used for Taylor scoring.") var scoringBatches = 8
+    @Option(parsing: .unconditional, help: "TTC: channels per layer (default width / 8).") var channels: Int?
     @Flag(help: "TTC: select the global top channels instead of per layer.") var globalChannels = false
     @Flag(help: "TTC: start the channel maps at zero.") var zeroInitMaps = false
     @Flag(help: "TTC: freeze the LayerNorms in stage 2.") var freezeNorms = false
-    @Option(help: "Pear: fraction of adapters pruned.") var pruneFraction: Float = 0.5
+    @Option(parsing: .unconditional, help: "Pear: fraction of adapters pruned.") var pruneFraction: Float = 0.5
     @Option(help: "Pear: importance score: taylor, l1 or frobenius.") var pearScore = "taylor"
     @Option(help: "Pear: sharing policy: best-same-type or nearest.") var pearSharing = "best-same-type"
     @Flag(help: "Pear: no learnable gates on shared positions.") var noGates = false
     @Flag(help: "Pear: no knowledge checkpoint (the ablation).") var noKnowledgeCheckpoint = false
 
     func validate() throws {
+        let reals: [(String, Double?)] = [
+            ("--alpha", alpha.map(Double.init)), ("--lora-dropout", Double(loraDropout)),
+            ("--adapter-scale", Double(adapterScale)), ("--density", density), ("--neat-scale", Double(neatScale)),
+            ("--stage-fraction", Double(stageFraction)), ("--prune-fraction", Double(pruneFraction)),
+        ]
+        for case let (flag, value?) in reals where !value.isFinite {
+            throw ValidationError("\(flag) must be a finite number, got \(value)")
+        }
         guard ShiraMask(rawValue: mask) != nil else {
             throw ValidationError("unknown SHiRA mask '\(mask)'; choose one of: \(ShiraMask.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -87,28 +95,29 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Task name (see `peft tasks`).") var task = "fmnist-1k"
     @Option(help: "PEFT method (see `peft methods`).") var method = "shira"
     @OptionGroup var methodFlags: MethodFlags
-    @Option(help: "Training epochs over the 800 training examples.") var epochs = 5
-    @Option(help: "Batch size.") var batchSize = 32
-    @Option(help: "Learning rate (default: per method, e.g. 1e-3 for LoRA, 2e-5 for full fine-tuning).") var lr: Float?
-    @Option(help: "Learning rate of the classification head (default: max(lr, 1e-3)).") var headLr: Float?
-    @Option(help: "AdamW weight decay (matrices only).") var weightDecay: Float = 0.05
-    @Option(help: "Warm-up epochs (linear), then cosine decay.") var warmupEpochs: Float = 1
-    @Option(help: "Label smoothing.") var labelSmoothing: Float = 0.1
-    @Option(help: "Clip the global gradient norm to this value (0: off).") var clipNorm: Float = 1
-    @Option(help: "Image side in pixels (a multiple of the patch size).") var resolution = 112
+    @Option(parsing: .unconditional, help: "Training epochs over the 800 training examples.") var epochs = 5
+    @Option(parsing: .unconditional, help: "Batch size.") var batchSize = 32
+    @Option(parsing: .unconditional, help: "Learning rate (default: per method, e.g. 1e-3 for LoRA, 2e-5 for full fine-tuning).") var lr: Float?
+    @Option(parsing: .unconditional, help: "Learning rate of the classification head (default: max(lr, 1e-3)).") var headLr: Float?
+    @Option(parsing: .unconditional, help: "AdamW weight decay (matrices only).") var weightDecay: Float = 0.05
+    @Option(parsing: .unconditional, help: "Warm-up epochs (linear), then cosine decay.") var warmupEpochs: Float = 1
+    @Option(parsing: .unconditional, help: "Label smoothing.") var labelSmoothing: Float = 0.1
+    @Option(parsing: .unconditional, help: "Clip the global gradient norm to this value (0: off).") var clipNorm: Float = 1
+    @Option(parsing: .unconditional, help: "Image side in pixels (a multiple of the patch size).") var resolution = 112
     @Flag(help: "Random horizontal flips of training images.") var flip = false
-    @Option(help: "Seed for initialisation, data order and augmentation.") var seed: UInt64 = 0
-    @Option(help: "Evaluate on validation every N epochs.") var evalEvery = 1
-    @Option(help: "Stop each epoch after N batches (quick checks).") var maxSteps: Int?
-    @Option(help: "Evaluate on at most N validation/test examples (quick checks).") var maxEval: Int?
-    @Option(help: "Output directory.") var out = "runs/latest"
+    @Option(parsing: .unconditional, help: "Seed for initialisation, data order and augmentation.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Evaluate on validation every N epochs.") var evalEvery = 1
+    @Option(parsing: .unconditional, help: "Stop each epoch after N batches (quick checks).") var maxSteps: Int?
+    @Option(parsing: .unconditional, help: "Evaluate on at most N validation/test examples (quick checks).") var maxEval: Int?
+    @Option(help: "Output directory (default: runs/latest, replaced by every run that does not name one).") var out: String?
     @Flag(help: "Continue the run in --out from its last checkpoint.") var resume = false
+    @Flag(help: "Replace a run already in --out (without it such a directory is refused).") var overwrite = false
     @Option(help: "On a NaN/Inf loss, gradient or update: stop (default) or skip the step and halve the learning rate.")
     var onNonfinite: NonFiniteAction = .stop
-    @Option(help: "With --on-nonfinite skip: give up after this many consecutive skipped steps.") var maxSkips = 5
+    @Option(parsing: .unconditional, help: "With --on-nonfinite skip: give up after this many consecutive skipped steps.") var maxSkips = 5
 
     func run() throws {
-        global.announce()
+        try global.announce()
         var configuration = TrainingConfiguration()
         configuration.model = try model ?? TrainingSession.defaultModel(forTask: task)
         configuration.task = task
@@ -130,9 +139,12 @@ struct TrainCommand: ParsableCommand {
         configuration.maxEvaluationExamples = maxEval
         configuration.onNonFinite = onNonfinite
         configuration.maxConsecutiveSkips = maxSkips
+        try Trainer.validate(configuration)
+        let out = self.out ?? "runs/latest"
         printError("train: \(configuration.model) on \(task) with \(method), \(epochs) epochs, batch \(batchSize), lr \(configuration.resolvedLearningRate), \(resolution) px -> \(out)")
         let trainer = try TrainingSession.trainer(configuration, outputDirectory: URL(fileURLWithPath: out), progress: printError)
-        let result = try trainer.run(resume: resume)
+        // The default folder is a scratch "latest run": a new run there replaces the previous one.
+        let result = try trainer.run(resume: resume, overwrite: overwrite || (self.out == nil && !resume))
         print(String(format: "%@ %@ %@: test accuracy %.2f%% | best val %.2f%% (epoch %d) | trainable %d of %d | %.3f s/step, %.1f img/s",
                      configuration.model, task, method, 100 * result.testAccuracy, 100 * result.bestValidationAccuracy,
                      result.bestEpoch, result.trainableParameters, result.totalParameters, result.secondsPerStep,
@@ -166,7 +178,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Split: test, validation or train.") var split = "test"
 
     func run() throws {
-        global.announce()
+        try global.announce()
         let accuracy = try RunEvaluation.accuracy(of: URL(fileURLWithPath: runDirectory), split: split, progress: printError)
         print(String(format: "%@: %@ accuracy %.2f%%", runDirectory, split, 100 * accuracy))
     }

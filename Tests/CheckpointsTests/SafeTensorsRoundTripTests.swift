@@ -85,8 +85,9 @@ final class SafeTensorsRoundTripTests: XCTestCase {
 
         let file = try SafeTensorsFile(url: url)
         XCTAssertEqual(file.info("f16")?.dtype, .f16)
-        XCTAssertEqual(try file.tensor("f16").shape, [2, 3])
-        XCTAssertEqual(try file.tensor("f16").values, [1, -2, 0.5, 65504, Float(1) / 16_777_216, .infinity])
+        XCTAssertEqual(try file.tensor("f16", allowNonFinite: true).shape, [2, 3])
+        XCTAssertThrowsError(try file.tensor("f16")) { error in XCTAssertEqual((error as? CheckpointError)?.kind, .nonFinite) }
+        XCTAssertEqual(try file.tensor("f16", allowNonFinite: true).values, [1, -2, 0.5, 65504, Float(1) / 16_777_216, .infinity])
         XCTAssertEqual(try file.tensor("bf16").values, [1, -3, 0.15625])
         XCTAssertEqual(try file.tensor("f64").values, [Float(0.1), -1e10])
         XCTAssertEqual(try file.tensor("i64").values, [-5, Float(1 << 40)])

@@ -17,6 +17,9 @@ public struct PNGImage: Sendable {
     /// Interleaved R, G, B bytes, row-major (`width * height * 3`).
     public let rgb: [UInt8]
 
+    /// The largest side accepted, checked from the header before any pixel is decoded (4096: 48 MB of RGB).
+    public static let maximumSide = 4096
+
     /// The eight bytes every PNG file starts with.
     public static let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
 
@@ -25,10 +28,7 @@ public struct PNGImage: Sendable {
 
     /// Decodes the PNG file at `url`; errors name the file.
     public static func load(_ url: URL) throws -> PNGImage {
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw DataReaderError(file: url.path, problem: "cannot read the file (missing or unreadable)")
-        }
-        return try decode([UInt8](data), name: url.path)
+        try decode(DataFileBytes.read(url), name: url.path)
     }
 
     /// Decodes PNG bytes; `name` is used in error messages.
@@ -51,8 +51,8 @@ public struct PNGImage: Sendable {
         guard began != 0 else { throw failure("corrupt PNG: \(message())") }
         let width = Int(control.load(fromByteOffset: 12, as: UInt32.self))
         let height = Int(control.load(fromByteOffset: 16, as: UInt32.self))
-        guard width > 0, height > 0, width <= 1 << 14, height <= 1 << 14 else {
-            throw failure("PNG size \(width) x \(height) is outside 1...16384 pixels per side")
+        guard width > 0, height > 0, width <= maximumSide, height <= maximumSide else {
+            throw failure("PNG size \(width) x \(height) is outside 1...\(maximumSide) pixels per side (the models run at up to \(maximumSide / 4) px)")
         }
         control.storeBytes(of: UInt32(2), toByteOffset: 20, as: UInt32.self)  // PNG_FORMAT_RGB
         var rgb = [UInt8](repeating: 0, count: width * height * 3)

@@ -44,6 +44,15 @@ public struct InputImage: Sendable {
         }
         let idx = try IDXFile.parse(bytes, name: url.path)
         let d = idx.dimensions
+        guard d.allSatisfy({ $0 > 0 }) else {
+            throw DataReaderError(file: url.path, problem: "IDX dimensions \(d) hold a zero: no image to classify")
+        }
+        if d.count >= 2 {
+            let rows = d[d.count == 4 ? 1 : d.count - 2], columns = d[d.count == 4 ? 2 : d.count - 1]
+            guard rows <= PNGImage.maximumSide, columns <= PNGImage.maximumSide else {
+                throw DataReaderError(file: url.path, problem: "IDX images of \(rows) x \(columns) pixels exceed \(PNGImage.maximumSide) per side")
+            }
+        }
         let scaled = idx.data.map { Float($0) / 255 }
         switch d.count {
         case 2:

@@ -8,9 +8,9 @@ public enum RunEvaluation {
     /// The configuration a run directory was trained with (from result.json, else checkpoint.safetensors).
     public static func configuration(of directory: URL) throws -> TrainingConfiguration {
         let resultURL = directory.appendingPathComponent("result.json")
-        if let data = try? Data(contentsOf: resultURL) {
-            do { return try JSONDecoder().decode(TrainingResult.self, from: data).configuration } catch {
-                throw TrainingError("\(resultURL.path): not a result file (\(error))")
+        if RegularFile.exists(resultURL.path) {
+            do { return try decodeJSONFile(TrainingResult.self, from: resultURL, what: "result file").configuration } catch {
+                throw TrainingError("\(error)")
             }
         }
         let checkpointURL = directory.appendingPathComponent("checkpoint.safetensors")

@@ -17,11 +17,36 @@ struct CheckpointState: Codable {
 
     /// The state stored in a checkpoint file's metadata.
     static func read(from file: SafeTensorsFile, path: String) throws -> CheckpointState {
-        guard let text = file.metadata["peft_training_state"],
-              let state = try? JSONDecoder().decode(CheckpointState.self, from: Data(text.utf8)) else {
-            throw TrainingError("\(path): not a training checkpoint (no readable training state)")
+        guard let text = file.metadata["peft_training_state"] else {
+            throw TrainingError("\(path): not a training checkpoint (no 'peft_training_state' in its metadata)")
         }
+        let state: CheckpointState
+        do { state = try JSONDecoder().decode(CheckpointState.self, from: Data(text.utf8)) } catch {
+            throw TrainingError("\(path): the training state in the metadata is not readable: \(describeDecodingError(error))")
+        }
+        try state.validate(path: path)
         return state
+    }
+
+    /// Refuses counters that no run can have written (a damaged or edited checkpoint), before any is used.
+    func validate(path: String) throws {
+        func check(_ ok: Bool, _ what: @autoclosure () -> String) throws {
+            if !ok { throw TrainingError("\(path): the training state is inconsistent: \(what())") }
+        }
+        try check(completedEpochs >= 0 && completedEpochs <= Trainer.maximumEpochs,
+                  "completedEpochs is \(completedEpochs) (0...\(Trainer.maximumEpochs))")
+        try check(completedEpochs <= configuration.epochs,
+                  "completedEpochs is \(completedEpochs), more than the run's \(configuration.epochs) epochs")
+        try check(history.count == completedEpochs, "\(history.count) epoch records for \(completedEpochs) completed epochs")
+        try check(optimizerStep >= 0, "optimizerStep is \(optimizerStep)")
+        try check(bestEpoch >= -1 && bestEpoch < max(completedEpochs, 1),
+                  "bestEpoch is \(bestEpoch) with \(completedEpochs) completed epochs")
+        try check(bestValidationAccuracy == -1 || (bestValidationAccuracy >= 0 && bestValidationAccuracy <= 1),
+                  "bestValidationAccuracy is \(bestValidationAccuracy) (an accuracy in [0, 1], or -1 before the first evaluation)")
+        if let factor = learningRateFactor {
+            try check(factor.isFinite && factor > 0 && factor <= 1, "learningRateFactor is \(factor) (in (0, 1])")
+        }
+        try check((skippedSteps ?? 0) >= 0 && (consecutiveSkips ?? 0) >= 0, "negative skip counts")
     }
 }
 
@@ -63,7 +88,12 @@ extension Trainer {
         // How non-finite steps are handled does not change the weights saved so far, so it may change on resume.
         found.onNonFinite = expected.onNonFinite; found.maxConsecutiveSkips = expected.maxConsecutiveSkips
         guard expected == found else {
-            throw TrainingError("\(url.path): made by a different run configuration (model \(state.configuration.model), task \(state.configuration.task), method \(state.configuration.method), seed \(state.configuration.seed)); use another --out or drop --resume")
+            let changes = (try? Self.differences(from: found, to: expected)) ?? []
+            let list = changes.isEmpty ? "model \(state.configuration.model), task \(state.configuration.task), method \(state.configuration.method)" : changes.joined(separator: "; ")
+            throw TrainingError("\(url.path): made by a different run configuration (\(list)); resume with the checkpoint's settings, use another --out, or drop --resume")
+        }
+        guard state.completedEpochs <= configuration.epochs else {
+            throw TrainingError("\(url.path): the run has already completed \(state.completedEpochs) epochs, more than the \(configuration.epochs) asked for; give --epochs \(state.completedEpochs) or more to resume it")
         }
         let tensors = try file.loadAll()
         if let stageJSON = file.metadata["peft_stage"], let staged = stagedMethod {
@@ -91,5 +121,22 @@ extension Trainer {
         learningRateFactor = state.learningRateFactor ?? 1
         skippedSteps = state.skippedSteps ?? 0
         consecutiveSkips = state.consecutiveSkips ?? 0
+    }
+
+    /// The settings that differ between two configurations, as "key: old -> new" (nested keys dotted).
+    static func differences(from old: TrainingConfiguration, to new: TrainingConfiguration) throws -> [String] {
+        func flatten(_ value: Any, _ prefix: String, into result: inout [String: String]) {
+            if let object = value as? [String: Any] {
+                for (key, inner) in object { flatten(inner, prefix.isEmpty ? key : prefix + "." + key, into: &result) }
+            } else {
+                result[prefix] = "\(value)"
+            }
+        }
+        var a: [String: String] = [:], b: [String: String] = [:]
+        flatten(try JSONSerialization.jsonObject(with: jsonData(old)), "", into: &a)
+        flatten(try JSONSerialization.jsonObject(with: jsonData(new)), "", into: &b)
+        return Set(a.keys).union(b.keys).sorted().compactMap { key in
+            a[key] == b[key] ? nil : "\(key): \(a[key] ?? "unset") in the checkpoint, \(b[key] ?? "unset") now"
+        }
     }
 }

@@ -48,8 +48,8 @@ public final class Trainer {
 
     public init(configuration: TrainingConfiguration, model: any Classifier, train: BatchSource,
                 validation: BatchSource, test: BatchSource, outputDirectory: URL?) throws {
-        guard configuration.batchSize > 0, configuration.epochs > 0 else {
-            throw TrainingError("batch size and epochs must be positive")
+        guard configuration.batchSize > 0 else {
+            throw TrainingError("batch size must be at least 1, got \(configuration.batchSize)")
         }
         try Self.validate(configuration)
         guard train.count >= configuration.batchSize else {
@@ -62,7 +62,7 @@ public final class Trainer {
         self.test = test
         self.outputDirectory = outputDirectory
         var steps = train.count / configuration.batchSize
-        if let limit = configuration.maxStepsPerEpoch { steps = min(steps, max(limit, 1)) }
+        if let limit = configuration.maxStepsPerEpoch { steps = min(steps, limit) }
         stepsPerEpoch = steps
         optimizer = Self.makeOptimizer(model, configuration)
         stagedMethod = try MethodRegistry.method(named: configuration.method, options: configuration.options) as? any StagedMethod
@@ -71,8 +71,13 @@ public final class Trainer {
                                   totalSteps: steps * configuration.epochs)
     }
 
+    /// The most epochs a run may ask for (so that step counts and ETAs cannot overflow).
+    public static let maximumEpochs = 100_000
+    /// The largest batch size accepted.
+    public static let maximumBatchSize = 4096
+
     /// Refuses settings the loop cannot run with, so they fail here with a message instead of deep inside it.
-    static func validate(_ configuration: TrainingConfiguration) throws {
+    public static func validate(_ configuration: TrainingConfiguration) throws {
         func check(_ ok: Bool, _ message: @autoclosure () -> String) throws {
             if !ok { throw TrainingError(message()) }
         }
@@ -87,6 +92,15 @@ public final class Trainer {
                   "the gradient clip norm must be zero (off) or positive, got \(configuration.clipNorm)")
         try check(configuration.warmupEpochs.isFinite && configuration.warmupEpochs >= 0,
                   "warm-up epochs must be zero or positive, got \(configuration.warmupEpochs)")
+        try check(configuration.epochs >= 1 && configuration.epochs <= maximumEpochs,
+                  "epochs must be in 1...\(maximumEpochs), got \(configuration.epochs)")
+        try check(configuration.warmupEpochs <= Float(configuration.epochs),
+                  "warm-up epochs (\(configuration.warmupEpochs)) must not exceed the epochs (\(configuration.epochs))")
+        try check(configuration.batchSize <= maximumBatchSize,
+                  "batch size must be in 1...\(maximumBatchSize), got \(configuration.batchSize)")
+        if let limit = configuration.maxStepsPerEpoch {
+            try check(limit >= 1, "max steps per epoch must be at least 1, got \(limit)")
+        }
         try check(configuration.evaluateEvery > 0, "evaluate-every must be at least 1, got \(configuration.evaluateEvery)")
         try check(configuration.maxConsecutiveSkips >= 0,
                   "the number of consecutive skipped steps allowed must be zero or positive, got \(configuration.maxConsecutiveSkips)")
@@ -126,16 +140,37 @@ public final class Trainer {
         }
     }
 
+    /// The files whose presence means a directory already holds a run (finished or interrupted).
+    static let runFiles = ["checkpoint.safetensors", "result.json", "best.safetensors", "log.jsonl", "adapter"]
+
     /// Runs (or, with `resume`, continues) training and returns the result with the test accuracy.
-    public func run(resume: Bool = false) throws -> TrainingResult {
+    ///
+    /// The output directory is locked for the whole run (a second process is refused, naming the first). A new
+    /// run (no `resume`) refuses a directory that already holds a run unless `overwrite` is set; then only the
+    /// old `result.json` is removed up front, so the folder is never taken for a finished run while it trains,
+    /// and the other files are replaced one by one as the new run writes them. `resume` needs a checkpoint.
+    public func run(resume: Bool = false, overwrite: Bool = false) throws -> TrainingResult {
         let started = Date()
+        let lock = try outputDirectory.map { try RunDirectoryLock(directory: $0) }
+        defer { lock?.release() }
         removeStaleTemporaryFiles()
-        if resume, let url = checkpointURL, FileManager.default.fileExists(atPath: url.path) {
-            try restoreCheckpoint(from: url)
-            log("resumed from \(url.path) after epoch \(completedEpochs)")
-        } else if let directory = outputDirectory {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            try? FileManager.default.removeItem(at: directory.appendingPathComponent("log.jsonl"))
+        if let directory = outputDirectory, let url = checkpointURL {
+            if resume {
+                guard RegularFile.exists(url.path) else {
+                    throw TrainingError("\(directory.path): no checkpoint.safetensors to resume from; drop --resume to start a new run there")
+                }
+                try restoreCheckpoint(from: url)
+                log("resumed from \(url.path) after epoch \(completedEpochs)")
+            } else {
+                let existing = Self.runFiles.filter { RegularFile.exists(directory.appendingPathComponent($0).path) }
+                if !existing.isEmpty {
+                    guard overwrite else {
+                        throw TrainingError("\(directory.path) already holds a run (\(existing.joined(separator: ", "))); use --resume to continue it, --overwrite to replace it, or another --out")
+                    }
+                    try? FileManager.default.removeItem(at: directory.appendingPathComponent("result.json"))
+                    log("replacing the run in \(directory.path)")
+                }
+            }
         }
         log(model.trainableSummary)
         var stepSeconds: [Double] = []
@@ -147,7 +182,7 @@ public final class Trainer {
             history.append(record)
             completedEpochs = epoch + 1
             try saveCheckpoint()
-            try appendLog(record)
+            try writeLog()
             if let stop = stopAfterEpochs, completedEpochs >= stop, completedEpochs < configuration.epochs {
                 throw TrainingError("stopped after epoch \(completedEpochs) as requested")
             }
@@ -164,25 +199,37 @@ public final class Trainer {
             examplesPerSecond: medianStep > 0 ? Double(configuration.batchSize) / medianStep : 0,
             totalSeconds: Date().timeIntervalSince(started), history: history)
         if let directory = outputDirectory {
-            try writeAtomically(try jsonData(result, pretty: true), to: directory.appendingPathComponent("result.json"))
+            // result.json last: it marks the run as finished, so it must never exist next to a partial set.
             try SafeTensors.write(bestParameters, metadata: ["format": "pt"],
                                   to: directory.appendingPathComponent("best.safetensors"))
             try AdapterFiles.save(model, method: configuration.method, options: configuration.options,
-                                  baseModel: configuration.model, to: directory.appendingPathComponent("adapter"))
+                                  baseModel: configuration.model, resolution: trainedResolution,
+                                  to: directory.appendingPathComponent("adapter"))
+            try writeAtomically(try jsonData(result, pretty: true), to: directory.appendingPathComponent("result.json"))
         }
         log(String(format: "test accuracy %.2f%% (best validation %.2f%% at epoch %d)", 100 * testAccuracy,
                    100 * bestValidationAccuracy, bestEpoch + 1))
         return result
     }
 
-    /// Deletes temporary files that an atomic write of a killed run left in the output directory
-    /// (`.<file>.tmp-<pid>-<random>`, see `writeFileAtomically`); the files they were meant to replace are intact.
+    /// The image side the model trains at (nil for text models), recorded in the adapter config.
+    var trainedResolution: Int? {
+        guard let image = model as? ImageClassifier else { return nil }
+        return configuration.resolution ?? image.vision.configuration.defaultResolution
+    }
+
+    /// Deletes temporary files and staging directories that an atomic write of a killed run left in the output
+    /// directory or its `adapter/` folder (`.<name>.tmp-<pid>-<random>`, see `writeFileAtomically` and
+    /// `writeDirectoryAtomically`); the files they were meant to replace are intact. Runs under the run lock, so
+    /// no other process is writing there.
     func removeStaleTemporaryFiles() {
-        guard let directory = outputDirectory,
-              let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return }
+        guard let directory = outputDirectory else { return }
         let own = ".tmp-\(getpid())-"
-        for name in names where name.hasPrefix(".") && name.contains(".tmp-") && !name.contains(own) {
-            try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+        for folder in [directory, directory.appendingPathComponent("adapter")] {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder.path) else { continue }
+            for name in names where name.hasPrefix(".") && name.contains(".tmp-") && !name.contains(own) {
+                try? FileManager.default.removeItem(at: folder.appendingPathComponent(name))
+            }
         }
     }
 
@@ -343,13 +390,16 @@ public final class Trainer {
         for (name, value) in bestParameters { current[name]?.assign(value) }
     }
 
-    func appendLog(_ record: EpochRecord) throws {
+    /// Rewrites `log.jsonl` from the run's history (one line per completed epoch), atomically: the log always
+    /// matches the checkpoint, also after a resume, and never mixes in lines of another run.
+    func writeLog() throws {
         guard let directory = outputDirectory else { return }
-        let url = directory.appendingPathComponent("log.jsonl")
-        var data = (try? Data(contentsOf: url)) ?? Data()
-        data.append(try jsonData(record))
-        data.append(0x0A)
-        try writeAtomically(data, to: url)
+        var data = Data()
+        for record in history {
+            data.append(try jsonData(record))
+            data.append(0x0A)
+        }
+        try writeAtomically(data, to: directory.appendingPathComponent("log.jsonl"))
     }
 }
 

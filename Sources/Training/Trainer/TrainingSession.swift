@@ -1,3 +1,4 @@
+import BLASBinding
 import Engine
 import Foundation
 import Methods
@@ -14,6 +15,8 @@ public enum TrainingSession {
     /// A classifier for `configuration` with its method applied, and the train/validation/test sources.
     public static func prepare(_ configuration: TrainingConfiguration, progress: (String) -> Void = { _ in })
         throws -> (model: any Classifier, train: BatchSource, validation: BatchSource, test: BatchSource) {
+        try OpenBLAS.load()
+        try Trainer.validate(configuration)
         let method = try MethodRegistry.method(named: configuration.method, options: configuration.options)
         switch try TaskRegistry.kind(of: configuration.task) {
         case .image:
@@ -27,9 +30,7 @@ public enum TrainingSession {
                                              backboneName: configuration.model == "dinov2-s14" ? "dinov2" : "vit",
                                              seed: configuration.seed)
             let resolution = configuration.resolution ?? vision.configuration.defaultResolution
-            guard resolution % vision.configuration.patchSize == 0 else {
-                throw TrainingError("resolution \(resolution) is not a multiple of the patch size \(vision.configuration.patchSize)")
-            }
+            try vision.configuration.checkResolution(resolution)
             let preprocessor = ImagePreprocessor(configuration: vision.configuration, resolution: resolution)
             func source(_ split: ImageSplit, flip: Bool) -> BatchSource {
                 ImageBatchSource(split: split, rows: task.rows, columns: task.columns, preprocessor: preprocessor, flip: flip)
