@@ -1,8 +1,9 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-let optimise: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"])]
-
+// No unsafe flags: SwiftPM refuses them in dependencies, and -Ounchecked removed every precondition. Release builds
+// are whole-module optimised by default; measured against -Ounchecked -wmo the training step is unchanged
+// (BENCHMARKS.md, "Build flags").
 let package = Package(
     name: "SwiftPEFT",
     platforms: [.macOS(.v14)],
@@ -15,27 +16,26 @@ let package = Package(
     ],
     targets: [
         // OpenBLAS, loaded at run time after the right core type is chosen (see BLASBinding/OpenBLAS.swift).
-        .target(name: "BLASBinding", swiftSettings: optimise),
+        .target(name: "BLASBinding"),
         // bfloat16 x bfloat16 -> float32 matrix product on AVX-512 BF16 (opt-in precision mode, see Engine/GEMM.swift).
         .target(name: "BF16Kernels"),
         // AVX-512 elementwise kernels (GELU), chosen at run time; Swift SIMD code is the portable fallback.
         .target(name: "VectorKernels"),
         // Float32 tensors, kernels and reverse-mode autograd.
-        .target(name: "Engine", dependencies: ["BLASBinding", "BF16Kernels", "VectorKernels"], swiftSettings: optimise),
+        .target(name: "Engine", dependencies: ["BLASBinding", "BF16Kernels", "VectorKernels"]),
         // Module protocol with named parameters and the usual transformer layers.
-        .target(name: "Layers", dependencies: ["Engine"], swiftSettings: optimise),
+        .target(name: "Layers", dependencies: ["Engine"]),
         // safetensors read/write and ONNX weight import.
-        .target(name: "Checkpoints", dependencies: ["Engine"], swiftSettings: optimise),
+        .target(name: "Checkpoints", dependencies: ["Engine"]),
         // DINOv2 / classic ViT / BERT encoders, WordPiece tokenizer, model registry.
-        .target(name: "Models", dependencies: ["Layers", "Checkpoints"], swiftSettings: optimise),
+        .target(name: "Models", dependencies: ["Layers", "Checkpoints"]),
         // PEFT methods: baselines (linear probe, full, BitFit, LayerNorm tuning, LoRA, adapter, VPT) and the five.
-        .target(name: "Methods", dependencies: ["Models", "Checkpoints"], swiftSettings: optimise),
+        .target(name: "Methods", dependencies: ["Models", "Checkpoints"]),
         // Datasets, the 1k protocol, input pipeline, optimisers and the trainer.
-        .target(name: "Training", dependencies: ["Methods"], swiftSettings: optimise),
+        .target(name: "Training", dependencies: ["Methods"]),
         .executableTarget(
             name: "peft",
-            dependencies: ["Models", "Training", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            swiftSettings: optimise),
+            dependencies: ["Models", "Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models"], resources: [.copy("Fixtures")]),
@@ -44,5 +44,5 @@ let package = Package(
         // Runs the built `peft` as a subprocess: hostile inputs, run folders, BLAS loading, numeric option table.
         .testTarget(name: "CLITests", dependencies: ["Checkpoints", "Engine"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -5,8 +5,8 @@
 #   readers: safetensors onnx idx json adapter
 #
 # The harness (fuzz/PEFTFuzz.swift) is not part of Package.swift, so `swift build` / `swift test` never compile it:
-# this script builds the library modules with swiftc directly, in checked -O (overflow and bounds checks on, unlike
-# the package's -Ounchecked) with fuzzer coverage and ASan, into .build-fuzz/. Seeds are in fuzz/corpus/<reader>/;
+# this script builds the library modules with swiftc directly, in checked -O (overflow and bounds checks on, as in
+# the package's release build) with fuzzer coverage and ASan, into .build-fuzz/. Seeds are in fuzz/corpus/<reader>/;
 # the growing working corpus goes to .build-fuzz/corpus/<reader>/ and crashes to .build-fuzz/findings/<reader>/.
 # Each reader ends with a line "fuzz <reader>: <execs> execs in <s> s, cov <edges>, ft <features>, corpus <n>, crashes <k>".
 # Limits per input: -timeout=10 s, -rss_limit_mb=2048, -malloc_limit_mb=1024 (one allocation above 1 GB is a finding).

@@ -61,7 +61,7 @@ final class BufferPool: @unchecked Sendable {
         let message = "error: out of memory: could not allocate \(bytes) bytes for a tensor (\(liveTensorText)). " +
             "The machine's memory or the address-space limit (ulimit -v) is too small for this model and batch; " +
             "lower --batch-size or --resolution, or raise the limit.\n"
-        fputs(message, stderr)
+        _ = message.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
         exit(71)
     }
 

@@ -1,10 +1,19 @@
 import Dispatch
 
+/// A value handed to other threads on the caller's promise that they use it safely: the kernels give each
+/// worker disjoint output ranges, and the call returns only when every worker is done.
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+}
+
 /// Thin wrapper so kernels can run a fixed number of chunks in parallel.
 enum DispatchQueueBridge {
     @inline(__always)
     static func concurrentPerform(_ iterations: Int, _ body: (Int) -> Void) {
         if iterations <= 1 { if iterations == 1 { body(0) }; return }
-        DispatchQueue.concurrentPerform(iterations: iterations, execute: body)
+        withoutActuallyEscaping(body) { body in
+            let shared = UncheckedSendable(value: body)
+            DispatchQueue.concurrentPerform(iterations: iterations) { shared.value($0) }
+        }
     }
 }

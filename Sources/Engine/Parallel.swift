@@ -12,12 +12,10 @@ public enum Parallel {
         if count <= 0 { return }
         let chunks = min(workerCount, max(1, count / max(grain, 1)))
         if chunks <= 1 { body(0..<count); return }
-        withoutActuallyEscaping(body) { body in
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                let start = count * chunk / chunks
-                let end = count * (chunk + 1) / chunks
-                body(start..<end)
-            }
+        DispatchQueueBridge.concurrentPerform(chunks) { chunk in
+            let start = count * chunk / chunks
+            let end = count * (chunk + 1) / chunks
+            body(start..<end)
         }
     }
 }

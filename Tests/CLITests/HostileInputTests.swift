@@ -7,7 +7,7 @@ import XCTest
 /// crash, a hang, a huge allocation or a wrong answer with exit 0 (RELIABILITY.md section 5).
 final class HostileInputTests: XCTestCase {
     /// One finished quick run shared by the tests of this class (an adapter to break in different ways).
-    static var run: URL = {
+    static let run: URL = {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("hostile-run-\(UUID().uuidString)")
         _ = try? PeftProcess.run(quickTrain(out: url, epochs: 1))
         return url

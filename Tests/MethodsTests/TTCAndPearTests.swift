@@ -4,7 +4,8 @@ import Layers
 import Methods
 import Models
 
-let calibration: [(ClassifierInput, [Int])] = [(.images(tinyImages(seed: 1)), [0, 1]), (.images(tinyImages(seed: 2)), [2, 0])]
+/// Two small calibration batches (made anew for each use, so no tensor is shared between tests).
+var calibration: [(ClassifierInput, [Int])] { [(.images(tinyImages(seed: 1)), [0, 1]), (.images(tinyImages(seed: 2)), [2, 0])] }
 
 final class TTCTests: XCTestCase {
     func options(channels: Int = 4) -> MethodOptions {

@@ -32,8 +32,8 @@ enum InflateFailure: Error, Equatable, CustomStringConvertible {
 
 /// A decoder for raw DEFLATE streams (RFC 1951): stored, fixed-Huffman and dynamic-Huffman blocks.
 ///
-/// Every read is bounds-checked explicitly (the package builds with `-Ounchecked`, where the standard library's
-/// own checks are gone), so corrupt input throws ``InflateFailure`` instead of reading out of bounds.
+/// Every read is bounds-checked explicitly, so corrupt input throws ``InflateFailure`` instead of trapping on the
+/// standard library's own checks.
 struct Inflater {
     private static let lengthBase: [Int] = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59,
                                             67, 83, 99, 115, 131, 163, 195, 227, 258]

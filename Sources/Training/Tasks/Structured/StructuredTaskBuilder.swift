@@ -1,4 +1,3 @@
-import Dispatch
 import Engine
 
 /// How one procedurally generated task draws a scene for a given label.
@@ -64,8 +63,9 @@ enum StructuredTaskBuilder {
         }
         let images = [[Float]](unsafeUninitializedCapacity: labels.count) { buffer, initialised in
             let base = buffer.baseAddress!
-            DispatchQueue.concurrentPerform(iterations: labels.count) { index in
-                (base + index).initialize(to: image(index, attempt: 0))
+            // Each index writes its own element; the call returns when all are written.
+            Parallel.forEachChunk(labels.count, grain: 1) { range in
+                for index in range { (base + index).initialize(to: image(index, attempt: 0)) }
             }
             initialised = labels.count
         }
