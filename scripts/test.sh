@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Fetches the assets (scripts/setup.sh), then runs the whole test suite (XCTest) in release mode and ends with
+# Fetches the assets (scripts/setup.sh), builds and runs the example package (Examples/OwnModelLoRA), then runs the
+# whole test suite (XCTest) in release mode and ends with
 # a one-line summary "N passed, N failed". Extra arguments go to `swift test`, e.g. scripts/test.sh --filter ModelsTests
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/setup.sh"
 cd "$ROOT"
+# The example package depends on the library by path, as another package would: it must build and run.
+swift build -c release --package-path Examples/OwnModelLoRA
+Examples/OwnModelLoRA/.build/release/OwnModelLoRA
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 set +e

@@ -8,19 +8,16 @@ struct GradFunction {
     let backward: (_ outputGrad: Tensor) -> Void
 }
 
-/// Global switch for building the autograd graph (like `torch.no_grad`).
+/// Whether the autograd graph is built (like `torch.no_grad`): `ExecutionContext.current.recordsGraph`.
 public enum Autograd {
-    nonisolated(unsafe) static var enabledFlag = true
+    @inline(__always) static var enabledFlag: Bool { ExecutionContext.current.recordsGraph }
 
     /// Whether operations currently record the graph.
     public static var isEnabled: Bool { enabledFlag }
 
     /// Runs `body` without recording the graph (inference, evaluation, optimiser updates).
     public static func withoutGrad<T>(_ body: () throws -> T) rethrows -> T {
-        let previous = enabledFlag
-        enabledFlag = false
-        defer { enabledFlag = previous }
-        return try body()
+        try ExecutionContext.with({ $0.recordsGraph = false }, body)
     }
 }
 

@@ -11,9 +11,11 @@ enum DispatchQueueBridge {
     @inline(__always)
     static func concurrentPerform(_ iterations: Int, _ body: (Int) -> Void) {
         if iterations <= 1 { if iterations == 1 { body(0) }; return }
+        // Workers run under the caller's execution context (precision, kernel set, training mode).
+        let context = ExecutionContext.current
         withoutActuallyEscaping(body) { body in
             let shared = UncheckedSendable(value: body)
-            DispatchQueue.concurrentPerform(iterations: iterations) { shared.value($0) }
+            DispatchQueue.concurrentPerform(iterations: iterations) { index in context.run { shared.value(index) } }
         }
     }
 }

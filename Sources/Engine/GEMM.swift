@@ -13,24 +13,16 @@ public enum GEMMPrecision: String, Sendable, CaseIterable {
     case bfloat16 = "bf16"
 }
 
-/// Process-wide GEMM precision (see `GEMMPrecision`); starts from the environment variable `PEFT_GEMM`
-/// (`bf16` or `fp32`, default fp32).
+/// GEMM precision of the running code: `ExecutionContext.current.precision` (which starts from the environment
+/// variable `PEFT_GEMM`, `bf16` or `fp32`, default fp32).
 public enum GEMMSettings {
-    nonisolated(unsafe) static var current: GEMMPrecision = {
-        if let value = ProcessInfo.processInfo.environment["PEFT_GEMM"], let precision = GEMMPrecision(rawValue: value) {
-            return precision
-        }
-        return .float32
-    }()
+    @inline(__always) static var current: GEMMPrecision { ExecutionContext.current.precision }
 
     /// Whether this CPU and OS can run the bfloat16 kernels.
     public static let bfloat16Supported: Bool = peft_bf16_supported() != 0
 
     /// The precision requested for reduced-precision-capable products.
-    public static var precision: GEMMPrecision {
-        get { current }
-        set { current = newValue }
-    }
+    public static var precision: GEMMPrecision { current }
 
     /// True when eligible products actually run in bfloat16.
     @inline(__always) static var usesBFloat16: Bool { current == .bfloat16 && bfloat16Supported }

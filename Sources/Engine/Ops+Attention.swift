@@ -132,8 +132,8 @@ public enum AttentionSettings {
     /// Sequences longer than this recompute P in the backward instead of keeping it: B x H x N^2 floats per
     /// block (1.2 GB over DINOv2-S's 12 blocks at 224 px, batch 32) against one extra Q K^T product and softmax
     /// per head. Starts from the environment variable `PEFT_ATTENTION_RECOMPUTE_ABOVE` (a token count).
-    nonisolated(unsafe) public static var recomputeAboveTokens: Int =
-        ProcessInfo.processInfo.environment["PEFT_ATTENTION_RECOMPUTE_ABOVE"].flatMap { Int($0) } ?? 128
+    /// (`ExecutionContext.current.attentionRecomputeAboveTokens`.)
+    public static var recomputeAboveTokens: Int { ExecutionContext.current.attentionRecomputeAboveTokens }
 }
 
 /// The per-head matrix products of attention. With AVX-512 and up to `smallKernelTokenLimit` tokens they run

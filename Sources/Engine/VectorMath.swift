@@ -14,10 +14,9 @@ public enum ElementwiseKernels {
     /// True when this CPU and OS can run the AVX-512 kernels.
     public static let avx512Supported: Bool = peft_avx512_supported() != 0
 
-    /// Use the AVX-512 kernels (default: when supported, unless the environment sets `PEFT_SIMD=generic`).
-    /// Set it before training starts; tests switch it to compare both paths.
-    nonisolated(unsafe) public static var useAVX512: Bool =
-        avx512Supported && ProcessInfo.processInfo.environment["PEFT_SIMD"] != "generic"
+    /// Whether the AVX-512 kernels run: when supported and `ExecutionContext.current.prefersAVX512Kernels` (by
+    /// default unless the environment sets `PEFT_SIMD=generic`); tests bind the context to compare both paths.
+    public static var useAVX512: Bool { avx512Supported && ExecutionContext.current.prefersAVX512Kernels }
 }
 
 @inline(__always)

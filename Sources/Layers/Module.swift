@@ -81,12 +81,18 @@ extension Module {
     }
 }
 
-/// Whether modules run in training mode (dropout active). Set by the trainer around training steps.
+/// Whether modules run in training mode (dropout active): `ExecutionContext.current.isTraining`, bound by the
+/// trainer around each training step's forward pass.
 public enum ModelMode {
-    nonisolated(unsafe) public static var isTraining = false
+    public static var isTraining: Bool { ExecutionContext.current.isTraining }
     /// Seed of the current training step; stochastic layers (dropout) derive their randomness from it so that a
     /// resumed run draws the same numbers as an uninterrupted one.
-    nonisolated(unsafe) public static var stepSeed: UInt64 = 0
+    public static var stepSeed: UInt64 { ExecutionContext.current.stepSeed }
+
+    /// Runs `body` (a forward pass) in training mode with the step's seed.
+    public static func training<R>(stepSeed: UInt64, _ body: () throws -> R) rethrows -> R {
+        try ExecutionContext.with({ $0.isTraining = true; $0.stepSeed = stepSeed }, body)
+    }
 }
 
 /// An error about module structure or parameter loading.

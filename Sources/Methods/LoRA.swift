@@ -66,18 +66,29 @@ public struct LoRA: PEFTMethod {
     public init(options: MethodOptions = MethodOptions()) { self.options = options }
 
     public func apply(to model: any Classifier) throws {
+        model.freezeBackbone()
+        try attach(to: model.backbone)
+    }
+
+    /// Attaches a `LoRAAdapter` to every target `Linear` layer of any module built from the library's layers
+    /// (a user's own model included) and freezes the module's own weights, so that only the adapters train.
+    /// Returns the paths of the adapted layers. Merge with `Merging.mergeLinearAdapters(in:)`.
+    @discardableResult
+    public func attach(to module: any Module) throws -> [String] {
         guard options.rank > 0 else { throw ModuleError("LoRA rank must be positive, got \(options.rank)") }
         guard options.dropout >= 0 && options.dropout < 1 else {
             throw ModuleError("LoRA dropout must be in [0, 1), got \(options.dropout)")
         }
-        model.freezeBackbone()
+        let targets = try options.targetModules.select(in: module)
+        for (path, layer) in targets where options.rank > min(layer.inFeatures, layer.outFeatures) {
+            throw ModuleError("LoRA rank \(options.rank) is larger than layer '\(path)' (\(layer.outFeatures) x \(layer.inFeatures))")
+        }
+        module.setRequiresGrad(false)
         var generator = RandomGenerator(seed: options.seed &+ 0x10_5A)
-        for (path, layer) in try options.targetModules.select(in: model.backbone) {
-            guard options.rank <= min(layer.inFeatures, layer.outFeatures) else {
-                throw ModuleError("LoRA rank \(options.rank) is larger than layer '\(path)' (\(layer.outFeatures) x \(layer.inFeatures))")
-            }
+        for (_, layer) in targets {
             layer.adapter = LoRAAdapter(inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, rank: options.rank,
                                         alpha: options.alpha, dropout: options.dropout, generator: &generator)
         }
+        return targets.map(\.0)
     }
 }

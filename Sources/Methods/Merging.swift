@@ -88,17 +88,8 @@ public enum Merging {
                 throw ModuleError("bottleneck adapters add a branch and cannot be merged into weights")
             }
         }
-        for (path, module) in model.namedModules() {
-            if let layer = module as? Linear, let adapter = layer.adapter, !(adapter is any MergeableAdapter) {
-                throw ModuleError("the adapter on '\(path)' cannot be merged")
-            }
-        }
+        try mergeLinearAdapters(in: model)
         for (_, module) in model.namedModules() {
-            if let layer = module as? Linear, let adapter = layer.adapter as? any MergeableAdapter {
-                adapter.merge(into: layer)
-                layer.adapter = nil
-                layer.mergedAdapters.append(adapter)
-            }
             if let host = module as? any ScaleShiftHost, let ssf = host.scaleShift {
                 // (W, b) followed by z * s + t equals (s W, s b + t), channel by channel.
                 host.mergedScaleShift = (ssf, host.weight.copy(), host.bias.copy())
@@ -112,13 +103,38 @@ public enum Merging {
         }
     }
 
-    /// Restores the base weights and re-attaches the adapters merged by `merge`.
-    public static func unmerge(_ model: any Classifier) {
-        for (_, module) in model.namedModules().reversed() {
+    /// Folds the adapter of every `Linear` layer of any module into the layer's weights (LoRA, SHiRA, NEAT,
+    /// RLRR); afterwards the layers run as plain ones. Throws, changing nothing, when an adapter cannot be merged.
+    public static func mergeLinearAdapters(in module: any Module) throws {
+        let modules = module.namedModules()
+        for (path, module) in modules {
+            if let layer = module as? Linear, let adapter = layer.adapter, !(adapter is any MergeableAdapter) {
+                throw ModuleError("the adapter on '\(path)' cannot be merged")
+            }
+        }
+        for (_, module) in modules {
+            if let layer = module as? Linear, let adapter = layer.adapter as? any MergeableAdapter {
+                adapter.merge(into: layer)
+                layer.adapter = nil
+                layer.mergedAdapters.append(adapter)
+            }
+        }
+    }
+
+    /// Restores the weights of every `Linear` layer of any module and re-attaches the adapters merged into it.
+    public static func unmergeLinearAdapters(in module: any Module) {
+        for (_, module) in module.namedModules().reversed() {
             if let layer = module as? Linear, let adapter = layer.mergedAdapters.popLast() as? any MergeableAdapter {
                 adapter.unmerge(from: layer)
                 layer.adapter = adapter
             }
+        }
+    }
+
+    /// Restores the base weights and re-attaches the adapters merged by `merge`.
+    public static func unmerge(_ model: any Classifier) {
+        unmergeLinearAdapters(in: model)
+        for (_, module) in model.namedModules().reversed() {
             if let host = module as? any ScaleShiftHost, let (ssf, weight, bias) = host.mergedScaleShift {
                 host.weight.assign(weight)
                 host.bias.assign(bias)

@@ -37,15 +37,15 @@ struct BF16GEMMBench: ParsableCommand {
             var fp32: [Double] = [], bf16: [Double] = []
             for round in 0...repeats {
                 for precision in [GEMMPrecision.float32, .bfloat16] {
-                    GEMMSettings.precision = precision
                     let start = DispatchTime.now().uptimeNanoseconds
-                    gemm(transA: false, transB: transB, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: ldb,
-                         c: c.data, ldc: n, reducedPrecision: true)
+                    ExecutionContext.with({ $0.precision = precision }) {
+                        gemm(transA: false, transB: transB, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: ldb,
+                             c: c.data, ldc: n, reducedPrecision: true)
+                    }
                     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                     if round > 0 { (precision == .float32 ? { fp32.append(seconds) } : { bf16.append(seconds) })() }
                 }
             }
-            GEMMSettings.precision = .float32
             let flops = 2 * Double(m) * Double(n) * Double(k)
             let f = flops / fp32.sorted()[fp32.count / 2] / 1e9, h = flops / bf16.sorted()[bf16.count / 2] / 1e9
             print("| \(m) x \(k) x \(n) | \(what) | \(String(format: "%.0f", f)) | \(String(format: "%.0f", h)) | \(String(format: "%.2fx", h / f)) |")

@@ -30,10 +30,15 @@ struct ProfileBench: ParsableCommand {
 
     func run() throws {
         try global.announce()
+        var context = ExecutionContext.current
         if let precision {
             guard let value = GEMMPrecision(rawValue: precision) else { throw ValidationError("--precision must be fp32 or bf16") }
-            GEMMSettings.precision = value
+            context.precision = value
         }
+        try context.run(profileAll)
+    }
+
+    func profileAll() throws {
         if GEMMSettings.precision == .bfloat16 && !GEMMSettings.bfloat16Supported {
             printError("bf16 requested but this CPU has no AVX-512 BF16: using fp32")
         }
@@ -119,9 +124,9 @@ struct ProfileBench: ParsableCommand {
             Profiler.beginForward()
             let forwardStart = DispatchTime.now().uptimeNanoseconds
             let before = TensorMemory.liveBytes
-            ModelMode.isTraining = true
-            let loss = crossEntropy(classifier.logits(.images(pixels)), labels: labels, smoothing: 0.1)
-            ModelMode.isTraining = false
+            let loss = ModelMode.training(stepSeed: 0) {
+                crossEntropy(classifier.logits(.images(pixels)), labels: labels, smoothing: 0.1)
+            }
             let backwardStart = DispatchTime.now().uptimeNanoseconds
             if measureMemory {
                 keptBytes = TensorMemory.liveBytes - before

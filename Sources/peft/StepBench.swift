@@ -31,9 +31,9 @@ struct StepBench: ParsableCommand {
             try MethodRegistry.method(named: name, options: methodFlags.options(seed: 0)).apply(to: classifier)
             let optimizer = AdamW(parameters: classifier.trainableParameters)
             let seconds = medianSeconds(repeats: repeats) {
-                ModelMode.isTraining = true
-                let loss = crossEntropy(classifier.logits(.images(pixels)), labels: labels, smoothing: 0.1)
-                ModelMode.isTraining = false
+                let loss = ModelMode.training(stepSeed: 0) {
+                    crossEntropy(classifier.logits(.images(pixels)), labels: labels, smoothing: 0.1)
+                }
                 loss.backward()
                 optimizer.update(learningRate: 1e-5, clipNorm: 1)
             }

@@ -74,14 +74,13 @@ final class BFloat16GEMMTests: XCTestCase {
         let bias = Tensor.randomNormal([128], generator: &generator)
         let probe = Tensor.randomNormal([4, 64, 128], generator: &generator)
         func run(_ precision: GEMMPrecision) -> (out: [Float], dx: [Float], dw: [Float], db: [Float]) {
-            let saved = GEMMSettings.precision
-            GEMMSettings.precision = precision
-            defer { GEMMSettings.precision = saved }
-            for t in [x, w, bias] { t.requiresGrad = true; t.grad = nil }
-            let out = linear(x, w, bias)
-            out.backward(gradient: probe)
-            defer { for t in [x, w, bias] { t.requiresGrad = false; t.grad = nil } }
-            return (out.values, x.grad!.values, w.grad!.values, bias.grad!.values)
+            ExecutionContext.with({ $0.precision = precision }) {
+                for t in [x, w, bias] { t.requiresGrad = true; t.grad = nil }
+                let out = linear(x, w, bias)
+                out.backward(gradient: probe)
+                defer { for t in [x, w, bias] { t.requiresGrad = false; t.grad = nil } }
+                return (out.values, x.grad!.values, w.grad!.values, bias.grad!.values)
+            }
         }
         let reference = run(.float32), reduced = run(.bfloat16)
         XCTAssertLessThan(relativeError(reduced.out, reference.out), 6e-3)
@@ -98,15 +97,14 @@ final class BFloat16GEMMTests: XCTestCase {
         var generator = RandomGenerator(seed: 8)
         let x = Tensor.randomNormal([2, 80, 100], generator: &generator)
         let w = Tensor.randomNormal([120, 100], std: 0.1, generator: &generator)
-        let saved = GEMMSettings.precision
-        GEMMSettings.precision = .bfloat16
-        defer { GEMMSettings.precision = saved }
         x.requiresGrad = true
         let probe = Tensor.randomNormal([2, 80, 120], generator: &generator)
-        let out = linear(x, w)
-        out.backward(gradient: probe)
-        let analytic = x.grad!
-        GEMMSettings.precision = .float32
+        let analytic = ExecutionContext.with({ $0.precision = .bfloat16 }) {
+            let out = linear(x, w)
+            out.backward(gradient: probe)
+            return x.grad!
+        }
+        // The finite differences below run in float32 (the exact function the bf16 product approximates).
         let epsilon: Float = 1e-2
         var numeric: [Double] = [], computed: [Double] = []
         for i in Swift.stride(from: 0, to: x.count, by: x.count / 40) {
@@ -136,14 +134,13 @@ final class BFloat16GEMMTests: XCTestCase {
             var mask = [Float](repeating: 0, count: 2 * tokens)
             mask[tokens - 1] = -.infinity; mask[2 * tokens - 3] = -.infinity
             func run(_ precision: GEMMPrecision) -> [[Float]] {
-                let saved = GEMMSettings.precision
-                GEMMSettings.precision = precision
-                defer { GEMMSettings.precision = saved }
-                for t in [q, k, v] { t.requiresGrad = true; t.grad = nil }
-                let out = scaledDotProductAttention(query: q, key: k, value: v, heads: heads, keyMask: mask)
-                out.backward(gradient: probe)
-                defer { for t in [q, k, v] { t.requiresGrad = false; t.grad = nil } }
-                return [out.values] + [q, k, v].map { $0.grad!.values }
+                ExecutionContext.with({ $0.precision = precision }) {
+                    for t in [q, k, v] { t.requiresGrad = true; t.grad = nil }
+                    let out = scaledDotProductAttention(query: q, key: k, value: v, heads: heads, keyMask: mask)
+                    out.backward(gradient: probe)
+                    defer { for t in [q, k, v] { t.requiresGrad = false; t.grad = nil } }
+                    return [out.values] + [q, k, v].map { $0.grad!.values }
+                }
             }
             let reference = run(.float32), reduced = run(.bfloat16)
             for (index, name) in ["output", "dq", "dk", "dv"].enumerated() {
@@ -156,11 +153,10 @@ final class BFloat16GEMMTests: XCTestCase {
 
     /// In bf16 mode too, recomputing P in the backward gives bit-identical gradients to keeping it.
     func testAttentionBFloat16RecomputeEqualsStored() {
-        let saved = (GEMMSettings.precision, AttentionSettings.recomputeAboveTokens)
-        GEMMSettings.precision = .bfloat16
-        defer { (GEMMSettings.precision, AttentionSettings.recomputeAboveTokens) = saved }
         func run(threshold: Int) -> [[Float]] {
-            AttentionSettings.recomputeAboveTokens = threshold
+            ExecutionContext.with({ $0.precision = .bfloat16; $0.attentionRecomputeAboveTokens = threshold }) { runOnce() }
+        }
+        func runOnce() -> [[Float]] {
             let inputs = [random([2, 33, 64], seed: 84), random([2, 33, 64], seed: 85), random([2, 33, 64], seed: 86)]
             for x in inputs { x.requiresGrad = true }
             let out = scaledDotProductAttention(query: inputs[0], key: inputs[1], value: inputs[2], heads: 2)

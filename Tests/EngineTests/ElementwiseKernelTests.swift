@@ -7,10 +7,7 @@ import Engine
 final class ElementwiseKernelTests: XCTestCase {
     /// Runs `body` with the AVX-512 kernels switched on or off, restoring the previous setting.
     private func withKernels<T>(avx512: Bool, _ body: () throws -> T) rethrows -> T {
-        let saved = ElementwiseKernels.useAVX512
-        ElementwiseKernels.useAVX512 = avx512
-        defer { ElementwiseKernels.useAVX512 = saved }
-        return try body()
+        try ExecutionContext.with({ $0.prefersAVX512Kernels = avx512 }, body)
     }
 
     private func requireAVX512() throws {
@@ -142,10 +139,7 @@ final class ElementwiseKernelTests: XCTestCase {
 /// same gradients, and recomputing must not keep the B x H x N x N tensor alive.
 final class AttentionRecomputeTests: XCTestCase {
     private func withThreshold<T>(_ tokens: Int, _ body: () throws -> T) rethrows -> T {
-        let saved = AttentionSettings.recomputeAboveTokens
-        AttentionSettings.recomputeAboveTokens = tokens
-        defer { AttentionSettings.recomputeAboveTokens = saved }
-        return try body()
+        try ExecutionContext.with({ $0.attentionRecomputeAboveTokens = tokens }, body)
     }
 
     private func gradients(threshold: Int, mask: [Float]?) -> [[Float]] {

@@ -87,4 +87,47 @@ final class LoRATests: XCTestCase {
             XCTAssertTrue("\(error)".contains("larger than layer"), "\(error)")
         }
     }
+
+    /// A module of the test's own (not a classifier): LoRA attaches by target names, only the adapters train,
+    /// and merging then unmerging gives the adapted and then the original outputs back.
+    func testLoRAOnAModuleOfOurOwn() throws {
+        final class TwoLayers: Module {
+            let first: Linear, second: Linear
+            init() {
+                var generator = RandomGenerator(seed: 4)
+                first = Linear(inFeatures: 12, outFeatures: 10, generator: &generator)
+                second = Linear(inFeatures: 10, outFeatures: 6, generator: &generator)
+            }
+            var children: [(String, any Module)] { [("first", first), ("second", second)] }
+            func callAsFunction(_ x: Tensor) -> Tensor { second(relu(first(x))) }
+        }
+        let model = TwoLayers()
+        var generator = RandomGenerator(seed: 5)
+        let x = Tensor.randomNormal([3, 12], generator: &generator)
+        let original = Autograd.withoutGrad { model(x).values }
+        var options = MethodOptions()
+        options.rank = 2
+        options.targetModules = .names(["second"])
+        XCTAssertEqual(try LoRA(options: options).attach(to: model), ["second"])
+        XCTAssertEqual(model.trainableParameterCount, 2 * 10 + 6 * 2, "only lora_A and lora_B of 'second' train")
+        XCTAssertNil(model.first.adapter)
+        // Give B values so the update is not zero, then check merge and unmerge.
+        let b = model.namedParameters().first { $0.0 == "second.lora_B.weight" }!.1
+        for i in 0..<b.count { b.data[i] = 0.1 * Float(i % 5 - 2) }
+        let adapted = Autograd.withoutGrad { model(x).values }
+        XCTAssertNotEqual(adapted, original)
+        try Merging.mergeLinearAdapters(in: model)
+        XCTAssertNil(model.second.adapter)
+        let merged = Autograd.withoutGrad { model(x).values }
+        for (m, a) in zip(merged, adapted) { XCTAssertEqual(m, a, accuracy: 1e-5) }
+        Merging.unmergeLinearAdapters(in: model)
+        XCTAssertNotNil(model.second.adapter)
+        model.second.adapter = nil
+        let restored = Autograd.withoutGrad { model(x).values }
+        for (r, o) in zip(restored, original) { XCTAssertEqual(r, o, accuracy: 1e-6) }
+        options.targetModules = .names(["third"])
+        XCTAssertThrowsError(try LoRA(options: options).attach(to: model)) { error in
+            XCTAssertTrue("\(error)".contains("matched no Linear layer"), "\(error)")
+        }
+    }
 }

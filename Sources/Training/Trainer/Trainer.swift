@@ -277,11 +277,12 @@ public final class Trainer {
             }
             let labels = (0..<configuration.batchSize).map { train.labels[order[step * configuration.batchSize + $0]] }
             let globalStep = epoch * stepsPerEpoch + step
-            ModelMode.isTraining = true
-            ModelMode.stepSeed = configuration.seed &+ UInt64(globalStep) &* 0x5851_F42D
-            let logits = logits(input)
-            let loss = crossEntropy(logits, labels: labels, smoothing: configuration.labelSmoothing)
-            ModelMode.isTraining = false
+            let stepSeed = configuration.seed &+ UInt64(globalStep) &* 0x5851_F42D
+            let forward: (Tensor, Tensor) = ModelMode.training(stepSeed: stepSeed) {
+                let output = self.logits(input)
+                return (output, crossEntropy(output, labels: labels, smoothing: configuration.labelSmoothing))
+            }
+            let (logits, loss) = forward
             let stepRate = schedule.rate(at: globalStep) * learningRateFactor
             let position = "at epoch \(epoch + 1), step \(step + 1)"
             var fault: String?
