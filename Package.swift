@@ -36,11 +36,13 @@ let package = Package(
         .executableTarget(
             name: "peft",
             dependencies: ["Models", "Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine"]),
+        // Helpers the test targets share (finite-difference gradient checks).
+        .target(name: "TestSupport", dependencies: ["Engine", "Models"], path: "Tests/TestSupport"),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "MethodsTests", dependencies: ["Methods", "Checkpoints"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training"]),
+        .testTarget(name: "MethodsTests", dependencies: ["Methods", "Checkpoints", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
         // Runs the built `peft` as a subprocess: hostile inputs, run folders, BLAS loading, numeric option table.
         .testTarget(name: "CLITests", dependencies: ["Checkpoints", "Engine"]),
     ],

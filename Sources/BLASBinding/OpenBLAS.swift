@@ -2,7 +2,8 @@
 //
 // Debian's OpenBLAS 0.3.21 is built with DYNAMIC_ARCH and picks its kernels when the library is loaded, from the
 // CPU it detects and the environment variable OPENBLAS_CORETYPE. On recent AVX-512 CPUs it misdetects the core as
-// "Prescott" and runs SGEMM about 5x slower than with its SkylakeX kernels (which give correct results there).
+// "Prescott" and runs SGEMM about 10x slower than with its SkylakeX kernels (which give correct results there;
+// BENCHMARKS.md: 21 against 197-204 GFLOP/s on a 2048^3 product).
 // Linking the library normally would load it before any of our code runs, so the choice could not be made in
 // the program. Instead we `dlopen` it on first use, after choosing the core type from /proc/cpuinfo, unless the
 // user has set OPENBLAS_CORETYPE themself (their value is always respected).

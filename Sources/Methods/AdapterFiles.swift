@@ -16,6 +16,9 @@ public struct AdapterConfiguration: Codable, Sendable {
     public var r: Int?
     public var loraAlpha: Float?
     public var loraDropout: Float?
+    /// peft's LoRA variants: rsLoRA scaling and DoRA's magnitude vectors.
+    public var useRSLoRA: Bool?
+    public var useDoRA: Bool?
     public var maskType: String?
     public var randomSeed: UInt64?
     public var swiftpeft: Details
@@ -41,6 +44,7 @@ public struct AdapterConfiguration: Codable, Sendable {
         case peftType = "peft_type", baseModelNameOrPath = "base_model_name_or_path", inferenceMode = "inference_mode"
         case targetModules = "target_modules", modulesToSave = "modules_to_save", r, loraAlpha = "lora_alpha"
         case loraDropout = "lora_dropout", maskType = "mask_type", randomSeed = "random_seed", swiftpeft
+        case useRSLoRA = "use_rslora", useDoRA = "use_dora"
     }
 }
 
@@ -52,12 +56,7 @@ public enum AdapterFiles {
     static let prefix = "base_model.model."
 
     static func peftType(for method: String) -> String {
-        switch method {
-        case "lora": return "LORA"
-        case "shira": return "SHIRA"
-        case "neat": return "PEANUT"
-        default: return "SWIFTPEFT_\(method.uppercased())"
-        }
+        (try? MethodRegistry.descriptor(named: method))?.adapterPeftType ?? "SWIFTPEFT_\(method.uppercased())"
     }
 
     /// Writes the trainable parameters of `model` (adapter and head) to `directory` (files written atomically).
@@ -71,7 +70,12 @@ public enum AdapterFiles {
             if case .names(let names) = options.targetModules { configuration.targetModules = names }
             configuration.r = options.rank
         }
-        if method == "lora" { configuration.loraAlpha = options.alpha; configuration.loraDropout = options.dropout }
+        if method == "lora" {
+            configuration.loraAlpha = options.alpha
+            configuration.loraDropout = options.dropout
+            configuration.useRSLoRA = options.useRSLoRA
+            configuration.useDoRA = options.useDoRA
+        }
         if method == "shira" {
             configuration.maskType = options.shiraMask == .random ? "random" : options.shiraMask.rawValue
             configuration.randomSeed = options.seed
@@ -79,7 +83,7 @@ public enum AdapterFiles {
         var tensors: [String: Tensor] = [:]
         for (name, parameter) in model.trainableParameters { tensors[prefix + name] = parameter }
         if let staged = try MethodRegistry.method(named: method, options: options) as? any StagedMethod,
-           isPastFirstStage(model) {
+           staged.isPastFirstStage(model) {
             let stage = try staged.stageState(model)
             configuration.swiftpeft.stage = stage.json
             for (name, value) in stage.tensors { tensors[prefix + name] = value }
@@ -105,13 +109,6 @@ public enum AdapterFiles {
             try SafeTensors.write(tensors, int32: integers, metadata: ["format": "pt"],
                                   to: staging.appendingPathComponent("adapter_model.safetensors"))
             try writeFileAtomically(data, to: staging.appendingPathComponent("adapter_config.json"))
-        }
-    }
-
-    /// Whether a staged method's model has already switched to its second stage.
-    static func isPastFirstStage(_ model: any Classifier) -> Bool {
-        model.namedModules().contains { _, module in
-            (module as? VisionBlock)?.residualMap != nil || ((module as? Linear)?.adapter as? PearAdapter)?.sharedFrom != nil
         }
     }
 

@@ -46,3 +46,13 @@ public struct BottleneckAdapterMethod: PEFTMethod {
         }
     }
 }
+
+extension BottleneckAdapterMethod {
+    public static let descriptor = MethodDescriptor(
+        name: "adapter", summary: "bottleneck adapter (AdaptFormer): a small parallel MLP beside each block's MLP",
+        options: [
+            MethodOptionSpec("adapter_width", field: "adapterWidth", .integer, "hidden width of the bottleneck"),
+            MethodOptionSpec("adapter_scale", field: "adapterScale", .real, "scale of the adapter's output"),
+        ],
+        make: { BottleneckAdapterMethod(options: $0) })
+}

@@ -27,7 +27,7 @@ import Layers
 /// `swiftpeft.fusion` section lists the sources (paths, weights, class counts) in order.
 public enum Fusion {
     /// Methods that can be fused.
-    public static let fusableMethods = ["lora", "shira"]
+    public static var fusableMethods: [String] { MethodRegistry.all.filter { $0.capabilities.contains(.fusable) }.map(\.name) }
 
     /// The tensors of one adapter directory.
     public struct Adapter {
@@ -174,6 +174,9 @@ public enum Fusion {
     }
 
     static func fuseLoRA(_ adapters: [Adapter], weights: [Float]) throws -> Result {
+        if let dora = adapters.first(where: { $0.configuration.swiftpeft.options.useDoRA }) {
+            throw ModuleError("\(dora.weightsPath): a DoRA adapter cannot be fused (its magnitudes rescale whole weights, which no sum of low-rank updates reproduces)")
+        }
         let layerKeys = try sameLayers(adapters, suffix: ".lora_A.weight") { Array($0.tensors.keys) }
         // Every tensor must be a LoRA factor or the head.
         for adapter in adapters {
@@ -200,7 +203,7 @@ public enum Fusion {
                 }
                 shape = (b.shape[0], a.shape[1])
                 let options = adapter.configuration.swiftpeft.options
-                let scale = options.alpha / Float(rank)
+                let scale = options.loraScale
                 aParts.append(a)
                 bParts.append(Autograd.withoutGrad { b.scaled(by: weights[index] * scale) })
             }
@@ -213,6 +216,8 @@ public enum Fusion {
         configuration.swiftpeft.options.rank = total
         configuration.swiftpeft.options.alpha = Float(total)
         configuration.swiftpeft.options.dropout = 0
+        configuration.swiftpeft.options.useRSLoRA = false  // each source's own scale is folded into B
+        configuration.useRSLoRA = false
         return Result(configuration: configuration, tensors: tensors, integers: [:], layers: layerKeys.count,
                       positionsBefore: 0, positionsAfter: 0)
     }

@@ -15,12 +15,13 @@ public final class LoRAAdapter: LinearAdapter {
     public let dropout: Float
     private let dropoutSeed: UInt64
 
-    public init(inFeatures: Int, outFeatures: Int, rank: Int, alpha: Float, dropout: Float = 0,
+    /// An adapter scaled by alpha / r, or by `scale` when given (rsLoRA: alpha / sqrt(r)).
+    public init(inFeatures: Int, outFeatures: Int, rank: Int, alpha: Float, scale: Float? = nil, dropout: Float = 0,
                 generator: inout RandomGenerator) {
         let bound = 1 / Float(inFeatures).squareRoot()
         a = Tensor.randomUniform([rank, inFeatures], low: -bound, high: bound, generator: &generator)
         b = Tensor(zeros: [outFeatures, rank])
-        scale = alpha / Float(rank)
+        self.scale = scale ?? alpha / Float(rank)
         self.dropout = dropout
         dropoutSeed = generator.next()
         a.requiresGrad = true
@@ -59,7 +60,13 @@ public final class WeightHolder: Module {
     public var ownParameters: [(String, Tensor)] { [("weight", weight)] }
 }
 
-/// The LoRA method: attaches a `LoRAAdapter` to every target Linear layer.
+extension MethodOptions {
+    /// The factor s of LoRA's update: alpha / r, or alpha / sqrt(r) with rsLoRA (Kalajdzievski, 2023; peft's
+    /// `use_rslora`), which keeps the update's scale stable as the rank grows.
+    public var loraScale: Float { useRSLoRA ? alpha / Float(rank).squareRoot() : alpha / Float(rank) }
+}
+
+/// The LoRA method: attaches a `LoRAAdapter` to every target Linear layer (a `DoRAAdapter` with `useDoRA`).
 public struct LoRA: PEFTMethod {
     public let name = "lora"
     public let options: MethodOptions
@@ -86,9 +93,30 @@ public struct LoRA: PEFTMethod {
         module.setRequiresGrad(false)
         var generator = RandomGenerator(seed: options.seed &+ 0x10_5A)
         for (_, layer) in targets {
-            layer.adapter = LoRAAdapter(inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, rank: options.rank,
-                                        alpha: options.alpha, dropout: options.dropout, generator: &generator)
+            if options.useDoRA {
+                layer.adapter = DoRAAdapter(base: layer, rank: options.rank, scale: options.loraScale,
+                                            dropout: options.dropout, generator: &generator)
+            } else {
+                layer.adapter = LoRAAdapter(inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, rank: options.rank,
+                                            alpha: options.alpha, scale: options.loraScale, dropout: options.dropout,
+                                            generator: &generator)
+            }
         }
         return targets.map(\.0)
     }
+}
+
+extension LoRA {
+    public static let descriptor = MethodDescriptor(
+        name: "lora", summary: "LoRA: low-rank update B A added to target Linear layers (default query, value; r 8; rsLoRA, DoRA)",
+        peftType: "LORA", capabilities: [.mergeable, .fusable],
+        options: [
+            MethodOptionSpec("r", field: "rank", .integer, "rank of the update"),
+            MethodOptionSpec("lora_alpha", field: "alpha", .real, "the update is scaled by lora_alpha / r (by lora_alpha / sqrt(r) with use_rslora)"),
+            MethodOptionSpec("lora_dropout", field: "dropout", .real, "dropout on the input of the low-rank path, in [0, 1)"),
+            .targetModules(),
+            MethodOptionSpec("use_rslora", field: "useRSLoRA", .boolean, "rank-stabilised scaling lora_alpha / sqrt(r)"),
+            MethodOptionSpec("use_dora", field: "useDoRA", .boolean, "DoRA: a trainable magnitude per output feature"),
+        ],
+        make: { LoRA(options: $0) })
 }

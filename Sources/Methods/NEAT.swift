@@ -80,3 +80,16 @@ public struct NEAT: PEFTMethod {
         }
     }
 }
+
+extension NEAT {
+    public static let descriptor = MethodDescriptor(
+        name: "neat", summary: "NEAT: a small nonlinear network maps each frozen weight to its update, dW = Q relu(P W0)",
+        peftType: "PEANUT", capabilities: [.mergeable],
+        options: [
+            MethodOptionSpec("r", field: "rank", .integer, "width of the network"),
+            .targetModules(),
+            MethodOptionSpec("neat_pairs", field: "neatPairs", .integer, "encoder/decoder pairs of the deep variant (0: depth 2)"),
+            MethodOptionSpec("neat_scale", field: "neatScale", .real, "multiplier of the update"),
+        ],
+        make: { NEAT(options: $0) })
+}

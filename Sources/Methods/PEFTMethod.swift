@@ -30,6 +30,10 @@ public struct MethodOptions: Codable, Sendable, Equatable {
     public var alpha: Float = 8
     /// Dropout on the LoRA input.
     public var dropout: Float = 0
+    /// LoRA: scale the update by alpha / sqrt(r) instead of alpha / r (rsLoRA, peft's `use_rslora`).
+    public var useRSLoRA = false
+    /// LoRA: weight-decomposed LoRA (DoRA, peft's `use_dora`): a trainable magnitude per output feature.
+    public var useDoRA = false
     /// Which Linear layers LoRA (and the weight-space methods) adapt.
     public var targetModules: TargetModules = .names(["query", "value"])
     /// Bottleneck adapter hidden width.
@@ -81,48 +85,6 @@ public struct MethodOptions: Codable, Sendable, Equatable {
     public init() {}
 }
 
-/// The methods this library provides.
-public enum MethodRegistry {
-    /// Name and one-line description of every method.
-    public static let descriptions: [(String, String)] = [
-        ("linear", "linear probe: train only the head on frozen features"),
-        ("full", "full fine-tuning: every backbone weight trains"),
-        ("bitfit", "BitFit: train only the bias vectors"),
-        ("layernorm", "LayerNorm tuning: train only the LayerNorm scales and shifts"),
-        ("lora", "LoRA: low-rank update B A added to target Linear layers (default query, value; r 8)"),
-        ("adapter", "bottleneck adapter (AdaptFormer): a small parallel MLP beside each block's MLP"),
-        ("vpt", "VPT-deep: learnable prompt tokens inserted before every block"),
-        ("shira", "SHiRA: train 1-2% of the base weights directly at a fixed sparse mask (struct, rand, wm, grad, snip)"),
-        ("neat", "NEAT: a small nonlinear network maps each frozen weight to its update, dW = Q relu(P W0)"),
-        ("rlrr", "RLRR: rescale every frozen weight by (1 + u v^T), shift biases, scale-and-shift after LayerNorms"),
-        ("ttc", "TTC (reconstructed from the abstract): LayerNorm stage, then K x K maps on Taylor-selected channels"),
-        ("pear", "Pear (reconstructed from the abstract): warm up LoRA adapters, prune half, share the best, keep a knowledge checkpoint"),
-    ]
-
-    /// Names accepted by `--method`.
-    public static var names: [String] { descriptions.map(\.0) }
-
-    /// The method called `name`, configured by `options`.
-    public static func method(named name: String, options: MethodOptions = MethodOptions()) throws -> any PEFTMethod {
-        switch name {
-        case "linear": return LinearProbe()
-        case "full": return FullFineTuning()
-        case "bitfit": return BitFit()
-        case "layernorm": return LayerNormTuning()
-        case "lora": return LoRA(options: options)
-        case "adapter": return BottleneckAdapterMethod(options: options)
-        case "vpt": return VisualPromptTuning(options: options)
-        case "shira": return SHiRA(options: options)
-        case "neat": return NEAT(options: options)
-        case "rlrr": return RLRR(options: options)
-        case "ttc": return TTC(options: options)
-        case "pear": return Pear(options: options)
-        default:
-            throw ModuleError("unknown method '\(name)'; choose one of: \(names.joined(separator: ", "))")
-        }
-    }
-}
-
 extension Classifier {
     /// Freezes everything but the head.
     public func freezeBackbone() {
@@ -151,6 +113,8 @@ extension MethodOptions {
         if let value = try container.decodeIfPresent(type(of: rank), forKey: .rank) { rank = value }
         if let value = try container.decodeIfPresent(type(of: alpha), forKey: .alpha) { alpha = value }
         if let value = try container.decodeIfPresent(type(of: dropout), forKey: .dropout) { dropout = value }
+        if let value = try container.decodeIfPresent(type(of: useRSLoRA), forKey: .useRSLoRA) { useRSLoRA = value }
+        if let value = try container.decodeIfPresent(type(of: useDoRA), forKey: .useDoRA) { useDoRA = value }
         if let value = try container.decodeIfPresent(type(of: targetModules), forKey: .targetModules) { targetModules = value }
         if let value = try container.decodeIfPresent(type(of: adapterWidth), forKey: .adapterWidth) { adapterWidth = value }
         if let value = try container.decodeIfPresent(type(of: adapterScale), forKey: .adapterScale) { adapterScale = value }

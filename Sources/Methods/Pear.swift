@@ -192,3 +192,29 @@ private func layerIndex(_ path: String) -> Int {
     for (i, part) in parts.enumerated() where part == "layer" && i + 1 < parts.count { return Int(parts[i + 1]) ?? 0 }
     return 0
 }
+
+extension Pear {
+    /// Past the switch once an adapter shares another's factors.
+    public func isPastFirstStage(_ model: any Classifier) -> Bool {
+        model.namedModules().contains { ((($0.1 as? Linear)?.adapter as? PearAdapter)?.sharedFrom) != nil }
+    }
+
+    public func stageSummary(_ model: any Classifier) -> String? {
+        let storage = Pear.storage(model)
+        return "pear: \(storage.trainable) trainable adapter values after pruning, \(storage.knowledge) stored in the knowledge checkpoint"
+    }
+
+    public static let descriptor = MethodDescriptor(
+        name: "pear", summary: "Pear (reconstructed from the abstract): warm up LoRA adapters, prune half, share the best, keep a knowledge checkpoint",
+        capabilities: [.staged],
+        options: [
+            MethodOptionSpec("r", field: "rank", .integer, "rank of the LoRA adapters"),
+        ] + MethodOptionSpec.stageOptions + [
+            MethodOptionSpec("prune_fraction", field: "pruneFraction", .real, "fraction of adapters pruned"),
+            MethodOptionSpec("score", field: "pearScore", .text, "importance score: taylor, l1 or frobenius"),
+            MethodOptionSpec("sharing", field: "pearSharing", .text, "best-same-type or nearest"),
+            MethodOptionSpec("gates", field: "pearGates", .boolean, "a learnable gate per shared position"),
+            MethodOptionSpec("knowledge_checkpoint", field: "knowledgeCheckpoint", .boolean, "keep pruned adapters' updates as a frozen checkpoint"),
+        ],
+        make: { Pear(options: $0) })
+}

@@ -83,3 +83,11 @@ public struct RLRR: PEFTMethod {
         vision.embeddings.projection.scaleShift = ScaleShift(width: width, identityStart: identity, generator: &generator)
     }
 }
+
+extension RLRR {
+    public static let descriptor = MethodDescriptor(
+        name: "rlrr", summary: "RLRR: rescale every frozen weight by (1 + u v^T), shift biases, scale-and-shift after LayerNorms",
+        capabilities: [.mergeable],
+        options: [MethodOptionSpec("identity_start", field: "identityStart", .boolean, "start as the pretrained model instead of the released code's random init")],
+        make: { RLRR(options: $0) })
+}

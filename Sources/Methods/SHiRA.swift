@@ -241,3 +241,16 @@ public struct SHiRA: PEFTMethod {
         return result
     }
 }
+
+extension SHiRA {
+    public static let descriptor = MethodDescriptor(
+        name: "shira", summary: "SHiRA: train 1-2% of the base weights directly at a fixed sparse mask (struct, rand, wm, grad, snip)",
+        peftType: "SHIRA", capabilities: [.mergeable, .fusable],
+        options: [
+            MethodOptionSpec("density", field: "density", .real, "fraction of each target weight that trains, in (0, 1]"),
+            MethodOptionSpec("mask_type", field: "shiraMask", .text, "struct, rand, wm, grad or snip"),
+            .targetModules(field: "shiraTargets"),
+            MethodOptionSpec("mask_part", field: "shiraMaskPart", .integer, "rand mask: which block of the seeded order (disjoint masks for fusion)"),
+        ],
+        make: { SHiRA(options: $0) })
+}

@@ -19,6 +19,10 @@ public protocol StagedMethod: PEFTMethod {
     func stageState(_ model: any Classifier) throws -> (json: String, tensors: [String: Tensor])
     /// Re-applies a stored decision (when resuming after the switch), instead of scoring again.
     func restoreStage(_ model: any Classifier, json: String, tensors: [String: Tensor]) throws
+    /// Whether `model` has already switched to the second stage (so its stage state belongs in saved adapters).
+    func isPastFirstStage(_ model: any Classifier) -> Bool
+    /// A line for the training log after the switch (default: none).
+    func stageSummary(_ model: any Classifier) -> String?
 }
 
 /// Sum of cross-entropy gradients over calibration batches, with `observe` called after each backward.
@@ -31,6 +35,8 @@ func runCalibration(_ model: any Classifier, _ batches: [(ClassifierInput, [Int]
 
 extension StagedMethod {
     public var scoringBatches: Int { options.scoringBatches }
+
+    public func stageSummary(_ model: any Classifier) -> String? { nil }
 
     public func switchEpoch(of epochs: Int) -> Int {
         Self.stageSwitchEpoch(fraction: options.stageOneFraction, epochs: epochs)

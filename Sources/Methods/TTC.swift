@@ -125,3 +125,21 @@ public final class ChannelMap: ParallelAdapter {
         return matmul(linear(selected, weight, bias), selection)         // [B, N, C]
     }
 }
+
+extension TTC {
+    /// Past the switch once a block carries its channel map.
+    public func isPastFirstStage(_ model: any Classifier) -> Bool {
+        model.visionBackbone?.blocks.contains { $0.residualMap != nil } ?? false
+    }
+
+    public static let descriptor = MethodDescriptor(
+        name: "ttc", summary: "TTC (reconstructed from the abstract): LayerNorm stage, then K x K maps on Taylor-selected channels",
+        capabilities: [.staged],
+        options: MethodOptionSpec.stageOptions + [
+            MethodOptionSpec("channels", field: "ttcChannels", .integer, "channels selected per layer (default width / 8)"),
+            MethodOptionSpec("global_channels", field: "ttcGlobal", .boolean, "select the global top channels instead of per layer"),
+            MethodOptionSpec("zero_init_maps", field: "ttcZeroInit", .boolean, "start the channel maps at zero"),
+            MethodOptionSpec("train_norms", field: "ttcTrainNorms", .boolean, "keep training the LayerNorms in stage 2"),
+        ],
+        make: { TTC(options: $0) })
+}

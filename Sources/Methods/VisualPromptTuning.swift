@@ -26,3 +26,10 @@ public struct VisualPromptTuning: PEFTMethod {
         }
     }
 }
+
+extension VisualPromptTuning {
+    public static let descriptor = MethodDescriptor(
+        name: "vpt", summary: "VPT-deep: learnable prompt tokens inserted before every block", defaultLearningRate: 1e-2,
+        options: [MethodOptionSpec("num_virtual_tokens", field: "prompts", .integer, "prompt tokens per layer")],
+        make: { VisualPromptTuning(options: $0) })
+}

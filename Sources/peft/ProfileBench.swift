@@ -108,7 +108,7 @@ struct ProfileBench: ParsableCommand {
         let peakPerCPUSecond = peakFLOPs / (Self.cpuSeconds() - peakCPUStart)
         let vision = try PretrainedModels.vision(named: model, progress: printError)
         let classifier = ImageClassifier(vision: vision, classes: 10)
-        var options = methodFlags.options(seed: 0)
+        var options = try methodFlags.options(for: name, seed: 0)
         if name == "shira" && !CommandLine.arguments.contains("--density") { options.density = 0.02 }
         try MethodRegistry.method(named: name, options: options).apply(to: classifier)
         let optimizer = AdamW(parameters: classifier.trainableParameters)

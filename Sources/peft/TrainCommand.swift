@@ -9,6 +9,8 @@ struct MethodFlags: ParsableArguments {
     @Option(parsing: .unconditional, help: "LoRA rank r.") var rank = 8
     @Option(parsing: .unconditional, help: "LoRA alpha (update scaled by alpha / r; default: r).") var alpha: Float?
     @Option(name: .customLong("lora-dropout"), parsing: .unconditional, help: "Dropout on the LoRA input.") var loraDropout: Float = 0
+    @Flag(name: .customLong("rslora"), help: "LoRA: scale the update by alpha / sqrt(r) (rsLoRA) instead of alpha / r.") var rsLoRA = false
+    @Flag(name: .customLong("dora"), help: "LoRA: weight-decomposed LoRA (DoRA), a trainable magnitude per output feature.") var doRA = false
     @Option(help: "Target Linear layers: comma-separated names (suffix match), 're:<regex>' or 'all-linear'.")
     var targetModules = "query,value"
     @Option(parsing: .unconditional, help: "Bottleneck adapter width.") var adapterWidth = 8
@@ -33,6 +35,8 @@ struct MethodFlags: ParsableArguments {
     @Option(help: "Pear: sharing policy: best-same-type or nearest.") var pearSharing = "best-same-type"
     @Flag(help: "Pear: no learnable gates on shared positions.") var noGates = false
     @Flag(help: "Pear: no knowledge checkpoint (the ablation).") var noKnowledgeCheckpoint = false
+    @Option(name: .customLong("option"), help: ArgumentHelp("A method option as key=value (repeatable; keys from `peft methods NAME`, peft's names where peft has the method, e.g. --option lora_alpha=16). Applied after the flags above.", valueName: "key=value"))
+    var assignments: [String] = []
 
     func validate() throws {
         let reals: [(String, Double?)] = [
@@ -46,6 +50,14 @@ struct MethodFlags: ParsableArguments {
         guard ShiraMask(rawValue: mask) != nil else {
             throw ValidationError("unknown SHiRA mask '\(mask)'; choose one of: \(ShiraMask.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+    }
+
+    /// The options for `method`: the flags, then the `--option key=value` assignments (checked against the
+    /// method's option list).
+    func options(for method: String, seed: UInt64) throws -> MethodOptions {
+        let descriptor: MethodDescriptor
+        do { descriptor = try MethodRegistry.descriptor(named: method) } catch { throw ValidationError("\(error)") }
+        do { return try descriptor.applying(assignments, to: options(seed: seed)) } catch { throw ValidationError("\(error)") }
     }
 
     func options(seed: UInt64) -> MethodOptions {
@@ -71,6 +83,8 @@ struct MethodFlags: ParsableArguments {
         options.rank = rank
         options.alpha = alpha ?? Float(rank)
         options.dropout = loraDropout
+        options.useRSLoRA = rsLoRA
+        options.useDoRA = doRA
         options.targetModules = TargetModules(parsing: targetModules)
         options.adapterWidth = adapterWidth
         options.adapterScale = adapterScale
@@ -92,10 +106,10 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Option(help: "Backbone (default: dinov2-s14 for image tasks, minilm-l6 for text tasks).") var model: String?
-    @Option(help: "Task name (see `peft tasks`).") var task = "fmnist-1k"
-    @Option(help: "PEFT method (see `peft methods`).") var method = "shira"
+    @Option(help: "Task name (see `peft tasks`).") var task = TrainingConfiguration().task
+    @Option(help: "PEFT method (see `peft methods`).") var method = TrainingConfiguration().method
     @OptionGroup var methodFlags: MethodFlags
-    @Option(parsing: .unconditional, help: "Training epochs over the 800 training examples.") var epochs = 5
+    @Option(parsing: .unconditional, help: "Training epochs over the 800 training examples.") var epochs = TrainingConfiguration().epochs
     @Option(parsing: .unconditional, help: "Batch size.") var batchSize = 32
     @Option(parsing: .unconditional, help: "Learning rate (default: per method, e.g. 1e-3 for LoRA, 2e-5 for full fine-tuning).") var lr: Float?
     @Option(parsing: .unconditional, help: "Learning rate of the classification head (default: max(lr, 1e-3)).") var headLr: Float?
@@ -122,7 +136,7 @@ struct TrainCommand: ParsableCommand {
         configuration.model = try model ?? TrainingSession.defaultModel(forTask: task)
         configuration.task = task
         configuration.method = method
-        configuration.options = methodFlags.options(seed: seed)
+        configuration.options = try methodFlags.options(for: method, seed: seed)
         configuration.epochs = epochs
         configuration.batchSize = batchSize
         configuration.learningRate = lr
@@ -162,10 +176,31 @@ struct TasksCommand: ParsableCommand {
 }
 
 struct MethodsCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "methods", abstract: "List the PEFT methods.")
+    static let configuration = CommandConfiguration(
+        commandName: "methods", abstract: "List the PEFT methods, or one method's options (peft methods NAME).")
+    @Argument(help: "A method whose options to print.") var name: String?
+
     func run() throws {
-        for (name, description) in MethodRegistry.descriptions {
-            print("\(name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(description)")
+        guard let name else {
+            for (name, description) in MethodRegistry.descriptions {
+                print("\(name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(description)")
+            }
+            return
+        }
+        let descriptor: MethodDescriptor
+        do { descriptor = try MethodRegistry.descriptor(named: name) } catch { throw ValidationError("\(error)") }
+        print("\(descriptor.name): \(descriptor.summary)")
+        let capabilities = descriptor.capabilities.map(\.rawValue).sorted()
+        print("peft type \(descriptor.adapterPeftType); default learning rate \(descriptor.defaultLearningRate)"
+              + (capabilities.isEmpty ? "" : "; " + capabilities.joined(separator: ", ")))
+        guard !descriptor.options.isEmpty else { print("no options"); return }
+        print("options (--option key=value):")
+        let defaults = descriptor.defaults()
+        let width = descriptor.options.map(\.key.count).max() ?? 0
+        for spec in descriptor.options {
+            let key = spec.key.padding(toLength: width, withPad: " ", startingAt: 0)
+            let kind = spec.kind.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)
+            print("  \(key)  \(kind)  default \(defaults[spec.key] ?? "unset")  \(spec.help)")
         }
     }
 }

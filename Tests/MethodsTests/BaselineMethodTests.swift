@@ -73,6 +73,8 @@ final class BaselineMethodTests: XCTestCase {
         try VisualPromptTuning(options: options).apply(to: model)
         let images = tinyImages()
         let prompt = model.vision.deepPrompts![1]
+        // Through the whole model the prompt gradients are small (about 1e-3), so the check allows an absolute
+        // error for float32 cancellation instead of checkGradients' relative norm.
         let loss = crossEntropy(model.logits(.images(images)), labels: [0, 2])
         loss.backward()
         let analytic = prompt.grad!.values

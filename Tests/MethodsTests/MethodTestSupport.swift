@@ -3,9 +3,6 @@ import Engine
 import Methods
 import Models
 
-let tinyVision = VisionTransformerConfiguration(imageSize: 16, patchSize: 4, width: 16, depth: 2, heads: 2,
-                                                mlpDimension: 32, layerNormEps: 1e-6, layerScale: true)
-
 func tinyClassifier(seed: UInt64 = 1) -> ImageClassifier {
     ImageClassifier(vision: VisionTransformer(tinyVision, seed: seed), classes: 3, seed: seed)
 }

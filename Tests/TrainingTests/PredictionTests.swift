@@ -60,8 +60,7 @@ enum TestPNG {
 
 /// `peft predict`'s pieces: PNG and IDX inputs, RGB preprocessing, probabilities.
 final class PredictionTests: XCTestCase {
-    static let vision = VisionTransformerConfiguration(imageSize: 16, patchSize: 4, width: 16, depth: 2, heads: 2,
-                                                       mlpDimension: 32, layerNormEps: 1e-6, layerScale: true)
+    static let vision = tinyVision
 
     func file(_ name: String, _ bytes: [UInt8]) throws -> URL {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("peft-predict-\(UUID().uuidString)")

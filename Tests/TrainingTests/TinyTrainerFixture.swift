@@ -6,8 +6,7 @@ import Training
 
 /// The tiny model and synthetic two-class task that the trainer tests share.
 enum TinyTrainerFixture {
-    static let vision = VisionTransformerConfiguration(imageSize: 16, patchSize: 4, width: 16, depth: 2, heads: 2,
-                                                       mlpDimension: 32, layerNormEps: 1e-6, layerScale: true)
+    static let vision = tinyVision
 
     /// Two classes: bright top half vs bright bottom half, with noise.
     static func split(_ count: Int, seed: UInt64) -> ImageSplit {

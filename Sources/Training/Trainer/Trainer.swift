@@ -134,10 +134,7 @@ public final class Trainer {
         bestValidationAccuracy = -1
         bestEpoch = -1
         log("stage 2: " + model.trainableSummary)
-        if method is Pear {
-            let storage = Pear.storage(model)
-            log("pear: \(storage.trainable) trainable adapter values after pruning, \(storage.knowledge) stored in the knowledge checkpoint")
-        }
+        if let summary = method.stageSummary(model) { log(summary) }
     }
 
     /// The files whose presence means a directory already holds a run (finished or interrupted).

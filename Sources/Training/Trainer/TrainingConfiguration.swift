@@ -1,12 +1,13 @@
 import Methods
 
-/// Everything that determines a training run (saved in checkpoints and results).
+/// Everything that determines a training run (saved in checkpoints and results). The defaults are those of the main
+/// job, `peft train` with no options: SHiRA on DINOv2-S/14, fmnist-1k, 5 epochs.
 public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var model = "dinov2-s14"
     public var task = "fmnist-1k"
-    public var method = "lora"
+    public var method = "shira"
     public var options = MethodOptions()
-    public var epochs = 10
+    public var epochs = 5
     public var batchSize = 32
     /// Base learning rate for the backbone/adapter parameters (nil: the method's default).
     public var learningRate: Float?
@@ -34,14 +35,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
 
     public init() {}
 
-    /// A sensible learning rate per method for AdamW.
+    /// A sensible learning rate per method for AdamW (its descriptor's; 1e-3 for an unknown name).
     public static func defaultLearningRate(method: String) -> Float {
-        switch method {
-        case "full": return 2e-5
-        case "linear": return 1e-2
-        case "vpt": return 1e-2
-        default: return 1e-3
-        }
+        (try? MethodRegistry.descriptor(named: method))?.defaultLearningRate ?? 1e-3
     }
 
     public var resolvedLearningRate: Float { learningRate ?? Self.defaultLearningRate(method: method) }

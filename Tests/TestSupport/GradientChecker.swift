@@ -1,9 +1,10 @@
+// Helpers shared by the test targets: finite-difference gradient checks and value comparisons.
 import XCTest
 import Engine
 
 /// Finite-difference check of an op's gradients: the loss is sum(f(inputs) * probe) computed in Double;
 /// analytic gradients come from backward(gradient: probe); central differences perturb each input element.
-func checkGradients(
+public func checkGradients(
     _ name: String, inputs: [Tensor], epsilon: Float = 1e-2, tolerance: Double = 1e-2,
     maxElementsPerInput: Int = 64, file: StaticString = #filePath, line: UInt = #line,
     _ f: ([Tensor]) -> Tensor
@@ -47,12 +48,12 @@ func checkGradients(
     }
 }
 
-func random(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
+public func random(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
     var generator = RandomGenerator(seed: seed)
     return Tensor.randomNormal(shape, std: std, generator: &generator)
 }
 
-func assertClose(_ a: [Float], _ b: [Float], tolerance: Float = 1e-4, _ message: String = "",
+public func assertClose(_ a: [Float], _ b: [Float], tolerance: Float = 1e-4, _ message: String = "",
                  file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertEqual(a.count, b.count, message, file: file, line: line)
     for (i, (x, y)) in zip(a, b).enumerated() where abs(x - y) > tolerance * max(1, abs(y)) {

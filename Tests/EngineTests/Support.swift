@@ -1,0 +1,2 @@
+// The shared test helpers (finite differences, comparisons) for every file of this target.
+@_exported import TestSupport
