@@ -146,7 +146,7 @@ public final class OpenBLAS: @unchecked Sendable {
         defer { fclose(file) }
         var buffer = [CChar](repeating: 0, count: 64)
         guard fgets(&buffer, Int32(buffer.count), file) != nil else { return nil }
-        let text = String(cString: buffer)
+        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         guard let pages = Int(text.split(separator: " ").first ?? "") else { return nil }
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
         #else
