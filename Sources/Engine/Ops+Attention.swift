@@ -46,7 +46,7 @@ public func scaledDotProductAttention(
         for i in 0..<tokens {
             let row = scores + i * tokens
             if let keyMask { for j in 0..<tokens { row[j] += keyMask[b * tokens + j] } }
-            softmaxRowInPlace(row, tokens)
+            softmaxRowInPlace(row, tokens, avx512: products.avx512)
         }
     }
 
@@ -95,7 +95,7 @@ public func scaledDotProductAttention(
             products.gemm(transA: false, transB: true, m: tokens, n: tokens, k: headDim,
                           a: pg + offset, lda: width, b: pv + offset, ldb: width, c: dScores, ldc: tokens,
                           scratch: operandScratch)
-            if ElementwiseKernels.useAVX512 {
+            if products.avx512 {
                 peft_softmax_backward_rows_avx512(probs, dScores, tokens, tokens)
             } else {
                 for i in 0..<tokens {
@@ -145,13 +145,16 @@ public enum AttentionSettings {
 struct HeadProducts {
     static let smallKernelTokenLimit = 1024
     let tokens: Int, headDim: Int, useSmallKernel: Bool, useBFloat16: Bool
+    /// `ElementwiseKernels.useAVX512`, read once per op (it is a task-local read).
+    let avx512: Bool
     /// Floats of scratch per worker.
     let scratchPerWorker: Int
 
     init(tokens: Int, headDim: Int) {
         self.tokens = tokens
         self.headDim = headDim
-        useSmallKernel = ElementwiseKernels.useAVX512 && tokens <= Self.smallKernelTokenLimit
+        avx512 = ElementwiseKernels.useAVX512
+        useSmallKernel = avx512 && tokens <= Self.smallKernelTokenLimit
         useBFloat16 = useSmallKernel && GEMMSettings.usesBFloat16
         let side = max(tokens, headDim), pairs = (side + 1) / 2
         // bf16: A in row pairs, B in column pairs, and one buffer for an operand before its transpose.

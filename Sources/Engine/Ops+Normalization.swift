@@ -80,10 +80,11 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> 
     }
 }
 
-/// Softmax of `count` floats in place (max-subtracted, vectorised exp).
+/// Softmax of `count` floats in place (max-subtracted, vectorised exp); `avx512` is `ElementwiseKernels.useAVX512`,
+/// read once by the caller rather than per row.
 @inline(__always)
-func softmaxRowInPlace(_ row: UnsafeMutablePointer<Float>, _ n: Int) {
-    if ElementwiseKernels.useAVX512 { peft_softmax_rows_avx512(row, 1, n, n); return }
+func softmaxRowInPlace(_ row: UnsafeMutablePointer<Float>, _ n: Int, avx512: Bool) {
+    if avx512 { peft_softmax_rows_avx512(row, 1, n, n); return }
     var maxValue = -Float.infinity
     for i in 0..<n { maxValue = max(maxValue, row[i]) }
     if maxValue == -.infinity { row.update(repeating: 0, count: n); return }
@@ -109,8 +110,9 @@ public func softmax(_ x: Tensor) -> Tensor {
     let rows = x.count / max(n, 1)
     let out = x.copy()
     let py = out.data
+    let avx512 = ElementwiseKernels.useAVX512
     Parallel.forEachChunk(rows, grain: max(1, 4096 / max(n, 1))) { r in
-        for row in r { softmaxRowInPlace(py + row * n, n) }
+        for row in r { softmaxRowInPlace(py + row * n, n, avx512: avx512) }
     }
     let outputValues = out.storage, xNode = x.node  // backward reads the output, not the input
     return out.recording("softmax", [x]) { g in

@@ -66,10 +66,11 @@ public func sparseUpdateLinear(_ x: Tensor, fusedWeight: Tensor, bias: Tensor?, 
 func sampledDotProducts(_ left: UnsafePointer<Float>, _ right: UnsafePointer<Float>, length: Int,
                         rows: [Int32], columns: [Int32], scale: Float,
                         accumulateInto destination: UnsafeMutablePointer<Float>) {
+    let avx512 = ElementwiseKernels.useAVX512
     rows.withUnsafeBufferPointer { rowIndex in
         columns.withUnsafeBufferPointer { columnIndex in
             Parallel.forEachChunk(rowIndex.count, grain: 64) { range in
-                if ElementwiseKernels.useAVX512 {
+                if avx512 {
                     let start = range.lowerBound
                     peft_sampled_dots_avx512(left, right, length, rowIndex.baseAddress! + start,
                                              columnIndex.baseAddress! + start, range.count, scale, destination + start)
