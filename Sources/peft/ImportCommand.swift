@@ -18,6 +18,7 @@ struct ImportCommand: ParsableCommand {
         let source = try onnx.map { URL(fileURLWithPath: $0) } ?? Assets.file("dinov2/vit_s_focus.onnx")
         let destination = out.map { URL(fileURLWithPath: $0) }
             ?? Assets.root.appendingPathComponent("dinov2/dinov2-s14.safetensors")
+        try OutputPath.refuseOverwritingInputs(destination.path, inputs: [source], what: "--out")
         let started = Date()
         try importDINOv2(onnx: source, to: destination)
         let file = try SafeTensorsFile(path: destination.path)

@@ -163,6 +163,19 @@ final class HostileInputTests: XCTestCase {
         assertCleanFailure(outcome, mentions: "SHiRA mask part 4611686018427387904 needs more than")
     }
 
+    func testImportAndFuseNeverWriteOverTheirInputs() throws {
+        let folder = temporaryDirectory("import-inputs", for: self)
+        let onnx = folder.appendingPathComponent("model.onnx")
+        try Data("not read".utf8).write(to: onnx)
+        assertCleanFailure(try PeftProcess.run(["import", "--onnx", onnx.path, "--out", onnx.path], timeout: 30),
+                           mentions: "which this command reads")
+        XCTAssertEqual(try Data(contentsOf: onnx), Data("not read".utf8))
+        let copy = try adapterCopy()
+        assertCleanFailure(try PeftProcess.run(["fuse", adapter.path, copy.path, "--out", copy.path], timeout: 30),
+                           mentions: "which this command reads")
+        XCTAssertNoThrow(try Data(contentsOf: copy.appendingPathComponent("adapter_model.safetensors")))
+    }
+
     func testMergeNeverWritesOverItsInputs() throws {
         let folder = temporaryDirectory("merge-inputs", for: self)
         // The adapter's own weights.
