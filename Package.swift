@@ -43,6 +43,8 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MethodsTests", dependencies: ["Methods", "Checkpoints", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
+        // A model of its own through the public API only (no @testable): attach, train, save, load, merge.
+        .testTarget(name: "PublicAPITests", dependencies: ["Engine", "Layers", "Methods", "Training"]),
         // Runs the built `peft` as a subprocess: hostile inputs, run folders, BLAS loading, numeric option table.
         .testTarget(name: "CLITests", dependencies: ["Checkpoints", "Engine"]),
     ],

@@ -62,10 +62,26 @@ public enum AdapterFiles {
     /// Writes the trainable parameters of `model` (adapter and head) to `directory` (files written atomically).
     public static func save(_ model: any Classifier, method: String, options: MethodOptions, baseModel: String,
                             classNames: [String]? = nil, resolution: Int? = nil, to directory: URL) throws {
-        var configuration = AdapterConfiguration(
-            peftType: peftType(for: method), baseModelNameOrPath: baseModel,
-            swiftpeft: .init(method: method, options: options, classes: model.classCount, backbone: model.backboneName,
-                             baseFingerprint: model.baseFingerprint, classNames: classNames, resolution: resolution))
+        var configuration = makeConfiguration(
+            method: method, options: options, baseModel: baseModel,
+            details: .init(method: method, options: options, classes: model.classCount, backbone: model.backboneName,
+                           baseFingerprint: model.baseFingerprint, classNames: classNames, resolution: resolution))
+        var tensors: [String: Tensor] = [:]
+        for (name, parameter) in model.trainableParameters { tensors[prefix + name] = parameter }
+        if let staged = try MethodRegistry.method(named: method, options: options) as? any StagedMethod,
+           staged.isPastFirstStage(model) {
+            let stage = try staged.stageState(model)
+            configuration.swiftpeft.stage = stage.json
+            for (name, value) in stage.tensors { tensors[prefix + name] = value }
+        }
+        try write(configuration, tensors: tensors, integers: shiraIndexTensors(in: model), to: directory)
+    }
+
+    /// A config with peft's top-level fields for `method` and our `details`.
+    static func makeConfiguration(method: String, options: MethodOptions, baseModel: String,
+                                  details: AdapterConfiguration.Details) -> AdapterConfiguration {
+        var configuration = AdapterConfiguration(peftType: peftType(for: method), baseModelNameOrPath: baseModel,
+                                                 swiftpeft: details)
         if method == "lora" || method == "neat" {
             if case .names(let names) = options.targetModules { configuration.targetModules = names }
             configuration.r = options.rank
@@ -80,21 +96,29 @@ public enum AdapterFiles {
             configuration.maskType = options.shiraMask == .random ? "random" : options.shiraMask.rawValue
             configuration.randomSeed = options.seed
         }
-        var tensors: [String: Tensor] = [:]
-        for (name, parameter) in model.trainableParameters { tensors[prefix + name] = parameter }
-        if let staged = try MethodRegistry.method(named: method, options: options) as? any StagedMethod,
-           staged.isPastFirstStage(model) {
-            let stage = try staged.stageState(model)
-            configuration.swiftpeft.stage = stage.json
-            for (name, value) in stage.tensors { tensors[prefix + name] = value }
-        }
+        return configuration
+    }
+
+    /// The SHiRA masks of `module`'s layers as `<layer>.shira_indices` int32 [2, nnz] tensors.
+    static func shiraIndexTensors(in module: any Module) -> [String: Int32Tensor] {
         var integers: [String: Int32Tensor] = [:]
-        for (path, module) in model.namedModules() {
+        for (path, module) in module.namedModules() {
             guard let layer = module as? Linear, let shira = layer.adapter as? ShiraAdapter else { continue }
             integers[prefix + path + ".shira_indices"] = Int32Tensor(shape: [2, shira.rows.count],
                                                                      values: shira.rows + shira.columns)
         }
-        try write(configuration, tensors: tensors, integers: integers, to: directory)
+        return integers
+    }
+
+    /// Attaches a SHiRA adapter, with the stored mask, to every layer of `module` that `file` has indices for.
+    static func attachStoredShiraMasks(from file: SafeTensorsFile, to module: any Module) throws {
+        for (path, module) in module.namedModules() {
+            guard let layer = module as? Linear else { continue }
+            let key = prefix + path + ".shira_indices"
+            guard file.contains(key) else { continue }
+            let mask = try ShiraIndices.read(key, from: file, rows: layer.outFeatures, columns: layer.inFeatures)
+            layer.adapter = ShiraAdapter(base: layer, rows: mask.rows, columns: mask.columns)
+        }
     }
 
     /// Writes an adapter directory (`adapter_config.json` + `adapter_model.safetensors`) as a whole: the two files
@@ -128,8 +152,9 @@ public enum AdapterFiles {
             throw ModuleError("\(error)")
         }
         let details = configuration.swiftpeft
-        guard details.classes >= 1 && details.classes <= maximumClasses else {
-            throw ModuleError("\(url.path): 'swiftpeft.classes' is \(details.classes); it must be in 1...\(maximumClasses)")
+        // 0: an adapter of a module without a classification head (`ModuleAdapters`).
+        guard details.classes >= 0 && details.classes <= maximumClasses else {
+            throw ModuleError("\(url.path): 'swiftpeft.classes' is \(details.classes); it must be in 1...\(maximumClasses) (or 0 for a module adapter)")
         }
         if let names = details.classNames, names.count != details.classes {
             throw ModuleError("\(url.path): 'swiftpeft.classNames' has \(names.count) names for \(details.classes) classes")
@@ -150,6 +175,9 @@ public enum AdapterFiles {
         let configuration = try configuration(in: directory)
         let details = configuration.swiftpeft
         let configPath = directory.appendingPathComponent("adapter_config.json").path
+        guard details.classes >= 1 else {
+            throw ModuleError("\(configPath): an adapter of a module without a classification head (saved by ModuleAdapters); load it with ModuleAdapters.load(from:into:)")
+        }
         guard details.baseFingerprint == model.baseFingerprint else {
             throw ModuleError("\(configPath): the adapter was trained on base model '\(configuration.baseModelNameOrPath)' with weight fingerprint \(details.baseFingerprint); this model's base has fingerprint \(model.baseFingerprint)")
         }
@@ -173,13 +201,7 @@ public enum AdapterFiles {
         let file = try SafeTensorsFile(path: weightsURL.path)
         if details.method == "shira" {
             model.freezeBackbone()
-            for (path, module) in model.namedModules() {
-                guard let layer = module as? Linear else { continue }
-                let key = prefix + path + ".shira_indices"
-                guard file.contains(key) else { continue }
-                let mask = try ShiraIndices.read(key, from: file, rows: layer.outFeatures, columns: layer.inFeatures)
-                layer.adapter = ShiraAdapter(base: layer, rows: mask.rows, columns: mask.columns)
-            }
+            try attachStoredShiraMasks(from: file, to: model)
         } else {
             var options = details.options
             if options.shiraMask.needsCalibration { options.shiraMask = .random }

@@ -202,6 +202,27 @@ public struct SHiRA: PEFTMethod {
 
     public func apply(to model: any Classifier) throws { try apply(to: model, calibration: []) }
 
+    /// Attaches a `ShiraAdapter` to every target `Linear` layer of any module (a user's own model included) with a
+    /// data-free mask (rand, struct or wm) and freezes the module's own weights. Returns the adapted paths.
+    @discardableResult
+    public func attach(to module: any Module) throws -> [String] {
+        guard !options.shiraMask.needsCalibration else {
+            throw ModuleError("SHiRA's \(options.shiraMask.rawValue) mask scores weights on labelled data; on a plain module use rand, struct or wm")
+        }
+        guard options.density > 0 && options.density <= 1 else {
+            throw ModuleError("SHiRA density must be in (0, 1], got \(options.density)")
+        }
+        let targets = try options.shiraTargets.select(in: module)
+        module.setRequiresGrad(false)
+        var generator = RandomGenerator(seed: options.seed &+ 0x5_41_2A)
+        for (_, layer) in targets {
+            let mask = try ShiraMaskBuilder.build(options.shiraMask, weight: layer.weight, density: options.density,
+                                                  part: options.shiraMaskPart, generator: &generator)
+            layer.adapter = ShiraAdapter(base: layer, rows: mask.rows, columns: mask.columns)
+        }
+        return targets.map(\.0)
+    }
+
     public func apply(to model: any Classifier, calibration: [(ClassifierInput, [Int])]) throws {
         guard options.density > 0 && options.density <= 1 else {
             throw ModuleError("SHiRA density must be in (0, 1], got \(options.density)")

@@ -83,7 +83,7 @@ final class AdapterInputValidationTests: XCTestCase {
         try AdapterFiles.save(model, method: "lora", options: MethodOptions(), baseModel: "tiny", to: folder)
         let url = folder.appendingPathComponent("adapter_config.json")
         let original = try Data(contentsOf: url)
-        for (classes, names) in [(-1, nil), (0, nil), (AdapterFiles.maximumClasses + 1, nil), (3, ["a"])] as [(Int, [String]?)] {
+        for (classes, names) in [(-1, nil), (AdapterFiles.maximumClasses + 1, nil), (3, ["a"])] as [(Int, [String]?)] {
             var config = try JSONSerialization.jsonObject(with: original) as! [String: Any]
             var details = config["swiftpeft"] as! [String: Any]
             details["classes"] = classes

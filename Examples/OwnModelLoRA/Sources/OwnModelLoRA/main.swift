@@ -1,4 +1,4 @@
-// A model of our own, made of the library's layers, adapted with LoRA on our own loss, then merged.
+// A model of our own, made of the library's layers, adapted with LoRA on our own loss, saved, loaded and merged.
 import BLASBinding
 import Foundation
 import Engine
@@ -40,26 +40,31 @@ do {
     options.rank = 4
     options.alpha = 8
     options.targetModules = .names(["up", "down"])
-    let adapted = try LoRA(options: options).attach(to: model)
+    let adapted = try ModuleAdapters.attach("lora", options: options, to: model)
     print("LoRA on \(adapted.joined(separator: ", ")): \(model.trainableParameterCount) of \(model.parameterCount) parameters train")
 
-    let optimizer = AdamW(parameters: model.namedParameters().filter { $0.1.requiresGrad }, weightDecay: 0)
+    let trainer = try LossTrainer(module: model, learningRate: 1e-2, totalSteps: 200)
     let before = Autograd.withoutGrad { loss().item }
-    for _ in 0..<200 {
-        let value = loss()
-        value.backward()
-        optimizer.update(learningRate: 1e-2)
-    }
+    for _ in 0..<200 { try trainer.step(loss) }
     let after = Autograd.withoutGrad { loss().item }
     print("own loss: \(before) -> \(after)")
+
+    // Saved in the peft layout, loaded into a fresh copy of the base.
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("own-model-lora-\(getpid())")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    try ModuleAdapters.save(model, method: "lora", options: options, baseModel: "tiny-regressor", to: folder)
+    let reloaded = TinyRegressor(width: 32, hidden: 64, seed: 1)
+    try ModuleAdapters.load(from: folder, into: reloaded)
+    let sameAfterLoad = Autograd.withoutGrad { reloaded(inputs).values == model(inputs).values }
+    print("saved to \(folder.path) and loaded into a fresh model: \(sameAfterLoad ? "same outputs" : "DIFFERENT outputs")")
 
     let adaptedOutput = Autograd.withoutGrad { model(inputs).values }
     try Merging.mergeLinearAdapters(in: model)
     let mergedOutput = Autograd.withoutGrad { model(inputs).values }
     let largest = zip(adaptedOutput, mergedOutput).map { abs($0 - $1) }.max() ?? 0
     print("merged into the weights: largest output change \(largest)")
-    guard after < 0.1 * before, largest < 1e-4 else {
-        print("error: LoRA did not train the model or the merge changed its outputs")
+    guard after < 0.1 * before, largest < 1e-4, sameAfterLoad else {
+        print("error: LoRA did not train the model, or loading or merging changed its outputs")
         exit(1)
     }
 } catch {

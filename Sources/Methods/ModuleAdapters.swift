@@ -1,0 +1,108 @@
+import Checkpoints
+import Engine
+import Foundation
+import Layers
+
+/// A method that can adapt any module built from the library's layers, not only a classifier.
+public protocol ModuleAdaptingMethod: PEFTMethod {
+    /// Attaches the method's adapters to `module`'s target layers and freezes its own weights; returns the paths.
+    @discardableResult
+    func attach(to module: any Module) throws -> [String]
+}
+
+extension LoRA: ModuleAdaptingMethod {}
+extension SHiRA: ModuleAdaptingMethod {}
+
+/// PEFT on a model of your own, in the spirit of Hugging Face peft's `get_peft_model`: any `Module` made of the
+/// library's layers (its `Linear` layers are what the methods adapt). Attach a method by target names, train with
+/// `LossTrainer` on your own loss, save and load the adapter in the peft layout, and merge it with
+/// `Merging.mergeLinearAdapters(in:)`.
+///
+/// ```swift
+/// var options = MethodOptions(); options.targetModules = .names(["up", "down"])
+/// try ModuleAdapters.attach("lora", options: options, to: model)
+/// // ... train ...
+/// try ModuleAdapters.save(model, method: "lora", options: options, baseModel: "my-model", to: folder)
+/// try ModuleAdapters.load(from: folder, into: freshModel)
+/// ```
+public enum ModuleAdapters {
+    /// The method called `name` (LoRA with its variants, SHiRA), attached to `module`.
+    @discardableResult
+    public static func attach(_ name: String, options: MethodOptions, to module: any Module) throws -> [String] {
+        guard let method = try MethodRegistry.method(named: name, options: options) as? any ModuleAdaptingMethod else {
+            throw ModuleError("method '\(name)' adapts classifiers only; on a plain module use one of: \(moduleMethods.joined(separator: ", "))")
+        }
+        return try method.attach(to: module)
+    }
+
+    /// Names of the registered methods that can adapt any module.
+    public static var moduleMethods: [String] {
+        MethodRegistry.all.filter { $0.make(MethodOptions()) is any ModuleAdaptingMethod }.map(\.name)
+    }
+
+    /// A fingerprint of `module`'s weights except `excluded` paths (the adapter's own and any other trained
+    /// parameters), so that an adapter is loaded only into the base it was trained on.
+    static func baseFingerprint(_ module: any Module, excluding excluded: Set<String>) -> String {
+        final class Base: Module {
+            let list: [(String, Tensor)]
+            init(_ list: [(String, Tensor)]) { self.list = list }
+            var ownParameters: [(String, Tensor)] { list }
+        }
+        return weightFingerprint(Base(module.namedParameters().filter { !excluded.contains($0.0) }))
+    }
+
+    /// Writes `module`'s trainable parameters (the adapters, and anything else that trains) and SHiRA masks to
+    /// `directory` in the peft layout (`base_model.model.<path>`), with a config naming `baseModel`.
+    public static func save(_ module: any Module, method: String, options: MethodOptions, baseModel: String,
+                            to directory: URL) throws {
+        let trainable = module.namedParameters().filter { $0.1.requiresGrad }
+        guard !trainable.isEmpty else { throw ModuleError("nothing in the module trains: attach a method first") }
+        let fingerprint = baseFingerprint(module, excluding: Set(trainable.map(\.0)))
+        let configuration = AdapterFiles.makeConfiguration(
+            method: method, options: options, baseModel: baseModel,
+            details: .init(method: method, options: options, classes: 0, backbone: "module", baseFingerprint: fingerprint))
+        var tensors: [String: Tensor] = [:]
+        for (name, parameter) in trainable { tensors[AdapterFiles.prefix + name] = parameter }
+        try AdapterFiles.write(configuration, tensors: tensors, integers: AdapterFiles.shiraIndexTensors(in: module),
+                               to: directory)
+    }
+
+    /// Attaches the adapter saved in `directory` to `module` (a fresh copy of the base it was trained on) and
+    /// loads its values. Refuses another base, and missing, unexpected or mis-shaped tensors, naming the file.
+    public static func load(from directory: URL, into module: any Module) throws {
+        let configuration = try AdapterFiles.configuration(in: directory)
+        let details = configuration.swiftpeft
+        let configPath = directory.appendingPathComponent("adapter_config.json").path
+        guard details.classes == 0 else {
+            throw ModuleError("\(configPath): a classifier's adapter (\(details.classes) classes); load it with AdapterFiles.load(from:into:)")
+        }
+        let weightsPath = directory.appendingPathComponent("adapter_model.safetensors").path
+        let file = try SafeTensorsFile(path: weightsPath)
+        let saved = Set(file.names.filter { !$0.hasSuffix(".shira_indices") }.map { String($0.dropFirst(AdapterFiles.prefix.count)) })
+        let fingerprint = baseFingerprint(module, excluding: saved)
+        guard fingerprint == details.baseFingerprint else {
+            throw ModuleError("\(configPath): the adapter was trained on base '\(configuration.baseModelNameOrPath)' with weight fingerprint \(details.baseFingerprint); this module's is \(fingerprint)")
+        }
+        if details.method == "shira" {
+            module.setRequiresGrad(false)
+            try AdapterFiles.attachStoredShiraMasks(from: file, to: module)
+        } else {
+            try attach(details.method, options: details.options, to: module)
+        }
+        let parameters = Dictionary(module.namedParameters(), uniquingKeysWith: { first, _ in first })
+        for name in saved.sorted() {
+            guard let parameter = parameters[name] else {
+                throw ModuleError("\(weightsPath): unexpected tensor '\(AdapterFiles.prefix + name)' (no such parameter in this module)")
+            }
+            let value = try file.tensor(AdapterFiles.prefix + name)
+            guard value.shape == parameter.shape else {
+                throw ModuleError("\(weightsPath): tensor '\(AdapterFiles.prefix + name)' has shape \(value.shape), the module expects \(parameter.shape)")
+            }
+            parameter.assign(value)
+            parameter.requiresGrad = true
+        }
+        if let missing = module.namedParameters().first(where: { $0.1.requiresGrad && !saved.contains($0.0) }) {
+            throw ModuleError("\(weightsPath): tensor '\(AdapterFiles.prefix + missing.0)' is missing")
+        }
+    }
+}
