@@ -82,20 +82,7 @@ public enum AdapterFiles {
                                   details: AdapterConfiguration.Details) -> AdapterConfiguration {
         var configuration = AdapterConfiguration(peftType: peftType(for: method), baseModelNameOrPath: baseModel,
                                                  swiftpeft: details)
-        if method == "lora" || method == "neat" {
-            if case .names(let names) = options.targetModules { configuration.targetModules = names }
-            configuration.r = options.rank
-        }
-        if method == "lora" {
-            configuration.loraAlpha = options.alpha
-            configuration.loraDropout = options.dropout
-            configuration.useRSLoRA = options.useRSLoRA
-            configuration.useDoRA = options.useDoRA
-        }
-        if method == "shira" {
-            configuration.maskType = options.shiraMask == .random ? "random" : options.shiraMask.rawValue
-            configuration.randomSeed = options.seed
-        }
+        (try? MethodRegistry.method(named: method, options: options))?.describe(into: &configuration)
         return configuration
     }
 
@@ -199,13 +186,10 @@ public enum AdapterFiles {
         }
         let weightsURL = directory.appendingPathComponent("adapter_model.safetensors")
         let file = try SafeTensorsFile(path: weightsURL.path)
-        if details.method == "shira" {
-            model.freezeBackbone()
-            try attachStoredShiraMasks(from: file, to: model)
+        let method = try MethodRegistry.method(named: details.method, options: details.options)
+        if try method.attachStored(from: file, to: model) {
+            model.head.setRequiresGrad(true)
         } else {
-            var options = details.options
-            if options.shiraMask.needsCalibration { options.shiraMask = .random }
-            let method = try MethodRegistry.method(named: details.method, options: options)
             try method.apply(to: model)
             if let stage = details.stage, let staged = method as? any StagedMethod {
                 var stageTensors: [String: Tensor] = [:]

@@ -107,6 +107,16 @@ public struct LoRA: PEFTMethod {
 }
 
 extension LoRA {
+    /// peft's `LoraConfig` fields.
+    public func describe(into configuration: inout AdapterConfiguration) {
+        if case .names(let names) = options.targetModules { configuration.targetModules = names }
+        configuration.r = options.rank
+        configuration.loraAlpha = options.alpha
+        configuration.loraDropout = options.dropout
+        configuration.useRSLoRA = options.useRSLoRA
+        configuration.useDoRA = options.useDoRA
+    }
+
     public static let descriptor = MethodDescriptor(
         name: "lora", summary: "LoRA: low-rank update B A added to target Linear layers (default query, value; r 8; rsLoRA, DoRA)",
         peftType: "LORA", capabilities: [.mergeable, .fusable],

@@ -83,10 +83,8 @@ public enum ModuleAdapters {
         guard fingerprint == details.baseFingerprint else {
             throw ModuleError("\(configPath): the adapter was trained on base '\(configuration.baseModelNameOrPath)' with weight fingerprint \(details.baseFingerprint); this module's is \(fingerprint)")
         }
-        if details.method == "shira" {
-            module.setRequiresGrad(false)
-            try AdapterFiles.attachStoredShiraMasks(from: file, to: module)
-        } else {
+        let method = try MethodRegistry.method(named: details.method, options: details.options)
+        if try !method.attachStored(from: file, to: module) {
             try attach(details.method, options: details.options, to: module)
         }
         let parameters = Dictionary(module.namedParameters(), uniquingKeysWith: { first, _ in first })

@@ -82,6 +82,12 @@ public struct NEAT: PEFTMethod {
 }
 
 extension NEAT {
+    /// peft's `PeanutConfig` fields that we share.
+    public func describe(into configuration: inout AdapterConfiguration) {
+        if case .names(let names) = options.targetModules { configuration.targetModules = names }
+        configuration.r = options.rank
+    }
+
     public static let descriptor = MethodDescriptor(
         name: "neat", summary: "NEAT: a small nonlinear network maps each frozen weight to its update, dW = Q relu(P W0)",
         peftType: "PEANUT", capabilities: [.mergeable],

@@ -1,3 +1,4 @@
+import Checkpoints
 import Engine
 import Layers
 import Models
@@ -13,6 +14,12 @@ public protocol PEFTMethod {
     var calibrationBatches: Int { get }
     /// `apply(to:)` given calibration batches (inputs with labels).
     func apply(to model: any Classifier, calibration: [(ClassifierInput, [Int])]) throws
+    /// Writes Hugging Face peft's top-level config fields for this method (`r`, `lora_alpha`, `mask_type`, ...)
+    /// into an adapter config being saved (default: none).
+    func describe(into configuration: inout AdapterConfiguration)
+    /// Rebuilds adapters whose structure is stored in an adapter file (SHiRA's masks) on `module`, freezing its own
+    /// weights; false (the default) when the method builds its adapters from its options, as `apply` does.
+    func attachStored(from file: SafeTensorsFile, to module: any Module) throws -> Bool
 }
 
 extension PEFTMethod {
@@ -20,6 +27,8 @@ extension PEFTMethod {
     public func apply(to model: any Classifier, calibration: [(ClassifierInput, [Int])]) throws {
         try apply(to: model)
     }
+    public func describe(into configuration: inout AdapterConfiguration) {}
+    public func attachStored(from file: SafeTensorsFile, to module: any Module) throws -> Bool { false }
 }
 
 /// Options shared by the methods; each method reads the ones it uses.

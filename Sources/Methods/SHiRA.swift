@@ -264,6 +264,20 @@ public struct SHiRA: PEFTMethod {
 }
 
 extension SHiRA {
+    /// peft's `ShiraConfig` fields that we share.
+    public func describe(into configuration: inout AdapterConfiguration) {
+        configuration.maskType = options.shiraMask == .random ? "random" : options.shiraMask.rawValue
+        configuration.randomSeed = options.seed
+    }
+
+    /// The masks are stored (`<layer>.shira_indices`), so they are read back rather than drawn again (a mask
+    /// scored on data could not be).
+    public func attachStored(from file: SafeTensorsFile, to module: any Module) throws -> Bool {
+        module.setRequiresGrad(false)
+        try AdapterFiles.attachStoredShiraMasks(from: file, to: module)
+        return true
+    }
+
     public static let descriptor = MethodDescriptor(
         name: "shira", summary: "SHiRA: train 1-2% of the base weights directly at a fixed sparse mask (struct, rand, wm, grad, snip)",
         peftType: "SHIRA", capabilities: [.mergeable, .fusable],
