@@ -46,7 +46,7 @@ let package = Package(
         // A model of its own through the public API only (no @testable): attach, train, save, load, merge.
         .testTarget(name: "PublicAPITests", dependencies: ["Engine", "Layers", "Methods", "Training"]),
         // Runs the built `peft` as a subprocess: hostile inputs, run folders, BLAS loading, numeric option table.
-        .testTarget(name: "CLITests", dependencies: ["Checkpoints", "Engine"]),
+        .testTarget(name: "CLITests", dependencies: ["Checkpoints", "Engine"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -24,3 +24,22 @@ final class MethodOptionCLITests: XCTestCase {
         XCTAssertEqual(config["use_rslora"] as? Bool, true)
     }
 }
+
+/// Adapters saved in the format of before the method descriptors (committed fixtures, see their README) still
+/// load and give the same answers.
+final class LegacyAdapterTests: XCTestCase {
+    func testAdaptersSavedBeforeTheRedesignStillLoadAndPredictTheSame() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/legacy-adapters")
+        for method in ["lora", "shira"] {
+            let expected = try String(contentsOf: fixtures.appendingPathComponent("\(method).expected.txt"), encoding: .utf8)
+            let outcome = try PeftProcess.run(["predict", "--adapter", fixtures.appendingPathComponent(method).path,
+                                               "--resolution", "32", fixtures.appendingPathComponent("digit.idx").path], timeout: 60)
+            assertSuccess(outcome)
+            XCTAssertEqual(outcome.stdout, expected, method)
+            // Without --resolution: these adapters do not record one, so the command asks for it.
+            let bare = try PeftProcess.run(["predict", "--adapter", fixtures.appendingPathComponent(method).path,
+                                            fixtures.appendingPathComponent("digit.idx").path], timeout: 60)
+            assertCleanFailure(bare, mentions: "does not record the image resolution")
+        }
+    }
+}
