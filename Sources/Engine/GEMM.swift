@@ -16,16 +16,14 @@ public enum GEMMPrecision: String, Sendable, CaseIterable {
 /// GEMM precision of the running code: `ExecutionContext.current.precision` (which starts from the environment
 /// variable `PEFT_GEMM`, `bf16` or `fp32`, default fp32).
 public enum GEMMSettings {
-    @inline(__always) static var current: GEMMPrecision { ExecutionContext.current.precision }
-
     /// Whether this CPU and OS can run the bfloat16 kernels.
     public static let bfloat16Supported: Bool = peft_bf16_supported() != 0
 
     /// The precision requested for reduced-precision-capable products.
-    public static var precision: GEMMPrecision { current }
+    public static var precision: GEMMPrecision { ExecutionContext.current.precision }
 
     /// True when eligible products actually run in bfloat16.
-    @inline(__always) static var usesBFloat16: Bool { current == .bfloat16 && bfloat16Supported }
+    @inline(__always) static var usesBFloat16: Bool { precision == .bfloat16 && bfloat16Supported }
 }
 
 /// SGEMM split over the cores: C = alpha op(A) op(B) + bias + beta C (row-major; `bias`, when given, holds n

@@ -97,16 +97,6 @@ public enum AdapterFiles {
         return integers
     }
 
-    /// Attaches a SHiRA adapter, with the stored mask, to every layer of `module` that `file` has indices for.
-    static func attachStoredShiraMasks(from file: SafeTensorsFile, to module: any Module) throws {
-        for (path, module) in module.namedModules() {
-            guard let layer = module as? Linear else { continue }
-            let key = prefix + path + ".shira_indices"
-            guard file.contains(key) else { continue }
-            let mask = try ShiraIndices.read(key, from: file, rows: layer.outFeatures, columns: layer.inFeatures)
-            layer.adapter = ShiraAdapter(base: layer, rows: mask.rows, columns: mask.columns)
-        }
-    }
 
     /// Writes an adapter directory (`adapter_config.json` + `adapter_model.safetensors`) as a whole: the two files
     /// go into a staging directory that then replaces `directory` atomically, so a killed or failed write never

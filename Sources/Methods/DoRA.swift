@@ -53,9 +53,9 @@ public final class DoRAAdapter: LinearAdapter {
         Autograd.withoutGrad { base + matmul(b, a).scaled(by: scale) }
     }
 
-    /// m / ||W0 + s B A||_row, [out], differentiable in m only.
-    func magnitudeScale(_ base: Tensor) -> Tensor {
-        let norms = Tensor(shape: [magnitude.count], values: DoRAAdapter.rowNorms(combinedWeight(base)).map { max($0, 1e-12) })
+    /// m / ||combined||_row for combined = W0 + s B A, [out], differentiable in m only.
+    func magnitudeScale(combined: Tensor) -> Tensor {
+        let norms = Tensor(shape: [magnitude.count], values: DoRAAdapter.rowNorms(combined).map { max($0, 1e-12) })
         return magnitude / norms
     }
 
@@ -67,7 +67,7 @@ public final class DoRAAdapter: LinearAdapter {
         }
         // (x W0^T + s u A^T B^T) scaled per output feature, then the bias (which DoRA does not rescale).
         let direction = lowRankLinear(input, weight: base.weight, bias: nil, lowRankInput: u, a: a, b: b, scale: scale)
-        let scaled = direction * magnitudeScale(base.weight)
+        let scaled = direction * magnitudeScale(combined: combinedWeight(base.weight))
         if let bias = base.bias { return scaled + bias }
         return scaled
     }
@@ -80,7 +80,8 @@ extension DoRAAdapter: MergeableAdapter {
         savedWeight = original
         Autograd.withoutGrad {
             let width = magnitude.count
-            let merged = combinedWeight(original) * magnitudeScale(original).reshaped([width, 1])
+            let combined = combinedWeight(original)
+            let merged = combined * magnitudeScale(combined: combined).reshaped([width, 1])
             layer.weight.assign(merged)
         }
     }

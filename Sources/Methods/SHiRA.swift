@@ -209,24 +209,32 @@ public struct SHiRA: PEFTMethod {
         guard !options.shiraMask.needsCalibration else {
             throw ModuleError("SHiRA's \(options.shiraMask.rawValue) mask scores weights on labelled data; on a plain module use rand, struct or wm")
         }
-        guard options.density > 0 && options.density <= 1 else {
-            throw ModuleError("SHiRA density must be in (0, 1], got \(options.density)")
-        }
+        try checkDensity()
         let targets = try options.shiraTargets.select(in: module)
         module.setRequiresGrad(false)
-        var generator = RandomGenerator(seed: options.seed &+ 0x5_41_2A)
-        for (_, layer) in targets {
-            let mask = try ShiraMaskBuilder.build(options.shiraMask, weight: layer.weight, density: options.density,
-                                                  part: options.shiraMaskPart, generator: &generator)
-            layer.adapter = ShiraAdapter(base: layer, rows: mask.rows, columns: mask.columns)
-        }
+        try attachMasks(to: targets, gradients: [:])
         return targets.map(\.0)
     }
 
-    public func apply(to model: any Classifier, calibration: [(ClassifierInput, [Int])]) throws {
+    func checkDensity() throws {
         guard options.density > 0 && options.density <= 1 else {
             throw ModuleError("SHiRA density must be in (0, 1], got \(options.density)")
         }
+    }
+
+    /// Builds each target's mask (the gradient-scored masks from `gradients`) and attaches its adapter.
+    func attachMasks(to targets: [(String, Linear)], gradients: [ObjectIdentifier: Tensor]) throws {
+        var generator = RandomGenerator(seed: options.seed &+ 0x5_41_2A)
+        for (_, layer) in targets {
+            let mask = try ShiraMaskBuilder.build(options.shiraMask, weight: layer.weight, density: options.density,
+                                                  gradient: gradients[ObjectIdentifier(layer)],
+                                                  part: options.shiraMaskPart, generator: &generator)
+            layer.adapter = ShiraAdapter(base: layer, rows: mask.rows, columns: mask.columns)
+        }
+    }
+
+    public func apply(to model: any Classifier, calibration: [(ClassifierInput, [Int])]) throws {
+        try checkDensity()
         let targets = try options.shiraTargets.select(in: model.backbone)
         var gradients: [ObjectIdentifier: Tensor] = [:]
         if options.shiraMask.needsCalibration {
@@ -236,13 +244,7 @@ public struct SHiRA: PEFTMethod {
             gradients = calibrationGradients(model: model, layers: targets.map(\.1), batches: calibration)
         }
         model.freezeBackbone()
-        var generator = RandomGenerator(seed: options.seed &+ 0x5_41_2A)
-        for (_, layer) in targets {
-            let mask = try ShiraMaskBuilder.build(options.shiraMask, weight: layer.weight, density: options.density,
-                                                  gradient: gradients[ObjectIdentifier(layer)],
-                                                  part: options.shiraMaskPart, generator: &generator)
-            layer.adapter = ShiraAdapter(base: layer, rows: mask.rows, columns: mask.columns)
-        }
+        try attachMasks(to: targets, gradients: gradients)
     }
 
     /// Dense weight gradients of the target layers, summed over the calibration batches.
@@ -274,7 +276,13 @@ extension SHiRA {
     /// scored on data could not be).
     public func attachStored(from file: SafeTensorsFile, to module: any Module) throws -> Bool {
         module.setRequiresGrad(false)
-        try AdapterFiles.attachStoredShiraMasks(from: file, to: module)
+        for (path, module) in module.namedModules() {
+            guard let layer = module as? Linear else { continue }
+            let key = AdapterFiles.prefix + path + ".shira_indices"
+            guard file.contains(key) else { continue }
+            let mask = try ShiraIndices.read(key, from: file, rows: layer.outFeatures, columns: layer.inFeatures)
+            layer.adapter = ShiraAdapter(base: layer, rows: mask.rows, columns: mask.columns)
+        }
         return true
     }
 

@@ -153,7 +153,6 @@ struct TrainCommand: ParsableCommand {
         configuration.maxEvaluationExamples = maxEval
         configuration.onNonFinite = onNonfinite
         configuration.maxConsecutiveSkips = maxSkips
-        try Trainer.validate(configuration)
         let out = self.out ?? "runs/latest"
         printError("train: \(configuration.model) on \(task) with \(method), \(epochs) epochs, batch \(batchSize), lr \(configuration.resolvedLearningRate), \(resolution) px -> \(out)")
         let trainer = try TrainingSession.trainer(configuration, outputDirectory: URL(fileURLWithPath: out), progress: printError)
