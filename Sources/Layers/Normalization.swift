@@ -1,24 +1,12 @@
 import Engine
 
-/// A layer whose output can be followed by a per-channel scale-shift that folds into its weight and bias
-/// (weight [D, ...] and bias [D], channel first).
-public protocol ScaleShiftHost: Module {
-    var weight: Tensor { get }
-    var bias: Tensor { get }
-    var scaleShift: (any ElementwiseAffine)? { get set }
-    /// A scale-shift folded into weight and bias by a merge, with the weight and bias it replaced.
-    var mergedScaleShift: (any ElementwiseAffine, Tensor, Tensor)? { get set }
-}
-
 /// LayerNorm over the last dimension with learnable `weight` (scale) and `bias` (shift).
-public final class LayerNorm: ScaleShiftHost {
+public final class LayerNorm: OutputAdaptable {
     public let weight: Tensor
     public let bias: Tensor
     public let eps: Float
-    /// Optional per-channel scale and shift applied to the output (RLRR's SSF), saved under its own names.
-    public var scaleShift: (any ElementwiseAffine)?
-    /// A scale-shift folded into weight and bias by a merge, with the values it replaced.
-    public var mergedScaleShift: (any ElementwiseAffine, Tensor, Tensor)?
+    public var outputAdapter: (any OutputAdapter)?
+    public var mergedOutputAdapters: [any OutputAdapter] = []
 
     /// weight = 1, bias = 0.
     public init(dimension: Int, eps: Float) {
@@ -28,20 +16,12 @@ public final class LayerNorm: ScaleShiftHost {
     }
 
     public var ownParameters: [(String, Tensor)] {
-        [("weight", weight), ("bias", bias)] + (scaleShift?.namedParameters() ?? [])
+        [("weight", weight), ("bias", bias)] + (outputAdapter?.namedParameters() ?? [])
     }
 
     public func callAsFunction(_ input: Tensor) -> Tensor {
-        let normalised = layerNorm(input, weight: weight, bias: bias, eps: eps)
-        return scaleShift.map { $0(normalised) } ?? normalised
+        adaptedOutput(layerNorm(input, weight: weight, bias: bias, eps: eps))
     }
-}
-
-/// A per-channel transform z -> z * s + t that follows a layer (see `LayerNorm.scaleShift`).
-public protocol ElementwiseAffine: Module {
-    var scale: Tensor { get }
-    var shift: Tensor { get }
-    func callAsFunction(_ x: Tensor) -> Tensor
 }
 
 /// A lookup table [count, dimension] named `weight`.

@@ -51,7 +51,9 @@ public struct AdapterConfiguration: Codable, Sendable {
 /// Saving and loading adapters as a directory with `adapter_config.json` and `adapter_model.safetensors`, in the
 /// Hugging Face peft layout: tensor keys are `base_model.model.` + the parameter path (e.g.
 /// `base_model.model.dinov2.encoder.layer.0.attention.attention.query.lora_A.weight`); the classification head is
-/// saved as `base_model.model.classifier.{weight,bias}`; SHiRA adds `<layer>.shira_indices` (int32 [2, nnz]).
+/// saved as `base_model.model.classifier.{weight,bias}`; a method may add integer tensors that record its adapters'
+/// structure (`PEFTMethod.structureTensors`, SHiRA's `<layer>.shira_indices`) and frozen stage tensors
+/// (`StagedMethod.stageState`).
 public enum AdapterFiles {
     static let prefix = "base_model.model."
 
@@ -68,13 +70,13 @@ public enum AdapterFiles {
                            baseFingerprint: model.baseFingerprint, classNames: classNames, resolution: resolution))
         var tensors: [String: Tensor] = [:]
         for (name, parameter) in model.trainableParameters { tensors[prefix + name] = parameter }
-        if let staged = try MethodRegistry.method(named: method, options: options) as? any StagedMethod,
-           staged.isPastFirstStage(model) {
+        let resolved = try MethodRegistry.method(named: method, options: options)
+        if let staged = resolved as? any StagedMethod, staged.isPastFirstStage(model) {
             let stage = try staged.stageState(model)
             configuration.swiftpeft.stage = stage.json
             for (name, value) in stage.tensors { tensors[prefix + name] = value }
         }
-        try write(configuration, tensors: tensors, integers: shiraIndexTensors(in: model), to: directory)
+        try write(configuration, tensors: tensors, integers: structureTensors(of: resolved, in: model), to: directory)
     }
 
     /// A config with peft's top-level fields for `method` and our `details`.
@@ -86,15 +88,18 @@ public enum AdapterFiles {
         return configuration
     }
 
-    /// The SHiRA masks of `module`'s layers as `<layer>.shira_indices` int32 [2, nnz] tensors.
-    static func shiraIndexTensors(in module: any Module) -> [String: Int32Tensor] {
-        var integers: [String: Int32Tensor] = [:]
-        for (path, module) in module.namedModules() {
-            guard let layer = module as? Linear, let shira = layer.adapter as? ShiraAdapter else { continue }
-            integers[prefix + path + ".shira_indices"] = Int32Tensor(shape: [2, shira.rows.count],
-                                                                     values: shira.rows + shira.columns)
-        }
-        return integers
+    /// `method`'s structure tensors of `module` under their file names.
+    static func structureTensors(of method: any PEFTMethod, in module: any Module) -> [String: Int32Tensor] {
+        Dictionary(uniqueKeysWithValues: method.structureTensors(in: module).map { (prefix + $0.key, $0.value) })
+    }
+
+    /// The tensors of `file` that hold parameter values: not integer (structure) tensors, not `staged`'s stage
+    /// tensors.
+    static func weightNames(in file: SafeTensorsFile, staged: (any StagedMethod)?) -> Set<String> {
+        Set(file.names.filter { name in
+            !(file.info(name)?.dtype.isInteger ?? false)
+                && !(staged?.isStageTensor(String(name.dropFirst(prefix.count))) ?? false)
+        })
     }
 
 
@@ -183,13 +188,13 @@ public enum AdapterFiles {
             try method.apply(to: model)
             if let stage = details.stage, let staged = method as? any StagedMethod {
                 var stageTensors: [String: Tensor] = [:]
-                for key in file.names where key.contains("pear_knowledge") {
+                for key in file.names where staged.isStageTensor(String(key.dropFirst(prefix.count))) {
                     stageTensors[String(key.dropFirst(prefix.count))] = try file.tensor(key)
                 }
                 try staged.restoreStage(model, json: stage, tensors: stageTensors)
             }
         }
-        var expected = Set(file.names.filter { !$0.hasSuffix(".shira_indices") && !$0.contains("pear_knowledge") })
+        var expected = weightNames(in: file, staged: method as? any StagedMethod)
         if headFile != nil { expected = expected.filter { !$0.hasPrefix(prefix + "classifier.") } }
         for (name, parameter) in model.trainableParameters {
             let key = prefix + name

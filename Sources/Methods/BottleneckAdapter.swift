@@ -2,12 +2,13 @@ import Engine
 import Layers
 import Models
 
-/// AdaptFormer-style bottleneck adapter (Chen et al., 2022), a branch beside each block's MLP:
+/// AdaptFormer-style bottleneck adapter (Chen et al., 2022), a branch beside each block's feed-forward sub-layer:
 ///
-///     out = h + MLP(LN(h)) + s * up(ReLU(down(h))),   down [w, D], up [D, w],
+///     out = h + MLP(LN(h)) + s * up(ReLU(down(h))),   down [w, D], up [D, w]
 ///
+/// (on a post-norm block such as BERT's the branch is added inside the output LayerNorm: LN(h + FFN(h) + s ...)),
 /// with `up` initialised to zero so the model starts as the pretrained one.
-public final class BottleneckAdapter: ParallelAdapter {
+public final class BottleneckAdapter: StreamModule {
     public let down: Linear
     public let up: Linear
     public let scale: Float
@@ -26,23 +27,25 @@ public final class BottleneckAdapter: ParallelAdapter {
     public func callAsFunction(_ residual: Tensor) -> Tensor { up(relu(down(residual))).scaled(by: scale) }
 }
 
-/// Attaches a `BottleneckAdapter` to every block of a vision backbone.
+/// Attaches a `BottleneckAdapter` beside the feed-forward of every block of a transformer backbone (saved under
+/// `adapter.*`).
 public struct BottleneckAdapterMethod: PEFTMethod {
     public let name = "adapter"
     public let options: MethodOptions
     public init(options: MethodOptions = MethodOptions()) { self.options = options }
 
     public func apply(to model: any Classifier) throws {
-        guard let vision = model.visionBackbone else { throw ModuleError("the bottleneck adapter needs a vision backbone") }
+        let backbone = try model.requireTransformer(for: "the bottleneck adapter")
         guard options.adapterWidth > 0 else { throw ModuleError("adapter width must be positive") }
-        guard options.adapterWidth <= 4 * vision.configuration.width else {
-            throw ModuleError("adapter width \(options.adapterWidth) is more than 4 x the model width \(vision.configuration.width)")
+        guard options.adapterWidth <= 4 * backbone.width else {
+            throw ModuleError("adapter width \(options.adapterWidth) is more than 4 x the model width \(backbone.width)")
         }
         model.freezeBackbone()
         var generator = RandomGenerator(seed: options.seed &+ 0xADA)
-        for block in vision.blocks {
-            block.mlpAdapter = BottleneckAdapter(width: vision.configuration.width, hidden: options.adapterWidth,
-                                                 scale: options.adapterScale, generator: &generator)
+        for hooks in backbone.blockHooks {
+            hooks.set(BottleneckAdapter(width: backbone.width, hidden: options.adapterWidth,
+                                        scale: options.adapterScale, generator: &generator),
+                      named: "adapter", at: .besideFeedForward)
         }
     }
 }

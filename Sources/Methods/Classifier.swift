@@ -30,8 +30,6 @@ public protocol Classifier: Module {
     var head: Linear { get }
     /// Pooled backbone features [B, F], the head's input.
     func pooled(_ input: ClassifierInput) -> Tensor
-    /// The vision backbone, when there is one (VPT and the bottleneck adapter need it).
-    var visionBackbone: VisionTransformer? { get }
     /// Fingerprint of the pretrained backbone weights, taken before any method changed them; adapters record it
     /// and refuse to load onto another base.
     var baseFingerprint: String { get }
@@ -52,7 +50,18 @@ public func weightFingerprint(_ module: any Module) -> String {
 
 extension Classifier {
     public var children: [(String, any Module)] { [(backboneName, backbone), ("classifier", head)] }
+    /// The backbone as a ViT, when it is one (a convenience for callers; no method needs it).
     public var visionBackbone: VisionTransformer? { backbone as? VisionTransformer }
+    /// The backbone as a stack of transformer blocks with generic hooks, when it is one.
+    public var transformerBackbone: (any TransformerBackbone)? { backbone as? any TransformerBackbone }
+
+    /// The transformer backbone, or an error naming `method` when the backbone is not one.
+    public func requireTransformer(for method: String) throws -> any TransformerBackbone {
+        guard let backbone = transformerBackbone else {
+            throw ModuleError("\(method) needs a transformer backbone (a ViT or a BERT encoder); '\(backboneName)' is \(type(of: self.backbone))")
+        }
+        return backbone
+    }
     public var classCount: Int { head.outFeatures }
     /// Logits [B, classes].
     public func logits(_ input: ClassifierInput) -> Tensor { head(pooled(input)) }

@@ -3,22 +3,22 @@ import Engine
 import Foundation
 import Layers
 
+/// A method whose adapters can be fused: the weighted sum of several adapters' updates stored as one adapter of
+/// the same method (LoRA and SHiRA implement it in their own files).
+public protocol FusableMethod: PEFTMethod {
+    /// The fused body of `adapters` (same method and base, already checked) with weights `weights`: its config
+    /// (from the first adapter, with the method's fields updated), its tensors and integer tensors without the
+    /// head, and a line describing it.
+    func fuse(_ adapters: [Fusion.Adapter], weights: [Float]) throws -> Fusion.Result
+}
+
 /// Weighted fusion of several adapters of one method trained on one base model, written as a single adapter.
 ///
-/// Semantics, for adapters 1..n with weights w_i (any real numbers; they need not sum to 1):
-///
-/// - LoRA: the fused update of every adapted layer is exactly sum_i w_i s_i B_i A_i, where s_i = alpha_i / r_i is
-///   adapter i's own scale. It is stored as one LoRA of rank R = sum_i r_i with alpha = R (scale 1):
-///   B = [w_1 s_1 B_1, ..., w_n s_n B_n] (columns concatenated, [out, R]) and A = [A_1; ...; A_n] (rows
-///   concatenated, [R, in]), so B A equals the weighted sum with no approximation (Hugging Face peft's
-///   `add_weighted_adapter(combination_type="cat")`, with the weight applied to B only).
-/// - SHiRA: the fused mask is the union of the masks; the value at a position is sum_i w_i v_i over the adapters
-///   whose mask contains it (positions shared by several masks add; a position in one mask keeps w_i v_i). The
-///   dense update is therefore exactly sum_i w_i S_i.
-///
-/// Every adapter must use the same method and base model (fingerprint) and adapt the same layers with matching
-/// shapes (LoRA: the same target layers; SHiRA masks may differ). Other methods are refused: their updates are not
-/// linear in their parameters (NEAT, RLRR, TTC, Pear), or they add tokens or branches (VPT, adapters).
+/// For adapters 1..n with weights w_i (any real numbers; they need not sum to 1), the fused adapter's update is
+/// exactly sum_i w_i Delta_i; how that is stored is the method's (`FusableMethod`). Every adapter must use the
+/// same fusable method and base model (fingerprint) and adapt the same layers with matching shapes. Other methods
+/// are refused: their updates are not linear in their parameters (NEAT, RLRR, TTC, Pear), or they add tokens or
+/// branches (VPT, adapters).
 ///
 /// Classification heads are per task and are never mixed. The fused adapter stores the fused body update plus
 /// the head of one source adapter (`headFrom`, default the first), so it loads, merges and predicts like any
@@ -44,12 +44,14 @@ public enum Fusion {
             configuration = try AdapterFiles.configuration(in: directory)
             let path = directory.appendingPathComponent("adapter_model.safetensors").path
             var tensors: [String: Tensor] = [:], integers: [String: [Int32]] = [:]
+            let method = try? MethodRegistry.method(named: configuration.swiftpeft.method, options: configuration.swiftpeft.options)
             do {
                 let file = try SafeTensorsFile(path: path)
                 for name in file.names {
-                    if name.hasSuffix(".shira_indices") {
-                        let mask = try ShiraIndices.read(name, from: file)
-                        integers[name] = mask.rows + mask.columns
+                    // Integer tensors record structure (SHiRA's masks), checked by their method.
+                    if file.info(name)?.dtype.isInteger ?? false {
+                        try method?.validateStructureTensor(name, in: file)
+                        integers[name] = try file.int32Values(name)
                     } else {
                         tensors[name] = try file.tensor(name)
                     }
@@ -77,10 +79,19 @@ public enum Fusion {
         public var configuration: AdapterConfiguration
         public var tensors: [String: Tensor]
         public var integers: [String: Int32Tensor]
-        /// Layers adapted, and for SHiRA the stored positions before and after the union.
+        /// Layers adapted.
         public var layers: Int
-        public var positionsBefore: Int
-        public var positionsAfter: Int
+        /// What the method made of the sources ("rank 16", "1200 positions ..."), for the command's summary.
+        public var summary: String
+
+        public init(configuration: AdapterConfiguration, tensors: [String: Tensor], integers: [String: Int32Tensor],
+                    layers: Int, summary: String) {
+            self.configuration = configuration
+            self.tensors = tensors
+            self.integers = integers
+            self.layers = layers
+            self.summary = summary
+        }
     }
 
     static let prefix = AdapterFiles.prefix
@@ -132,21 +143,22 @@ public enum Fusion {
                 }
             }
         }
-        var result: Result
-        switch method {
-        case "lora": result = try fuseLoRA(adapters, weights: weights)
-        default: result = try fuseSHiRA(adapters, weights: weights)
+        guard let fusable = try MethodRegistry.method(named: method, options: first.configuration.swiftpeft.options)
+                as? any FusableMethod else {
+            throw ModuleError("\(first.directory.path): method '\(method)' has no fusion (it does not implement FusableMethod)")
         }
+        var result = try fusable.fuse(adapters, weights: weights)
         // The head of one task, unchanged.
         let head = adapters[headFrom]
         for (key, value) in head.tensors where isHead(key) { result.tensors[key] = value }
         guard result.tensors.keys.contains(where: isHead) else {
             throw ModuleError("\(head.weightsPath): no classifier head (base_model.model.classifier.*)")
         }
-        var configuration = head.configuration
-        configuration.r = result.configuration.r
-        configuration.loraAlpha = result.configuration.loraAlpha
-        configuration.swiftpeft.options = result.configuration.swiftpeft.options
+        // The body's config, with the head's task: its classes, class names and resolution.
+        var configuration = result.configuration
+        configuration.swiftpeft.classes = head.configuration.swiftpeft.classes
+        configuration.swiftpeft.classNames = head.configuration.swiftpeft.classNames
+        configuration.swiftpeft.resolution = head.configuration.swiftpeft.resolution
         configuration.swiftpeft.fusion = FusionRecord(
             sources: adapters.map(\.directory.path), weights: weights, headFrom: headFrom,
             classes: adapters.map(\.configuration.swiftpeft.classes))
@@ -173,116 +185,6 @@ public enum Fusion {
         return reference.sorted()
     }
 
-    static func fuseLoRA(_ adapters: [Adapter], weights: [Float]) throws -> Result {
-        if let dora = adapters.first(where: { $0.configuration.swiftpeft.options.useDoRA }) {
-            throw ModuleError("\(dora.weightsPath): a DoRA adapter cannot be fused (its magnitudes rescale whole weights, which no sum of low-rank updates reproduces)")
-        }
-        let layerKeys = try sameLayers(adapters, suffix: ".lora_A.weight") { Array($0.tensors.keys) }
-        // Every tensor must be a LoRA factor or the head.
-        for adapter in adapters {
-            if let other = adapter.tensors.keys.sorted().first(where: { !isHead($0) && !$0.hasSuffix(".lora_A.weight") && !$0.hasSuffix(".lora_B.weight") }) {
-                throw ModuleError("\(adapter.weightsPath): unexpected tensor '\(other)' in a LoRA adapter")
-            }
-        }
-        let ranks = adapters.map(\.configuration.swiftpeft.options.rank)
-        let total = ranks.reduce(0, +)
-        var tensors: [String: Tensor] = [:]
-        for layer in layerKeys {
-            var aParts: [Tensor] = [], bParts: [Tensor] = []
-            var shape: (out: Int, in: Int)?
-            for (index, adapter) in adapters.enumerated() {
-                guard let a = adapter.tensors[layer + ".lora_A.weight"], let b = adapter.tensors[layer + ".lora_B.weight"] else {
-                    throw ModuleError("\(adapter.weightsPath): tensor '\(layer).lora_B.weight' is missing")
-                }
-                let rank = ranks[index]
-                guard a.shape.count == 2, b.shape.count == 2, a.shape[0] == rank, b.shape[1] == rank else {
-                    throw ModuleError("\(adapter.weightsPath): '\(layer)' has lora_A \(a.shape) and lora_B \(b.shape), not rank \(rank) as its config says")
-                }
-                if let shape, shape != (b.shape[0], a.shape[1]) {
-                    throw ModuleError("\(adapter.weightsPath): '\(layer)' is \(b.shape[0]) x \(a.shape[1]), but \(shape.out) x \(shape.in) in \(adapters[0].weightsPath)")
-                }
-                shape = (b.shape[0], a.shape[1])
-                let options = adapter.configuration.swiftpeft.options
-                let scale = options.loraScale
-                aParts.append(a)
-                bParts.append(Autograd.withoutGrad { b.scaled(by: weights[index] * scale) })
-            }
-            tensors[layer + ".lora_A.weight"] = Autograd.withoutGrad { concat(aParts, axis: 0) }
-            tensors[layer + ".lora_B.weight"] = Autograd.withoutGrad { concat(bParts, axis: 1) }
-        }
-        var configuration = adapters[0].configuration
-        configuration.r = total
-        configuration.loraAlpha = Float(total)
-        configuration.swiftpeft.options.rank = total
-        configuration.swiftpeft.options.alpha = Float(total)
-        configuration.swiftpeft.options.dropout = 0
-        configuration.swiftpeft.options.useRSLoRA = false  // each source's own scale is folded into B
-        configuration.useRSLoRA = false
-        return Result(configuration: configuration, tensors: tensors, integers: [:], layers: layerKeys.count,
-                      positionsBefore: 0, positionsAfter: 0)
-    }
-
-    static func fuseSHiRA(_ adapters: [Adapter], weights: [Float]) throws -> Result {
-        let layerKeys = try sameLayers(adapters, suffix: ".shira_indices") { Array($0.integers.keys) }
-        for adapter in adapters {
-            if let other = adapter.tensors.keys.sorted().first(where: { !isHead($0) && !$0.hasSuffix(".shira_weight") }) {
-                throw ModuleError("\(adapter.weightsPath): unexpected tensor '\(other)' in a SHiRA adapter")
-            }
-        }
-        var tensors: [String: Tensor] = [:], integers: [String: Int32Tensor] = [:]
-        var before = 0, after = 0
-        for layer in layerKeys {
-            var fused: [Int64: Float] = [:]
-            for (index, adapter) in adapters.enumerated() {
-                let indices = adapter.integers[layer + ".shira_indices"] ?? []
-                guard let values = adapter.tensors[layer + ".shira_weight"] else {
-                    throw ModuleError("\(adapter.weightsPath): tensor '\(layer).shira_weight' is missing")
-                }
-                let count = values.count
-                guard indices.count == 2 * count, values.shape.count == 1 else {
-                    throw ModuleError("\(adapter.weightsPath): '\(layer)' has \(indices.count / 2) mask positions for \(count) values")
-                }
-                guard indices.allSatisfy({ $0 >= 0 }) else {
-                    throw ModuleError("\(adapter.weightsPath): tensor '\(layer).shira_indices' holds negative positions")
-                }
-                var seen = Set<Int64>()
-                for i in 0..<count {
-                    let key = Int64(indices[i]) << 32 | Int64(indices[count + i])
-                    guard seen.insert(key).inserted else {
-                        throw ModuleError("\(adapter.weightsPath): tensor '\(layer).shira_indices' repeats position (\(indices[i]), \(indices[count + i]))")
-                    }
-                    fused[key, default: 0] += weights[index] * values.data[i]
-                }
-                before += count
-            }
-            let keys = fused.keys.sorted()
-            after += keys.count
-            tensors[layer + ".shira_weight"] = Tensor(shape: [keys.count], values: keys.map { fused[$0]! })
-            integers[layer + ".shira_indices"] = Int32Tensor(shape: [2, keys.count],
-                                                             values: keys.map { Int32($0 >> 32) } + keys.map { Int32($0 & 0xFFFF_FFFF) })
-        }
-        return Result(configuration: adapters[0].configuration, tensors: tensors, integers: integers,
-                      layers: layerKeys.count, positionsBefore: before, positionsAfter: after)
-    }
-
-    /// For SHiRA adapters: each adapter's mask size and the number of positions shared by each pair (i, j),
-    /// summed over the layers.
-    public static func maskOverlap(_ adapters: [Adapter]) -> (counts: [Int], shared: [[Int]]) {
-        func positions(_ adapter: Adapter) -> [String: Set<Int64>] {
-            var result: [String: Set<Int64>] = [:]
-            for (key, indices) in adapter.integers where key.hasSuffix(".shira_indices") {
-                let count = indices.count / 2
-                result[key] = Set((0..<count).map { Int64(indices[$0]) << 32 | Int64(indices[count + $0]) })
-            }
-            return result
-        }
-        let all = adapters.map(positions)
-        let counts = all.map { $0.values.reduce(0) { $0 + $1.count } }
-        let shared = all.map { a in
-            all.map { b in a.reduce(0) { total, entry in total + (b[entry.key].map { entry.value.intersection($0).count } ?? 0) } }
-        }
-        return (counts, shared)
-    }
 }
 
 /// Where a fused adapter came from (stored in `adapter_config.json` under `swiftpeft.fusion`).

@@ -130,3 +130,72 @@ extension LoRA {
         ],
         make: { LoRA(options: $0) })
 }
+
+extension LoRA: FusableMethod {
+    /// The fused update of every adapted layer is exactly sum_i w_i s_i B_i A_i, s_i = alpha_i / r_i being adapter
+    /// i's own scale, stored as one LoRA of rank R = sum_i r_i with alpha = R (scale 1):
+    /// B = [w_1 s_1 B_1, ..., w_n s_n B_n] (columns concatenated, [out, R]) and A = [A_1; ...; A_n] (rows
+    /// concatenated, [R, in]), so B A equals the weighted sum with no approximation (Hugging Face peft's
+    /// `add_weighted_adapter(combination_type="cat")`, with the weight applied to B only). DoRA is refused.
+    public func fuse(_ adapters: [Fusion.Adapter], weights: [Float]) throws -> Fusion.Result {
+        if let dora = adapters.first(where: { $0.configuration.swiftpeft.options.useDoRA }) {
+            throw ModuleError("\(dora.weightsPath): a DoRA adapter cannot be fused (its magnitudes rescale whole weights, which no sum of low-rank updates reproduces)")
+        }
+        let layerKeys = try Fusion.sameLayers(adapters, suffix: ".lora_A.weight") { Array($0.tensors.keys) }
+        // Every tensor must be a LoRA factor or the head.
+        for adapter in adapters {
+            if let other = adapter.tensors.keys.sorted().first(where: { !Fusion.isHead($0) && !$0.hasSuffix(".lora_A.weight") && !$0.hasSuffix(".lora_B.weight") }) {
+                throw ModuleError("\(adapter.weightsPath): unexpected tensor '\(other)' in a LoRA adapter")
+            }
+        }
+        let ranks = adapters.map(\.configuration.swiftpeft.options.rank)
+        let total = ranks.reduce(0, +)
+        var tensors: [String: Tensor] = [:]
+        for layer in layerKeys {
+            var aParts: [Tensor] = [], bParts: [Tensor] = []
+            var shape: (out: Int, in: Int)?
+            for (index, adapter) in adapters.enumerated() {
+                guard let a = adapter.tensors[layer + ".lora_A.weight"], let b = adapter.tensors[layer + ".lora_B.weight"] else {
+                    throw ModuleError("\(adapter.weightsPath): tensor '\(layer).lora_B.weight' is missing")
+                }
+                let rank = ranks[index]
+                guard a.shape.count == 2, b.shape.count == 2, a.shape[0] == rank, b.shape[1] == rank else {
+                    throw ModuleError("\(adapter.weightsPath): '\(layer)' has lora_A \(a.shape) and lora_B \(b.shape), not rank \(rank) as its config says")
+                }
+                if let shape, shape != (b.shape[0], a.shape[1]) {
+                    throw ModuleError("\(adapter.weightsPath): '\(layer)' is \(b.shape[0]) x \(a.shape[1]), but \(shape.out) x \(shape.in) in \(adapters[0].weightsPath)")
+                }
+                shape = (b.shape[0], a.shape[1])
+                let options = adapter.configuration.swiftpeft.options
+                let scale = options.loraScale
+                aParts.append(a)
+                bParts.append(Autograd.withoutGrad { b.scaled(by: weights[index] * scale) })
+            }
+            tensors[layer + ".lora_A.weight"] = Autograd.withoutGrad { concat(aParts, axis: 0) }
+            tensors[layer + ".lora_B.weight"] = Autograd.withoutGrad { concat(bParts, axis: 1) }
+        }
+        var configuration = adapters[0].configuration
+        configuration.r = total
+        configuration.loraAlpha = Float(total)
+        configuration.swiftpeft.options.rank = total
+        configuration.swiftpeft.options.alpha = Float(total)
+        configuration.swiftpeft.options.dropout = 0
+        configuration.swiftpeft.options.useRSLoRA = false  // each source's own scale is folded into B
+        configuration.useRSLoRA = false
+        return Fusion.Result(configuration: configuration, tensors: tensors, integers: [:], layers: layerKeys.count,
+                             summary: "rank \(total)")
+    }
+}
+
+extension LoRAAdapter: MergeableAdapter {
+    /// W += (alpha / r) B A, one GEMM accumulating into W (undone by subtraction, as Hugging Face peft does;
+    /// exact up to float rounding).
+    public func merge(into layer: Linear) { accumulate(into: layer, sign: 1) }
+    public func unmerge(from layer: Linear) { accumulate(into: layer, sign: -1) }
+
+    private func accumulate(into layer: Linear, sign: Float) {
+        let rank = a.shape[0]
+        gemm(transA: false, transB: false, m: layer.outFeatures, n: layer.inFeatures, k: rank, alpha: sign * scale,
+             a: b.data, lda: rank, b: a.data, ldb: layer.inFeatures, beta: 1, c: layer.weight.data, ldc: layer.inFeatures)
+    }
+}

@@ -63,8 +63,9 @@ public enum ModuleAdapters {
             details: .init(method: method, options: options, classes: 0, backbone: "module", baseFingerprint: fingerprint))
         var tensors: [String: Tensor] = [:]
         for (name, parameter) in trainable { tensors[AdapterFiles.prefix + name] = parameter }
-        try AdapterFiles.write(configuration, tensors: tensors, integers: AdapterFiles.shiraIndexTensors(in: module),
-                               to: directory)
+        let resolved = try MethodRegistry.method(named: method, options: options)
+        try AdapterFiles.write(configuration, tensors: tensors,
+                               integers: AdapterFiles.structureTensors(of: resolved, in: module), to: directory)
     }
 
     /// Attaches the adapter saved in `directory` to `module` (a fresh copy of the base it was trained on) and
@@ -78,12 +79,12 @@ public enum ModuleAdapters {
         }
         let weightsPath = directory.appendingPathComponent("adapter_model.safetensors").path
         let file = try SafeTensorsFile(path: weightsPath)
-        let saved = Set(file.names.filter { !$0.hasSuffix(".shira_indices") }.map { String($0.dropFirst(AdapterFiles.prefix.count)) })
+        let method = try MethodRegistry.method(named: details.method, options: details.options)
+        let saved = Set(AdapterFiles.weightNames(in: file, staged: nil).map { String($0.dropFirst(AdapterFiles.prefix.count)) })
         let fingerprint = baseFingerprint(module, excluding: saved)
         guard fingerprint == details.baseFingerprint else {
             throw ModuleError("\(configPath): the adapter was trained on base '\(configuration.baseModelNameOrPath)' with weight fingerprint \(details.baseFingerprint); this module's is \(fingerprint)")
         }
-        let method = try MethodRegistry.method(named: details.method, options: details.options)
         if try !method.attachStored(from: file, to: module) {
             try attach(details.method, options: details.options, to: module)
         }

@@ -99,3 +99,14 @@ extension NEAT {
         ],
         make: { NEAT(options: $0) })
 }
+
+extension NEATAdapter: MergeableAdapter {
+    /// W' = W0 + s Q relu(P W0), computed from the original W0, which is kept for unmerge.
+    public func merge(into layer: Linear) {
+        savedWeight = layer.weight.copy()
+        Autograd.withoutGrad { layer.weight.assign(layer.weight + deltaWeight(original: savedWeight!)) }
+    }
+    public func unmerge(from layer: Linear) {
+        if let savedWeight { layer.weight.assign(savedWeight) }
+    }
+}

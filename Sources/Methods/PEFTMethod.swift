@@ -20,6 +20,12 @@ public protocol PEFTMethod {
     /// Rebuilds adapters whose structure is stored in an adapter file (SHiRA's masks) on `module`, freezing its own
     /// weights; false (the default) when the method builds its adapters from its options, as `apply` does.
     func attachStored(from file: SafeTensorsFile, to module: any Module) throws -> Bool
+    /// Integer tensors that record the structure of this method's adapters on `module` (SHiRA's masks), by path
+    /// below `module`; saved next to the weights and read back by `attachStored` (default: none).
+    func structureTensors(in module: any Module) -> [String: Int32Tensor]
+    /// Checks the stored integer tensor `name` of `file` as this method's structure tensor (shape, ranges), so
+    /// tools that read adapter files without a model (fusion) refuse what `attachStored` would (default: no check).
+    func validateStructureTensor(_ name: String, in file: SafeTensorsFile) throws
 }
 
 extension PEFTMethod {
@@ -29,6 +35,8 @@ extension PEFTMethod {
     }
     public func describe(into configuration: inout AdapterConfiguration) {}
     public func attachStored(from file: SafeTensorsFile, to module: any Module) throws -> Bool { false }
+    public func structureTensors(in module: any Module) -> [String: Int32Tensor] { [:] }
+    public func validateStructureTensor(_ name: String, in file: SafeTensorsFile) throws {}
 }
 
 /// Options shared by the methods; each method reads the ones it uses.

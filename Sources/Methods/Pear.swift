@@ -199,6 +199,9 @@ extension Pear {
         model.namedModules().contains { ((($0.1 as? Linear)?.adapter as? PearAdapter)?.sharedFrom) != nil }
     }
 
+    /// The knowledge checkpoint's frozen factors (`<layer>.pear_knowledge_A/B`).
+    public func isStageTensor(_ name: String) -> Bool { name.hasSuffix(".pear_knowledge_A") || name.hasSuffix(".pear_knowledge_B") }
+
     public func stageSummary(_ model: any Classifier) -> String? {
         let storage = Pear.storage(model)
         return "pear: \(storage.trainable) trainable adapter values after pruning, \(storage.knowledge) stored in the knowledge checkpoint"

@@ -7,10 +7,11 @@ import Models
 ///
 ///     W' = (1 + u v^T) * W  (elementwise) = W + diag(u) W diag(v),   b' = b + f,
 ///
-/// and an SSF scale-and-shift z * s + t (s, t [D]) follows every LayerNorm and the patch embedding.
+/// and an SSF scale-and-shift z * s + t (s, t [D]) follows every LayerNorm and the patch embedding (every
+/// `OutputAdaptable` layer of the backbone).
 /// Initialisation follows the released code: u, v Kaiming-uniform (so the model does not start as the pretrained
 /// one), f = 0, s ~ N(1, 0.02^2), t ~ N(0, 0.02^2); `identityStart` sets u = 0, s = 1, t = 0 instead.
-/// Everything folds into the base weights (`mergedWeight`, `LayerNorm` weight/bias).
+/// Everything folds into the base weights (`mergedWeight`, the host layer's weight and bias).
 public final class RLRRAdapter: LinearAdapter {
     public let u: Tensor   // [out, 1]
     public let v: Tensor   // [1, in]
@@ -42,9 +43,12 @@ public final class RLRRAdapter: LinearAdapter {
 }
 
 /// SSF scale and shift after a LayerNorm or the patch embedding: z * s + t.
-public final class ScaleShift: ElementwiseAffine {
+public final class ScaleShift: OutputAdapter {
     public let scale: Tensor
     public let shift: Tensor
+    /// The host's weight and bias from before a merge.
+    var savedWeight: Tensor?
+    var savedBias: Tensor?
 
     public init(width: Int, identityStart: Bool, generator: inout RandomGenerator) {
         scale = identityStart ? Tensor(shape: [width], repeating: 1)
@@ -58,29 +62,25 @@ public final class ScaleShift: ElementwiseAffine {
     public func callAsFunction(_ x: Tensor) -> Tensor { x * scale + shift }
 }
 
-/// The RLRR method on a vision backbone: RLRR adapters on q, k, v, attention output, fc1, fc2 and scale-shift
-/// after both LayerNorms of every block, the final LayerNorm and the patch embedding.
+/// The RLRR method on a transformer backbone: RLRR adapters on every linear layer (q, k, v, attention output and
+/// the feed-forward's two) and a scale-shift after every LayerNorm and the patch embedding, in module order.
 public struct RLRR: PEFTMethod {
     public let name = "rlrr"
     public let options: MethodOptions
     public init(options: MethodOptions = MethodOptions()) { self.options = options }
 
     public func apply(to model: any Classifier) throws {
-        guard let vision = model.visionBackbone else { throw ModuleError("RLRR (with SSF) needs a vision backbone") }
+        let backbone = try model.requireTransformer(for: "RLRR (with SSF)")
         model.freezeBackbone()
         var generator = RandomGenerator(seed: options.seed &+ 0x11_22)
         let identity = options.identityStart
-        for (_, layer) in try TargetModules.allLinear.select(in: vision) {
+        for (_, layer) in try TargetModules.allLinear.select(in: backbone) {
             layer.adapter = RLRRAdapter(inFeatures: layer.inFeatures, outFeatures: layer.outFeatures,
                                         identityStart: identity, generator: &generator)
         }
-        let width = vision.configuration.width
-        for block in vision.blocks {
-            block.norm1.scaleShift = ScaleShift(width: width, identityStart: identity, generator: &generator)
-            block.norm2.scaleShift = ScaleShift(width: width, identityStart: identity, generator: &generator)
+        for case let host as any OutputAdaptable in backbone.namedModules().map(\.1) {
+            host.outputAdapter = ScaleShift(width: host.bias.count, identityStart: identity, generator: &generator)
         }
-        vision.layernorm.scaleShift = ScaleShift(width: width, identityStart: identity, generator: &generator)
-        vision.embeddings.projection.scaleShift = ScaleShift(width: width, identityStart: identity, generator: &generator)
     }
 }
 
@@ -90,4 +90,37 @@ extension RLRR {
         capabilities: [.mergeable],
         options: [MethodOptionSpec("identity_start", field: "identityStart", .boolean, "start as the pretrained model instead of the released code's random init")],
         make: { RLRR(options: $0) })
+}
+
+extension RLRRAdapter: MergeableAdapter {
+    /// W' = (1 + u v^T) * W, b' = b + f; the originals are kept for unmerge.
+    public func merge(into layer: Linear) {
+        savedWeight = layer.weight.copy()
+        savedBias = layer.bias?.copy()
+        Autograd.withoutGrad {
+            layer.weight.assign(mergedWeight(layer.weight))
+            layer.bias?.assign(layer.bias! + shift)
+        }
+    }
+    public func unmerge(from layer: Linear) {
+        if let savedWeight { layer.weight.assign(savedWeight) }
+        if let savedBias { layer.bias?.assign(savedBias) }
+    }
+}
+
+extension ScaleShift: MergeableOutputAdapter {
+    /// (W, b) followed by z * s + t equals (s W, s b + t), channel by channel; the originals are kept for unmerge.
+    public func merge(into layer: any OutputAdaptable) {
+        savedWeight = layer.weight.copy()
+        savedBias = layer.bias.copy()
+        let width = layer.bias.count
+        Autograd.withoutGrad {
+            layer.weight.assign(layer.weight.reshaped([width, -1]) * scale.reshaped([width, 1]))
+            layer.bias.assign(layer.bias * scale + shift)
+        }
+    }
+    public func unmerge(from layer: any OutputAdaptable) {
+        if let savedWeight { layer.weight.assign(savedWeight) }
+        if let savedBias { layer.bias.assign(savedBias) }
+    }
 }

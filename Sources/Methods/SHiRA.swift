@@ -286,6 +286,21 @@ extension SHiRA {
         return true
     }
 
+    /// The masks as `<layer>.shira_indices` int32 [2, nnz] tensors (rows, then columns), peft's layout.
+    public func structureTensors(in module: any Module) -> [String: Int32Tensor] {
+        var integers: [String: Int32Tensor] = [:]
+        for (path, module) in module.namedModules() {
+            guard let layer = module as? Linear, let shira = layer.adapter as? ShiraAdapter else { continue }
+            integers[path + ".shira_indices"] = Int32Tensor(shape: [2, shira.rows.count], values: shira.rows + shira.columns)
+        }
+        return integers
+    }
+
+    /// A mask must be [2, nnz] with no negative and no repeated position.
+    public func validateStructureTensor(_ name: String, in file: SafeTensorsFile) throws {
+        _ = try ShiraIndices.read(name, from: file)
+    }
+
     public static let descriptor = MethodDescriptor(
         name: "shira", summary: "SHiRA: train 1-2% of the base weights directly at a fixed sparse mask (struct, rand, wm, grad, snip)",
         peftType: "SHIRA", capabilities: [.mergeable, .fusable],
@@ -296,4 +311,98 @@ extension SHiRA {
             MethodOptionSpec("mask_part", field: "shiraMaskPart", .integer, "rand mask: which block of the seeded order (disjoint masks for fusion)"),
         ],
         make: { SHiRA(options: $0) })
+}
+
+extension SHiRA: FusableMethod {
+    /// The fused mask is the union of the masks; the value at a position is sum_i w_i v_i over the adapters whose
+    /// mask contains it (positions shared by several masks add; a position in one mask keeps w_i v_i), so the
+    /// dense update is exactly sum_i w_i S_i. Masks may differ between the adapters; the layers may not.
+    public func fuse(_ adapters: [Fusion.Adapter], weights: [Float]) throws -> Fusion.Result {
+        let layerKeys = try Fusion.sameLayers(adapters, suffix: ".shira_indices") { Array($0.integers.keys) }
+        for adapter in adapters {
+            if let other = adapter.tensors.keys.sorted().first(where: { !Fusion.isHead($0) && !$0.hasSuffix(".shira_weight") }) {
+                throw ModuleError("\(adapter.weightsPath): unexpected tensor '\(other)' in a SHiRA adapter")
+            }
+        }
+        var tensors: [String: Tensor] = [:], integers: [String: Int32Tensor] = [:]
+        var before = 0, after = 0
+        for layer in layerKeys {
+            var fused: [Int64: Float] = [:]
+            for (index, adapter) in adapters.enumerated() {
+                let indices = adapter.integers[layer + ".shira_indices"] ?? []
+                guard let values = adapter.tensors[layer + ".shira_weight"] else {
+                    throw ModuleError("\(adapter.weightsPath): tensor '\(layer).shira_weight' is missing")
+                }
+                let count = values.count
+                guard indices.count == 2 * count, values.shape.count == 1 else {
+                    throw ModuleError("\(adapter.weightsPath): '\(layer)' has \(indices.count / 2) mask positions for \(count) values")
+                }
+                guard indices.allSatisfy({ $0 >= 0 }) else {
+                    throw ModuleError("\(adapter.weightsPath): tensor '\(layer).shira_indices' holds negative positions")
+                }
+                var seen = Set<Int64>()
+                for i in 0..<count {
+                    let key = Int64(indices[i]) << 32 | Int64(indices[count + i])
+                    guard seen.insert(key).inserted else {
+                        throw ModuleError("\(adapter.weightsPath): tensor '\(layer).shira_indices' repeats position (\(indices[i]), \(indices[count + i]))")
+                    }
+                    fused[key, default: 0] += weights[index] * values.data[i]
+                }
+                before += count
+            }
+            let keys = fused.keys.sorted()
+            after += keys.count
+            tensors[layer + ".shira_weight"] = Tensor(shape: [keys.count], values: keys.map { fused[$0]! })
+            integers[layer + ".shira_indices"] = Int32Tensor(shape: [2, keys.count],
+                                                             values: keys.map { Int32($0 >> 32) } + keys.map { Int32($0 & 0xFFFF_FFFF) })
+        }
+        return Fusion.Result(configuration: adapters[0].configuration, tensors: tensors, integers: integers,
+                             layers: layerKeys.count,
+                             summary: "\(after) positions (\(before) in the sources, \(before - after) shared)")
+    }
+
+    /// For SHiRA adapters: each adapter's mask size and the number of positions shared by each pair (i, j),
+    /// summed over the layers.
+    public static func maskOverlap(_ adapters: [Fusion.Adapter]) -> (counts: [Int], shared: [[Int]]) {
+        func positions(_ adapter: Fusion.Adapter) -> [String: Set<Int64>] {
+            var result: [String: Set<Int64>] = [:]
+            for (key, indices) in adapter.integers where key.hasSuffix(".shira_indices") {
+                let count = indices.count / 2
+                result[key] = Set((0..<count).map { Int64(indices[$0]) << 32 | Int64(indices[count + $0]) })
+            }
+            return result
+        }
+        let all = adapters.map(positions)
+        let counts = all.map { $0.values.reduce(0) { $0 + $1.count } }
+        let shared = all.map { a in
+            all.map { b in a.reduce(0) { total, entry in total + (b[entry.key].map { entry.value.intersection($0).count } ?? 0) } }
+        }
+        return (counts, shared)
+    }
+}
+
+extension ShiraAdapter: MergeableAdapter {
+    /// Scatters W0 + alpha s into the mask positions, keeping the overwritten values so unmerge restores the base
+    /// bit for bit. This scatter is also what makes switching SHiRA adapters fast.
+    public func merge(into layer: Linear) {
+        let weight = layer.weight.data, alpha = scale, s = values.data
+        if savedBaseValues.count != flatPositions.count { savedBaseValues = [Float](repeating: 0, count: flatPositions.count) }
+        flatPositions.withUnsafeBufferPointer { positions in
+            savedBaseValues.withUnsafeMutableBufferPointer { saved in
+                for i in 0..<positions.count {
+                    let position = positions[i]
+                    saved[i] = weight[position]
+                    weight[position] = saved[i] + alpha * s[i]
+                }
+            }
+        }
+    }
+    public func unmerge(from layer: Linear) {
+        let weight = layer.weight.data
+        flatPositions.withUnsafeBufferPointer { positions in
+            savedBaseValues.withUnsafeBufferPointer { saved in
+                for i in 0..<min(positions.count, saved.count) { weight[positions[i]] = saved[i] }
+            }
+        }
+    }
 }

@@ -23,6 +23,9 @@ public protocol StagedMethod: PEFTMethod {
     func isPastFirstStage(_ model: any Classifier) -> Bool
     /// A line for the training log after the switch (default: none).
     func stageSummary(_ model: any Classifier) -> String?
+    /// Whether the stored tensor `name` (a path as `stageState` returns it) belongs to the stage state rather than
+    /// to the trainable parameters (default: none does).
+    func isStageTensor(_ name: String) -> Bool
 }
 
 /// Sum of cross-entropy gradients over calibration batches, with `observe` called after each backward.
@@ -37,6 +40,7 @@ extension StagedMethod {
     public var scoringBatches: Int { options.scoringBatches }
 
     public func stageSummary(_ model: any Classifier) -> String? { nil }
+    public func isStageTensor(_ name: String) -> Bool { false }
 
     public func switchEpoch(of epochs: Int) -> Int {
         Self.stageSwitchEpoch(fraction: options.stageOneFraction, epochs: epochs)

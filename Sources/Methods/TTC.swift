@@ -9,7 +9,7 @@ import Models
 /// 1. Distribution alignment: only the LayerNorm scales and shifts (and the head) train, for the first
 ///    `stageOneFraction` of the epochs.
 /// 2. Taylor-selected channels: on the stage-1 model, channel c of the residual stream after each block's attention
-///    scores I_c = sum over S batches of | mean over batch and tokens of (dL/dh[b,n,c] h[b,n,c]) |; the top K
+///    sub-layer (the `afterAttention` hook point, on a ViT or a BERT encoder) scores I_c = sum over S batches of | mean over batch and tokens of (dL/dh[b,n,c] h[b,n,c]) |; the top K
 ///    channels S of each layer (K = C/8 by default; or the global top L*K) get a K x K map with bias:
 ///
 ///        h[:, :, S] += h[:, :, S] A^T + a,   A ~ N(0, 0.02^2) (or 0), a = 0,
@@ -22,21 +22,21 @@ public struct TTC: StagedMethod {
     public init(options: MethodOptions = MethodOptions()) { self.options = options }
 
     public func apply(to model: any Classifier) throws {
-        guard let vision = model.visionBackbone else { throw ModuleError("TTC needs a vision backbone") }
+        let backbone = try model.requireTransformer(for: "TTC")
         try Self.validateStageOptions(options, method: "TTC")
-        if let channels = options.ttcChannels, !(1...vision.configuration.width).contains(channels) {
-            throw ModuleError("TTC: channels per layer must be in 1...\(vision.configuration.width) (the model width), got \(channels)")
+        if let channels = options.ttcChannels, !(1...backbone.width).contains(channels) {
+            throw ModuleError("TTC: channels per layer must be in 1...\(backbone.width) (the model width), got \(channels)")
         }
         try LayerNormTuning().apply(to: model)
     }
 
     public func advance(_ model: any Classifier, calibration: [(ClassifierInput, [Int])]) throws {
-        guard let vision = model.visionBackbone else { throw ModuleError("TTC needs a vision backbone") }
-        let width = vision.configuration.width
-        var scores = [[Double]](repeating: [Double](repeating: 0, count: width), count: vision.blocks.count)
-        var captured: [Tensor?] = Array(repeating: nil, count: vision.blocks.count)
-        for (index, block) in vision.blocks.enumerated() {
-            block.residualObserver = { h in h.requiresGrad = true; captured[index] = h }
+        let backbone = try model.requireTransformer(for: "TTC")
+        let width = backbone.width, hooks = backbone.blockHooks
+        var scores = [[Double]](repeating: [Double](repeating: 0, count: width), count: hooks.count)
+        var captured: [Tensor?] = Array(repeating: nil, count: hooks.count)
+        for (index, hook) in hooks.enumerated() {
+            hook.observers.append { h in h.requiresGrad = true; captured[index] = h }
         }
         runCalibration(model, calibration) {
             for (index, h) in captured.enumerated() {
@@ -51,9 +51,8 @@ public struct TTC: StagedMethod {
             }
             model.zeroGrad()
         }
-        for block in vision.blocks { block.residualObserver = nil }
-        let selections = select(scores)
-        attach(selections, to: model, vision: vision)
+        for hook in hooks { hook.observers.removeLast() }
+        attach(select(scores), to: model, backbone: backbone)
     }
 
     /// Top-K channels per layer (or the global top L*K, at least one per layer), sorted.
@@ -73,11 +72,12 @@ public struct TTC: StagedMethod {
         return scores.map { s in Array(s.indices.sorted { s[$0] > s[$1] }.prefix(k)).sorted() }
     }
 
-    func attach(_ selections: [[Int]], to model: any Classifier, vision: VisionTransformer) {
+    func attach(_ selections: [[Int]], to model: any Classifier, backbone: any TransformerBackbone) {
         var generator = RandomGenerator(seed: options.seed &+ 0x77C)
-        for (block, channels) in zip(vision.blocks, selections) {
-            block.residualMap = ChannelMap(channels: channels, width: vision.configuration.width,
-                                           zeroInit: options.ttcZeroInit, generator: &generator)
+        for (hooks, channels) in zip(backbone.blockHooks, selections) {
+            hooks.set(ChannelMap(channels: channels, width: backbone.width, zeroInit: options.ttcZeroInit,
+                                 generator: &generator),
+                      named: Self.mapName, at: .afterAttention)
         }
         if !options.ttcTrainNorms {
             for (_, module) in model.namedModules() { (module as? LayerNorm)?.setRequiresGrad(false) }
@@ -85,23 +85,26 @@ public struct TTC: StagedMethod {
     }
 
     public func stageState(_ model: any Classifier) throws -> (json: String, tensors: [String: Tensor]) {
-        let selections = model.visionBackbone?.blocks.map { ($0.residualMap as? ChannelMap)?.channels ?? [] } ?? []
+        let selections = model.transformerBackbone?.blockHooks.map {
+            ($0.module(named: Self.mapName) as? ChannelMap)?.channels ?? []
+        } ?? []
         return (String(decoding: try JSONEncoder().encode(selections), as: UTF8.self), [:])
     }
 
     public func restoreStage(_ model: any Classifier, json: String, tensors: [String: Tensor]) throws {
-        guard let vision = model.visionBackbone,
-              let selections = try? JSONDecoder().decode([[Int]].self, from: Data(json.utf8)),
-              selections.count == vision.blocks.count else {
+        let backbone = try model.requireTransformer(for: "TTC")
+        guard let selections = try? JSONDecoder().decode([[Int]].self, from: Data(json.utf8)),
+              selections.count == backbone.blockHooks.count,
+              selections.allSatisfy({ $0.allSatisfy { (0..<backbone.width).contains($0) } }) else {
             throw ModuleError("TTC: the stored channel selection does not fit this model")
         }
-        attach(selections, to: model, vision: vision)
+        attach(selections, to: model, backbone: backbone)
     }
 }
 
 /// TTC's stage-2 module: a K x K map with bias on selected channels of the residual stream, returning the update
-/// h[:, :, S] A^T + a scattered back into the C channels (the block adds it to h).
-public final class ChannelMap: ParallelAdapter {
+/// h[:, :, S] A^T + a scattered back into the C channels (the block adds it to h), saved under `residual_map.*`.
+public final class ChannelMap: StreamModule {
     public let channels: [Int]
     public let weight: Tensor   // A [K, K]
     public let bias: Tensor     // a [K]
@@ -127,9 +130,12 @@ public final class ChannelMap: ParallelAdapter {
 }
 
 extension TTC {
+    /// The hook name of the channel maps (their parameters' path below each block).
+    static let mapName = "residual_map"
+
     /// Past the switch once a block carries its channel map.
     public func isPastFirstStage(_ model: any Classifier) -> Bool {
-        model.visionBackbone?.blocks.contains { $0.residualMap != nil } ?? false
+        model.transformerBackbone?.blockHooks.contains { $0.module(named: Self.mapName) != nil } ?? false
     }
 
     public static let descriptor = MethodDescriptor(

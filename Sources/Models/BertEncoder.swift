@@ -64,14 +64,22 @@ public final class BertResidualOutput: Module {
     }
     public var children: [(String, any Module)] { [("dense", dense), ("LayerNorm", norm)] }
     func callAsFunction(_ x: Tensor, residual: Tensor) -> Tensor { norm(residualAdd(residual, dense(x))) }
+    /// LayerNorm(residual + dense(x) + extra(residual)): the sub-layer with branches added inside the norm.
+    func callAsFunction(_ x: Tensor, residual: Tensor, hooks: BlockHooks) -> Tensor {
+        hooks.besideFeedForward.isEmpty ? self(x, residual: residual)
+            : norm(residual + hooks.addBranches(to: dense(x), input: residual))
+    }
 }
 
-/// A post-norm BERT layer.
+/// A post-norm BERT layer: a = LN(x + attn(x)), then LN(a + ffn(a)). `hooks` lie after the attention LayerNorm
+/// (`afterAttention`) and beside the feed-forward, fed a and added inside its LayerNorm (`besideFeedForward`).
 public final class BertLayer: Module {
     public let selfAttention: SelfAttention
     public let attentionOutput: BertResidualOutput
     public let intermediate: DenseContainer
     public let output: BertResidualOutput
+    /// Generic extension points for methods (see `BlockHooks`).
+    public let hooks = BlockHooks()
 
     init(_ c: BertConfiguration, generator: inout RandomGenerator) {
         selfAttention = SelfAttention(width: c.hiddenSize, heads: c.heads, generator: &generator)
@@ -84,12 +92,12 @@ public final class BertLayer: Module {
     }
 
     public var children: [(String, any Module)] {
-        [("attention", BertAttentionContainer(self)), ("intermediate", intermediate), ("output", output)]
+        [("attention", BertAttentionContainer(self)), ("intermediate", intermediate), ("output", output)] + hooks.children
     }
 
-    func callAsFunction(_ x: Tensor, keyMask: [Float]) -> Tensor {
-        let attended = attentionOutput(selfAttention(x, keyMask: keyMask), residual: x)
-        return output(gelu(intermediate.dense(attended)), residual: attended)
+    func callAsFunction(_ x: Tensor, keyMask: [Float]?) -> Tensor {
+        let attended = hooks.applyAfterAttention(attentionOutput(selfAttention(x, keyMask: keyMask), residual: x))
+        return output(gelu(intermediate.dense(attended)), residual: attended, hooks: hooks)
     }
 }
 
@@ -121,7 +129,7 @@ public struct TokenBatch: Sendable {
 }
 
 /// A BERT encoder (Hugging Face `BertModel` names, without the pooler) with masked mean pooling.
-public final class BertEncoder: Module {
+public final class BertEncoder: TransformerBackbone {
     public let configuration: BertConfiguration
     public let embeddings: BertEmbeddings
     public let layers: ModuleList<BertLayer>
@@ -133,7 +141,15 @@ public final class BertEncoder: Module {
         layers = ModuleList((0..<configuration.layers).map { _ in BertLayer(configuration, generator: &generator) })
     }
 
-    public var children: [(String, any Module)] { [("embeddings", embeddings), ("encoder", BertLayerStack(layers))] }
+    public var tokenInserter: (any TokenInserter)?
+    public var width: Int { configuration.hiddenSize }
+    public var blockHooks: [BlockHooks] { layers.items.map(\.hooks) }
+    public var tokenFanIn: Int { configuration.hiddenSize }
+
+    public var children: [(String, any Module)] {
+        (tokenInserter.map { [("prompt_embeddings", $0 as any Module)] } ?? [])
+            + [("embeddings", embeddings), ("encoder", BertLayerStack(layers))]
+    }
 
     /// Last hidden states [B, T, H].
     public func hiddenStates(_ batch: TokenBatch) -> Tensor {
@@ -143,10 +159,11 @@ public final class BertEncoder: Module {
         let positions = (0..<batch.batchSize).flatMap { _ in (0..<batch.length).map { Int32($0) } }
         let summed = embeddings.word(batch.ids, shape: shape) + embeddings.position(positions, shape: shape)
             + embeddings.tokenType(batch.typeIds, shape: shape)
-        var x = embeddings.norm(summed)
         let keyMask = batch.mask.map { $0 != 0 ? Float(0) : -Float.infinity }
-        for layer in layers.items { x = layer(x, keyMask: keyMask) }
-        return x
+        let layers = layers.items
+        return runBlocks(layers.count, tokens: embeddings.norm(summed), keyMask: keyMask) { index, tokens, mask in
+            layers[index](tokens, keyMask: mask)
+        }
     }
 
     /// Mean of the hidden states over the tokens the mask keeps: [B, H].

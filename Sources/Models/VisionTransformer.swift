@@ -2,14 +2,12 @@ import Engine
 import Layers
 
 /// The stride-p convolution that turns an image into patch embeddings: weight [D, C, p, p], bias [D].
-public final class PatchProjection: ScaleShiftHost {
+public final class PatchProjection: OutputAdaptable {
     public let weight: Tensor
     public let bias: Tensor
     public let patchSize: Int
-    /// Optional per-channel scale and shift of the patch embeddings (RLRR's SSF).
-    public var scaleShift: (any ElementwiseAffine)?
-    /// A scale-shift folded into weight and bias by a merge, with the values it replaced.
-    public var mergedScaleShift: (any ElementwiseAffine, Tensor, Tensor)?
+    public var outputAdapter: (any OutputAdapter)?
+    public var mergedOutputAdapters: [any OutputAdapter] = []
 
     init(channels: Int, width: Int, patchSize: Int, generator: inout RandomGenerator) {
         weight = Tensor.randomNormal([width, channels, patchSize, patchSize], std: 0.02, generator: &generator)
@@ -18,14 +16,14 @@ public final class PatchProjection: ScaleShiftHost {
     }
 
     public var ownParameters: [(String, Tensor)] {
-        [("weight", weight), ("bias", bias)] + (scaleShift?.namedParameters() ?? [])
+        [("weight", weight), ("bias", bias)] + (outputAdapter?.namedParameters() ?? [])
     }
 
     /// [B, C, H, W] -> [B, (H/p)(W/p), D]: the convolution as patch extraction plus one GEMM.
     public func callAsFunction(_ images: Tensor) -> Tensor {
         let width = weight.shape[0]
         let patches = linear(patchify(images, patchSize: patchSize), weight.reshaped([width, -1]), bias)
-        return scaleShift.map { $0(patches) } ?? patches
+        return adaptedOutput(patches)
     }
 }
 
@@ -130,12 +128,8 @@ public final class MLP: Module {
     public func callAsFunction(_ x: Tensor) -> Tensor { fc2(gelu(fc1(x))) }
 }
 
-/// A branch added beside a block's MLP (a bottleneck adapter): out = h + ls2 * mlp(norm2(h)) + adapter(h).
-public protocol ParallelAdapter: Module {
-    func callAsFunction(_ residual: Tensor) -> Tensor
-}
-
-/// A pre-norm transformer block: x + ls1 * attn(norm1(x)), then h + ls2 * mlp(norm2(h)).
+/// A pre-norm transformer block: h = x + ls1 * attn(norm1(x)), then h + ls2 * mlp(norm2(h)).
+/// `hooks` lie after the attention residual add (`afterAttention`) and beside the MLP, fed h (`besideFeedForward`).
 public final class VisionBlock: Module {
     public let norm1: LayerNorm
     public let attention: SelfAttention          // attention.attention
@@ -144,13 +138,8 @@ public final class VisionBlock: Module {
     public let norm2: LayerNorm
     public let mlp: MLP
     public let layerScale2: LayerScale?
-    /// Optional branch beside the MLP (see `ParallelAdapter`), saved under `adapter.*`.
-    public var mlpAdapter: (any ParallelAdapter)?
-    /// Optional transform of the residual stream right after the attention residual add (TTC's channel map),
-    /// saved under `residual_map.*`.
-    public var residualMap: (any ParallelAdapter)?
-    /// When set, receives the residual stream after the attention residual add (for importance scoring).
-    public var residualObserver: ((Tensor) -> Void)?
+    /// Generic extension points for methods (see `BlockHooks`).
+    public let hooks = BlockHooks()
 
     init(_ c: VisionTransformerConfiguration, generator: inout RandomGenerator) {
         norm1 = LayerNorm(dimension: c.width, eps: c.layerNormEps)
@@ -167,19 +156,14 @@ public final class VisionBlock: Module {
         if let layerScale1 { list.append(("layer_scale1", layerScale1)) }
         list += [("norm2", norm2), ("mlp", mlp)]
         if let layerScale2 { list.append(("layer_scale2", layerScale2)) }
-        if let mlpAdapter { list.append(("adapter", mlpAdapter)) }
-        if let residualMap { list.append(("residual_map", residualMap)) }
-        return list
+        return list + hooks.children
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
         // residualAdd: h = x + ls1 * branch in one pass.
-        var h = residualAdd(x, attentionOutput.dense(attention(norm1(x))), scale: layerScale1?.lambda)
-        if let residualMap { h = h + residualMap(h) }
-        residualObserver?(h)
-        let out = residualAdd(h, mlp(norm2(h)), scale: layerScale2?.lambda)
-        if let mlpAdapter { return out + mlpAdapter(h) }
-        return out
+        let h = hooks.applyAfterAttention(
+            residualAdd(x, attentionOutput.dense(attention(norm1(x))), scale: layerScale1?.lambda))
+        return hooks.addBranches(to: residualAdd(h, mlp(norm2(h)), scale: layerScale2?.lambda), input: h)
     }
 }
 
@@ -200,7 +184,7 @@ public final class VisionEncoder: Module {
 /// A Vision Transformer (DINOv2 or classic ViT) with Hugging Face `Dinov2Model` parameter names.
 ///
 /// `features(_:)` returns the final-LayerNorm token states [B, 1 + N, D], class token first.
-public final class VisionTransformer: Module {
+public final class VisionTransformer: TransformerBackbone {
     public let configuration: VisionTransformerConfiguration
     public let embeddings: VisionEmbeddings
     public let encoder: VisionEncoder
@@ -215,16 +199,15 @@ public final class VisionTransformer: Module {
         layernorm = LayerNorm(dimension: configuration.width, eps: configuration.layerNormEps)
     }
 
-    /// VPT-deep prompts: when set, one [P, D] tensor per block, inserted after the class token before that block
-    /// (replacing the previous block's prompt outputs). They are removed from the output of `features`.
-    public var deepPrompts: [Tensor]?
-
-    public var ownParameters: [(String, Tensor)] {
-        (deepPrompts ?? []).enumerated().map { ("prompt_embeddings.\($0.offset)", $0.element) }
-    }
+    public var tokenInserter: (any TokenInserter)?
+    public var width: Int { configuration.width }
+    public var blockHooks: [BlockHooks] { blocks.map(\.hooks) }
+    public var tokenFanIn: Int { configuration.channels * configuration.patchSize * configuration.patchSize }
 
     public var children: [(String, any Module)] {
-        [("embeddings", embeddings), ("encoder", encoder), ("layernorm", layernorm)]
+        // Inserted tokens first: their parameters (`prompt_embeddings.N`) keep the order of earlier versions.
+        (tokenInserter.map { [("prompt_embeddings", $0 as any Module)] } ?? [])
+            + [("embeddings", embeddings), ("encoder", encoder), ("layernorm", layernorm)]
     }
 
     /// Blocks in order.
@@ -234,21 +217,8 @@ public final class VisionTransformer: Module {
     public func features(_ images: Tensor) -> Tensor {
         precondition(images.rank == 4 && images.shape[1] == configuration.channels,
                      "VisionTransformer: images must be [B, \(configuration.channels), H, W], got \(images.shape)")
-        var x = embeddings(images)
-        guard let prompts = deepPrompts, !prompts.isEmpty else {
-            for block in blocks { x = block(x) }
-            return layernorm(x)
-        }
-        precondition(prompts.count == blocks.count, "deepPrompts: \(prompts.count) prompt sets for \(blocks.count) blocks")
-        let batch = images.shape[0], promptCount = prompts[0].shape[0]
-        for (index, block) in blocks.enumerated() {
-            let promptRows = concat(Array(repeating: prompts[index].reshaped([1, promptCount, -1]), count: batch), axis: 0)
-            let skip = index == 0 ? 1 : 1 + promptCount
-            let tokens = x.shape[1]
-            x = block(concat([x.slice(axis: 1, 0..<1), promptRows, x.slice(axis: 1, skip..<tokens)], axis: 1))
-        }
-        let tokens = x.shape[1]
-        x = concat([x.slice(axis: 1, 0..<1), x.slice(axis: 1, (1 + promptCount)..<tokens)], axis: 1)
+        let blocks = blocks
+        let x = runBlocks(blocks.count, tokens: embeddings(images), keyMask: nil) { index, tokens, _ in blocks[index](tokens) }
         return layernorm(x)
     }
 }

@@ -68,7 +68,7 @@ struct FuseCommand: ParsableCommand {
         }
         let sources = try adapters.map { try Fusion.Adapter(directory: URL(fileURLWithPath: $0)) }
         if overlapOnly {
-            let (counts, shared) = Fusion.maskOverlap(sources)
+            let (counts, shared) = SHiRA.maskOverlap(sources)
             for i in sources.indices {
                 for j in sources.indices where j > i {
                     print(String(format: "mask overlap %@ / %@: %d of %d / %d positions shared (%.3f%% of the first)",
@@ -84,10 +84,7 @@ struct FuseCommand: ParsableCommand {
         try Fusion.write(result, to: destination)
         let details = result.configuration.swiftpeft
         var summary = "fused \(sources.count) \(details.method) adapters with weights \(weights.map { String(format: "%g", $0) }.joined(separator: ",")) into \(destination.path): \(result.layers) layers"
-        if details.method == "lora" { summary += ", rank \(details.options.rank)" }
-        if details.method == "shira" {
-            summary += ", \(result.positionsAfter) positions (\(result.positionsBefore) in the sources, \(result.positionsBefore - result.positionsAfter) shared)"
-        }
+        summary += ", " + result.summary
         print(summary + "; head of \(adapters[head - 1]) (\(details.classes) classes)")
     }
 }

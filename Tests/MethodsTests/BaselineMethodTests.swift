@@ -63,7 +63,7 @@ final class BaselineMethodTests: XCTestCase {
         let before = logits(model, images)
         trainOneStep(model, images: images, labels: [0, 1])
         XCTAssertNotEqual(logits(model, images), before)
-        XCTAssertNotNil(model.vision.deepPrompts)
+        XCTAssertTrue(model.vision.tokenInserter is DeepPrompts)
     }
 
     func testVPTPromptGradientsMatchFiniteDifferences() throws {
@@ -72,7 +72,7 @@ final class BaselineMethodTests: XCTestCase {
         options.prompts = 2
         try VisualPromptTuning(options: options).apply(to: model)
         let images = tinyImages()
-        let prompt = model.vision.deepPrompts![1]
+        let prompt = try XCTUnwrap(model.vision.tokenInserter as? DeepPrompts).prompts[1]
         // Through the whole model the prompt gradients are small (about 1e-3), so the check allows an absolute
         // error for float32 cancellation instead of checkGradients' relative norm.
         let loss = crossEntropy(model.logits(.images(images)), labels: [0, 2])

@@ -102,7 +102,7 @@ final class FusionTests: XCTestCase {
         let (same, b) = try savedAdapter("shira", options: options, valueSeed: 2)      // the same mask
         let (apart, c) = try savedAdapter("shira", options: disjoint, valueSeed: 3)    // a disjoint mask
         let adapters = try [a, b, c].map { try Fusion.Adapter(directory: $0) }
-        let overlap = Fusion.maskOverlap(adapters)
+        let overlap = SHiRA.maskOverlap(adapters)
         XCTAssertEqual(overlap.shared[0][1], overlap.counts[0], "same seed and part: identical masks")
         XCTAssertEqual(overlap.shared[0][2], 0, "different parts: disjoint masks")
         XCTAssertEqual(overlap.counts[2], overlap.counts[0])
@@ -110,8 +110,8 @@ final class FusionTests: XCTestCase {
         let weights: [Float] = [0.5, 2, -1.5]
         let out = directory()
         let result = try Fusion.fuse([a, b, c], weights: weights, to: out)
-        XCTAssertEqual(result.positionsAfter, 2 * overlap.counts[0])
-        XCTAssertEqual(result.positionsBefore, 3 * overlap.counts[0])
+        XCTAssertEqual(result.integers.values.reduce(0) { $0 + $1.shape[1] }, 2 * overlap.counts[0], "the union")
+        XCTAssertEqual(result.summary, "\(2 * overlap.counts[0]) positions (\(3 * overlap.counts[0]) in the sources, \(overlap.counts[0]) shared)")
         let fused = try loaded(out)
         let (d1, d2, d3, d) = (deltas(first), deltas(same), deltas(apart), deltas(fused))
         for (path, delta) in d {

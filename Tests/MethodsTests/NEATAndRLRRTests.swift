@@ -85,18 +85,12 @@ final class RLRRTests: XCTestCase {
                     layer.bias!.assign(layer.bias! + adapter.shift)
                     layer.adapter = nil
                 }
-                if let norm = module as? LayerNorm, let ssf = norm.scaleShift {
-                    norm.weight.assign(norm.weight * ssf.scale)
-                    norm.bias.assign(norm.bias * ssf.scale + ssf.shift)
-                    norm.scaleShift = nil
+                if let host = module as? any OutputAdaptable, let ssf = host.outputAdapter as? ScaleShift {
+                    let width = host.bias.count
+                    host.weight.assign(host.weight.reshaped([width, -1]) * ssf.scale.reshaped([width, 1]))
+                    host.bias.assign(host.bias * ssf.scale + ssf.shift)
+                    host.outputAdapter = nil
                 }
-            }
-            let projection = model.vision.embeddings.projection
-            if let ssf = projection.scaleShift {
-                let width = projection.weight.shape[0]
-                projection.weight.assign(projection.weight.reshaped([width, -1]) * ssf.scale.reshaped([width, 1]))
-                projection.bias.assign(projection.bias * ssf.scale + ssf.shift)
-                projection.scaleShift = nil
             }
         }
         assertAllClose(logits(model, images), adapted, tolerance: 1e-5, "merged equals unmerged")

@@ -24,7 +24,7 @@ final class TTCTests: XCTestCase {
         // LayerNorm parameters + L (K^2 + K) + head, K = 4, L = 2.
         XCTAssertEqual(model.trainableParameterCount, normParameters + 2 * (16 + 4) + head)
         for block in model.vision.blocks {
-            let map = try XCTUnwrap(block.residualMap as? ChannelMap)
+            let map = try XCTUnwrap(block.hooks.module(named: "residual_map") as? ChannelMap)
             XCTAssertEqual(map.channels.count, 4)
             XCTAssertEqual(map.channels, map.channels.sorted())
         }
@@ -35,7 +35,7 @@ final class TTCTests: XCTestCase {
         let method = TTC(options: options())
         try method.apply(to: model)
         try method.advance(model, calibration: calibration)
-        let map = model.vision.blocks[0].residualMap as! ChannelMap
+        let map = model.vision.blocks[0].hooks.module(named: "residual_map") as! ChannelMap
         var generator = RandomGenerator(seed: 4)
         for i in 0..<map.bias.count { map.bias.data[i] = generator.nextNormal() }
         let residual = Tensor.randomNormal([2, 5, 16], generator: &generator)
