@@ -11,7 +11,8 @@ public struct AdapterConfiguration: Codable, Sendable {
     public var peftType: String
     public var baseModelNameOrPath: String
     public var inferenceMode = true
-    public var targetModules: [String]?
+    /// peft's `target_modules`: written as a list of names, or one string (a regex, or "all-linear").
+    public var targetModules: TargetModules?
     public var modulesToSave = ["classifier"]
     public var r: Int?
     public var loraAlpha: Float?
@@ -40,11 +41,88 @@ public struct AdapterConfiguration: Codable, Sendable {
         public var resolution: Int?
     }
 
+    public init(peftType: String, baseModelNameOrPath: String, swiftpeft: Details) {
+        self.peftType = peftType
+        self.baseModelNameOrPath = baseModelNameOrPath
+        self.swiftpeft = swiftpeft
+    }
+
+    /// Decodes as peft writes configs: `base_model_name_or_path` and `modules_to_save` may be null, fields may be
+    /// missing (they keep their defaults), unknown fields are ignored.
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        peftType = try container.decode(String.self, forKey: .peftType)
+        baseModelNameOrPath = try container.decodeIfPresent(String.self, forKey: .baseModelNameOrPath) ?? ""
+        inferenceMode = try container.decodeIfPresent(Bool.self, forKey: .inferenceMode) ?? true
+        if let names = try? container.decodeIfPresent([String].self, forKey: .targetModules) {
+            targetModules = .names(names)
+        } else if let text = try? container.decodeIfPresent(String.self, forKey: .targetModules) {
+            targetModules = text == "all-linear" ? .allLinear : .pattern(text)
+        }
+        modulesToSave = try container.decodeIfPresent([String].self, forKey: .modulesToSave) ?? []
+        r = try container.decodeIfPresent(Int.self, forKey: .r)
+        loraAlpha = try container.decodeIfPresent(Float.self, forKey: .loraAlpha)
+        loraDropout = try container.decodeIfPresent(Float.self, forKey: .loraDropout)
+        useRSLoRA = try container.decodeIfPresent(Bool.self, forKey: .useRSLoRA)
+        useDoRA = try container.decodeIfPresent(Bool.self, forKey: .useDoRA)
+        maskType = try container.decodeIfPresent(String.self, forKey: .maskType)
+        randomSeed = try container.decodeIfPresent(UInt64.self, forKey: .randomSeed)
+        swiftpeft = try container.decode(Details.self, forKey: .swiftpeft)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(peftType, forKey: .peftType)
+        try container.encode(baseModelNameOrPath, forKey: .baseModelNameOrPath)
+        try container.encode(inferenceMode, forKey: .inferenceMode)
+        switch targetModules {
+        case .names(let names): try container.encode(names, forKey: .targetModules)
+        case .pattern(let pattern): try container.encode(pattern, forKey: .targetModules)
+        case .allLinear: try container.encode("all-linear", forKey: .targetModules)
+        case nil: break
+        }
+        try container.encode(modulesToSave, forKey: .modulesToSave)
+        try container.encodeIfPresent(r, forKey: .r)
+        try container.encodeIfPresent(loraAlpha, forKey: .loraAlpha)
+        try container.encodeIfPresent(loraDropout, forKey: .loraDropout)
+        try container.encodeIfPresent(useRSLoRA, forKey: .useRSLoRA)
+        try container.encodeIfPresent(useDoRA, forKey: .useDoRA)
+        try container.encodeIfPresent(maskType, forKey: .maskType)
+        try container.encodeIfPresent(randomSeed, forKey: .randomSeed)
+        try container.encode(swiftpeft, forKey: .swiftpeft)
+    }
+
     enum CodingKeys: String, CodingKey {
         case peftType = "peft_type", baseModelNameOrPath = "base_model_name_or_path", inferenceMode = "inference_mode"
         case targetModules = "target_modules", modulesToSave = "modules_to_save", r, loraAlpha = "lora_alpha"
         case loraDropout = "lora_dropout", maskType = "mask_type", randomSeed = "random_seed", swiftpeft
         case useRSLoRA = "use_rslora", useDoRA = "use_dora"
+    }
+}
+
+/// A top-level field of a config as far as method options need it (JSON booleans and numbers kept apart).
+enum ConfigFieldValue: Decodable, Equatable, CustomStringConvertible {
+    case null, bool(Bool), number(Double), string(String), strings([String]), other
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null }
+        else if let flag = try? container.decode(Bool.self) { self = .bool(flag) }
+        else if let number = try? container.decode(Double.self) { self = .number(number) }
+        else if let string = try? container.decode(String.self) { self = .string(string) }
+        else if let strings = try? container.decode([String].self) { self = .strings(strings) }
+        else { self = .other }
+    }
+
+    var description: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let flag): return "\(flag)"
+        case .number(let number): return number == number.rounded() && abs(number) < 1e15 ? "\(Int(number))" : "\(number)"
+        case .string(let string): return "\"\(string)\""
+        case .strings(let strings): return "\(strings)"
+        case .other: return "an object or a mixed list"
+        }
     }
 }
 
@@ -125,14 +203,17 @@ public enum AdapterFiles {
     /// the class count (1...`maximumClasses`), the class names (one per class), the resolution (positive).
     public static func configuration(in directory: URL) throws -> AdapterConfiguration {
         let url = directory.appendingPathComponent("adapter_config.json")
-        let configuration: AdapterConfiguration
+        var configuration: AdapterConfiguration
+        let topLevel: [String: ConfigFieldValue]
         do {
             configuration = try decodeJSONFile(AdapterConfiguration.self, from: url, what: "adapter config")
+            topLevel = try JSONDecoder().decode([String: ConfigFieldValue].self, from: Data(contentsOf: url))
         } catch let failure as RegularFile.Failure where failure.kind == .missing {
             throw ModuleError("\(url.path): missing (not an adapter directory?)")
         } catch {
             throw ModuleError("\(error)")
         }
+        try applyPeftFields(topLevel, to: &configuration, path: url.path)
         let details = configuration.swiftpeft
         // 0: an adapter of a module without a classification head (`ModuleAdapters`).
         guard details.classes >= 0 && details.classes <= maximumClasses else {
@@ -145,6 +226,43 @@ public enum AdapterFiles {
             throw ModuleError("\(url.path): 'swiftpeft.resolution' is \(resolution); it must be positive")
         }
         return configuration
+    }
+
+    /// Makes the top-level peft fields the truth: every option of the adapter's method whose key (peft's field name:
+    /// `r`, `lora_alpha`, `target_modules`, `use_dora`, `mask_type`, ...) is at the top level of the config overrides
+    /// the value in `swiftpeft.options`, so a config edited the peft way is applied as edited. A value of the wrong
+    /// kind is refused naming the file and the field.
+    static func applyPeftFields(_ topLevel: [String: ConfigFieldValue], to configuration: inout AdapterConfiguration,
+                                path: String) throws {
+        guard let descriptor = try? MethodRegistry.descriptor(named: configuration.swiftpeft.method) else { return }
+        var assignments: [String] = []
+        for spec in descriptor.options {
+            guard let value = topLevel[spec.key], value != .null else { continue }
+            func refuse() -> ModuleError {
+                ModuleError("\(path): '\(spec.key)' is \(value); method '\(descriptor.name)' takes a\(spec.kind == .integer ? "n" : "") \(spec.kind == .targets ? "list of layer names or a regex string" : spec.kind.rawValue) there")
+            }
+            let text: String
+            switch (spec.kind, value) {
+            case (.boolean, .bool(let flag)): text = flag ? "true" : "false"
+            case (.integer, .number(let number)):
+                guard number == number.rounded(), abs(number) < 1e15 else { throw refuse() }
+                text = String(Int(number))
+            case (.real, .number(let number)): text = "\(number)"
+            case (.text, .string(let string)): text = string
+            // peft: a list of names (suffix match), or one string that is a regex (or "all-linear").
+            case (.targets, .strings(let names)) where !names.isEmpty && names.allSatisfy({ !$0.isEmpty && !$0.contains(",") }):
+                text = names.joined(separator: ",")
+            case (.targets, .string(let pattern)) where !pattern.isEmpty:
+                text = pattern == "all-linear" ? pattern : "re:" + pattern
+            default: throw refuse()
+            }
+            assignments.append(spec.key + "=" + text)
+        }
+        do {
+            configuration.swiftpeft.options = try descriptor.applying(assignments, to: configuration.swiftpeft.options)
+        } catch {
+            throw ModuleError("\(path): \(error)")
+        }
     }
 
     /// Attaches the adapter in `directory` to `model` (a classifier built on the base it was trained on, with a head

@@ -109,7 +109,7 @@ public struct LoRA: PEFTMethod {
 extension LoRA {
     /// peft's `LoraConfig` fields.
     public func describe(into configuration: inout AdapterConfiguration) {
-        if case .names(let names) = options.targetModules { configuration.targetModules = names }
+        configuration.targetModules = options.targetModules
         configuration.r = options.rank
         configuration.loraAlpha = options.alpha
         configuration.loraDropout = options.dropout
@@ -175,13 +175,13 @@ extension LoRA: FusableMethod {
             tensors[layer + ".lora_B.weight"] = Autograd.withoutGrad { concat(bParts, axis: 1) }
         }
         var configuration = adapters[0].configuration
-        configuration.r = total
-        configuration.loraAlpha = Float(total)
-        configuration.swiftpeft.options.rank = total
-        configuration.swiftpeft.options.alpha = Float(total)
-        configuration.swiftpeft.options.dropout = 0
-        configuration.swiftpeft.options.useRSLoRA = false  // each source's own scale is folded into B
-        configuration.useRSLoRA = false
+        var fused = configuration.swiftpeft.options
+        fused.rank = total
+        fused.alpha = Float(total)
+        fused.dropout = 0
+        fused.useRSLoRA = false  // each source's own scale is folded into B
+        configuration.swiftpeft.options = fused
+        LoRA(options: fused).describe(into: &configuration)  // the top-level peft fields say the same
         return Fusion.Result(configuration: configuration, tensors: tensors, integers: [:], layers: layerKeys.count,
                              summary: "rank \(total)")
     }

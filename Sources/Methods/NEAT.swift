@@ -84,7 +84,7 @@ public struct NEAT: PEFTMethod {
 extension NEAT {
     /// peft's `PeanutConfig` fields that we share.
     public func describe(into configuration: inout AdapterConfiguration) {
-        if case .names(let names) = options.targetModules { configuration.targetModules = names }
+        configuration.targetModules = options.targetModules
         configuration.r = options.rank
     }
 

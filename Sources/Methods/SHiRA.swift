@@ -113,6 +113,16 @@ public enum ShiraMask: String, Codable, Sendable, CaseIterable {
 
     /// Whether the mask needs gradients from data.
     public var needsCalibration: Bool { self == .gradient || self == .snip }
+
+    /// Decodes our names and Hugging Face peft's `mask_type` "random" (its only mask) as `.random`.
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let mask = text == "random" ? .random : ShiraMask(rawValue: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription:
+                "unknown SHiRA mask '\(text)'; choose one of: \(ShiraMask.allCases.map(\.rawValue).joined(separator: ", ")) (or peft's 'random')"))
+        }
+        self = mask
+    }
 }
 
 /// Mask construction. Every mask has exactly round(density * out * in) positions (at least 1), sorted.
@@ -268,6 +278,7 @@ public struct SHiRA: PEFTMethod {
 extension SHiRA {
     /// peft's `ShiraConfig` fields that we share.
     public func describe(into configuration: inout AdapterConfiguration) {
+        configuration.targetModules = options.shiraTargets
         configuration.maskType = options.shiraMask == .random ? "random" : options.shiraMask.rawValue
         configuration.randomSeed = options.seed
     }
