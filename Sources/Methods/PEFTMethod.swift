@@ -63,6 +63,9 @@ public struct MethodOptions: Codable, Sendable, Equatable {
     public var seed: UInt64 = 0
     /// SHiRA: fraction of each target weight that trains.
     public var density: Double = 0.01
+    /// SHiRA: Hugging Face peft's sizing, r (in + out) trained positions per weight, instead of `density`
+    /// (nil: size by density).
+    public var shiraRank: Int?
     /// SHiRA: how the trained positions are chosen.
     public var shiraMask: ShiraMask = .random
     /// SHiRA: which Linear layers get a sparse adapter.
@@ -138,6 +141,7 @@ extension MethodOptions {
         if let value = try container.decodeIfPresent(type(of: prompts), forKey: .prompts) { prompts = value }
         if let value = try container.decodeIfPresent(type(of: seed), forKey: .seed) { seed = value }
         if let value = try container.decodeIfPresent(type(of: density), forKey: .density) { density = value }
+        shiraRank = try container.decodeIfPresent(Int.self, forKey: .shiraRank)
         if let value = try container.decodeIfPresent(type(of: shiraMask), forKey: .shiraMask) { shiraMask = value }
         if let value = try container.decodeIfPresent(type(of: shiraTargets), forKey: .shiraTargets) { shiraTargets = value }
         if let value = try container.decodeIfPresent(type(of: shiraMaskPart), forKey: .shiraMaskPart) { shiraMaskPart = value }

@@ -8,7 +8,8 @@ import Models
 ///
 ///     W' = W0 + alpha * S,   S[r, c] = s_i for (r, c) = M_i,  S = 0 elsewhere,
 ///
-/// so the update has the layer's full rank while only |M| = density * out * in numbers train. The gradient is
+/// so the update has the layer's full rank while only |M| = density * out * in numbers train (or r (in + out) with
+/// Hugging Face peft's sizing, option `r`). The gradient is
 /// computed only at the mask (a sampled dense-dense product; see `sparseUpdateLinear`), and `alpha` can be
 /// changed at inference. Values are stored flat (`shira_weight`, [nnz]) with static row-major-sorted indices
 /// (`shira_indices`, int32 [2, nnz]) as in Hugging Face peft.
@@ -230,13 +231,27 @@ public struct SHiRA: PEFTMethod {
         guard options.density > 0 && options.density <= 1 else {
             throw ModuleError("SHiRA density must be in (0, 1], got \(options.density)")
         }
+        if let rank = options.shiraRank, !(1...Self.maximumRank).contains(rank) {
+            throw ModuleError("SHiRA r (peft's sizing, r (in + out) positions per weight) must be in 1...\(Self.maximumRank), got \(rank)")
+        }
+    }
+
+    /// The largest `r` of peft's sizing (a bound, so r (in + out) cannot overflow).
+    static let maximumRank = 1 << 20
+
+    /// The fraction of `layer`'s weight that trains: `density`, or r (in + out) / (out in) with peft's sizing
+    /// (at most the whole weight).
+    func density(of layer: Linear) -> Double {
+        guard let rank = options.shiraRank else { return options.density }
+        let size = Double(layer.outFeatures) * Double(layer.inFeatures)
+        return min(1, Double(rank) * Double(layer.outFeatures + layer.inFeatures) / size)
     }
 
     /// Builds each target's mask (the gradient-scored masks from `gradients`) and attaches its adapter.
     func attachMasks(to targets: [(String, Linear)], gradients: [ObjectIdentifier: Tensor]) throws {
         var generator = RandomGenerator(seed: options.seed &+ 0x5_41_2A)
         for (_, layer) in targets {
-            let mask = try ShiraMaskBuilder.build(options.shiraMask, weight: layer.weight, density: options.density,
+            let mask = try ShiraMaskBuilder.build(options.shiraMask, weight: layer.weight, density: density(of: layer),
                                                   gradient: gradients[ObjectIdentifier(layer)],
                                                   part: options.shiraMaskPart, generator: &generator)
             layer.adapter = ShiraAdapter(base: layer, rows: mask.rows, columns: mask.columns)
@@ -279,6 +294,7 @@ extension SHiRA {
     /// peft's `ShiraConfig` fields that we share.
     public func describe(into configuration: inout AdapterConfiguration) {
         configuration.targetModules = options.shiraTargets
+        configuration.r = options.shiraRank
         configuration.maskType = options.shiraMask == .random ? "random" : options.shiraMask.rawValue
         configuration.randomSeed = options.seed
     }
@@ -317,6 +333,7 @@ extension SHiRA {
         peftType: "SHIRA", capabilities: [.mergeable, .fusable],
         options: [
             MethodOptionSpec("density", field: "density", .real, "fraction of each target weight that trains, in (0, 1]"),
+            MethodOptionSpec("r", field: "shiraRank", .integer, "peft's sizing: r (in + out) trained positions per weight, instead of density"),
             MethodOptionSpec("mask_type", field: "shiraMask", .text, "struct, rand, wm, grad or snip"),
             .targetModules(field: "shiraTargets"),
             MethodOptionSpec("mask_part", field: "shiraMaskPart", .integer, "rand mask: which block of the seeded order (disjoint masks for fusion)"),

@@ -116,3 +116,49 @@ final class PeftConfigFieldTests: XCTestCase {
         XCTAssertNoThrow(try AdapterFiles.load(from: folder, into: tinyClassifier()))
     }
 }
+
+/// SHiRA sized as Hugging Face peft sizes it: r (in + out) trained positions per weight.
+final class SHiRAPeftSizingTests: XCTestCase {
+    func testRankSizingGivesRTimesInPlusOutPositionsAndRoundTrips() throws {
+        var options = MethodOptions()
+        options.shiraRank = 2
+        options.shiraTargets = .names(["query", "value", "fc1"])
+        let model = tinyClassifier()
+        try SHiRA(options: options).apply(to: model)
+        var adapted = 0
+        for (_, module) in model.namedModules() {
+            guard let layer = module as? Linear, let shira = layer.adapter as? ShiraAdapter else { continue }
+            XCTAssertEqual(shira.values.count, 2 * (layer.inFeatures + layer.outFeatures), "\(layer.outFeatures) x \(layer.inFeatures)")
+            adapted += 1
+        }
+        XCTAssertEqual(adapted, 3 * 2)
+        trainOneStep(model, images: tinyImages(seed: 1), labels: [0, 1], rate: 0.05)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("shira-r-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
+        try AdapterFiles.save(model, method: "shira", options: options, baseModel: "tiny", to: folder)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("adapter_config.json"))) as? [String: Any])
+        XCTAssertEqual(object["r"] as? Int, 2, "peft's r is written")
+        XCTAssertEqual(object["target_modules"] as? [String], ["query", "value", "fc1"])
+        let restored = tinyClassifier()
+        try AdapterFiles.load(from: folder, into: restored)
+        XCTAssertEqual(logits(restored, tinyImages(seed: 2)), logits(model, tinyImages(seed: 2)))
+        // The option by key, as on the command line, and its bounds.
+        let descriptor = try MethodRegistry.descriptor(named: "shira")
+        XCTAssertEqual(try descriptor.applying(["r=4"], to: MethodOptions()).shiraRank, 4)
+        for bad in [0, -1, (1 << 20) + 1] {
+            var wrong = MethodOptions()
+            wrong.shiraRank = bad
+            XCTAssertThrowsError(try SHiRA(options: wrong).apply(to: tinyClassifier())) { error in
+                XCTAssertTrue("\(error)".contains("SHiRA r"), "\(error)")
+            }
+        }
+        // A rank that asks for more than the whole weight trains the whole weight.
+        var whole = MethodOptions()
+        whole.shiraRank = 100
+        whole.shiraTargets = .names(["query"])
+        let full = tinyClassifier()
+        try SHiRA(options: whole).apply(to: full)
+        let query = full.vision.blocks[0].attention.query
+        XCTAssertEqual((query.adapter as? ShiraAdapter)?.values.count, query.inFeatures * query.outFeatures)
+    }
+}
