@@ -39,7 +39,7 @@ let package = Package(
         // Helpers the test targets share (finite-difference gradient checks).
         .target(name: "TestSupport", dependencies: ["Engine", "Models"], path: "Tests/TestSupport"),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"]),
-        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"], exclude: ["Fixtures"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MethodsTests", dependencies: ["Methods", "Checkpoints", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),

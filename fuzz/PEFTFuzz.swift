@@ -1,6 +1,6 @@
 // Coverage-guided fuzz harness for the file readers (libFuzzer, built by scripts/fuzz.sh with swiftc; not part of
 // the package's products). The reader is chosen with PEFT_FUZZ_READER:
-//   safetensors | onnx | idx | json | adapter
+//   safetensors | onnx | idx | json | adapter | gguf
 // Every input must either load or throw; a crash, trap, hang or huge allocation is a finding.
 // With PEFT_FUZZ_WRITE_SEEDS=<dir>, LLVMFuzzerInitialize writes small seed files made by the real writers and exits.
 import Foundation
@@ -58,6 +58,7 @@ func runOne(_ bytes: [UInt8]) {
     case "idx": fuzzIDX(bytes)
     case "json": fuzzJSON(bytes)
     case "adapter": fuzzAdapter(bytes)
+    case "gguf": fuzzGGUF(write(bytes, "input.gguf"))
     default: fatalError("unknown PEFT_FUZZ_READER '\(fuzzReader)'")
     }
 }
@@ -70,6 +71,11 @@ func fuzzSafeTensors(_ url: URL) {
         if info.dtype.isInteger { _ = try? file.int32Values(name) }
     }
     _ = try? file.loadAll()
+}
+
+func fuzzGGUF(_ url: URL) {
+    guard let file = try? GGUFFile(path: url.path) else { return }
+    for name in file.names { _ = try? file.tensor(name, allowNonFinite: true) }
 }
 
 func fuzzONNX(_ url: URL) {

