@@ -161,8 +161,8 @@ final class GGUFReaderTests: XCTestCase {
         try assertRefused(b.bytes(), mentions: "more elements than the file has bytes")
         b = valid(); b.tensors = [Builder.tensor("w", ne: [2, 2], type: 99, offset: 0)]
         try assertRefused(b.bytes(), mentions: "unknown ggml type 99")
-        b = valid(); b.tensors = [Builder.tensor("w", ne: [32], type: 12, offset: 0)]
-        try assertRefused(b.bytes(), mentions: "Q4_K (type 12) is not supported yet")
+        b = valid(); b.tensors = [Builder.tensor("w", ne: [32], type: 13, offset: 0)]
+        try assertRefused(b.bytes(), mentions: "Q5_K (type 13) is not supported yet")
         b = valid(); b.tensors = [Builder.tensor("w", ne: [16, 2], type: 8, offset: 0)]
         try assertRefused(b.bytes(), mentions: "not a whole number of Q8_0 blocks")
         b = valid(); b.tensors = [Builder.tensor("w", ne: [2, 2], type: 0, offset: 8)]

@@ -7,7 +7,7 @@ Run once (outputs are committed; the Swift tests never run Python):
     python3 scripts/reference/make_gguf_fixtures.py
 
 small.gguf         GGUF v3: metadata of every value type (and arrays of numbers and strings), general.alignment 64,
-                   and tensors of type F32, F16, BF16, Q8_0, Q4_0 and Q4_1 of a few shapes.
+                   and tensors of type F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K and Q6_K of a few shapes.
 small.expected.json the metadata as plain JSON, and for every tensor its type, its shape as GGUF stores it
                    (innermost first) and its values as gguf's own dequantisation gives them (float32, row-major
                    with the innermost dimension last), printed with 9 significant digits (exact for float32).
@@ -55,6 +55,20 @@ def main() -> None:
         "blk.0.vector": (rng.standard_normal((7,)).astype(np.float32), T.F32),
     }
     expected = {}
+    # gguf cannot quantise to the K-quants; their blocks are random bytes with sane f16 scales, and gguf's
+    # dequantisation gives the expected values.
+    for name, kind, rows in [("q4_k", T.Q4_K, 2), ("q6_k", T.Q6_K, 3)]:
+        block_elements, block_bytes = gguf.GGML_QUANT_SIZES[kind]
+        raw = rng.integers(0, 256, size=(rows, block_bytes), dtype=np.uint8)
+        scales = (rng.uniform(0.01, 0.1, size=(rows, 2))).astype(np.float16).view(np.uint8)
+        if kind == T.Q4_K:
+            raw[:, 0:4] = scales.reshape(rows, 4)          # d, dmin
+        else:
+            raw[:, 208:210] = scales.reshape(rows, 4)[:, :2]  # d
+        writer.add_tensor(name, raw, raw_dtype=kind)
+        stored = np.asarray(gguf.quants.dequantize(raw, kind), dtype=np.float32).reshape(rows, block_elements)
+        expected[name] = {"type": kind.name, "ne": [block_elements, rows],
+                          "values": [float(f"{v:.9g}") for v in stored.reshape(-1).tolist()]}
     for name, (values, kind) in tensors.items():
         if kind == T.F32:
             data = values
