@@ -31,10 +31,14 @@ public func describeDecodingError(_ error: Error) -> String {
 /// and, for a value of the wrong type, its key path.
 public func decodeJSONFile<T: Decodable>(_ type: T.Type, from url: URL, what: String,
                                          limit: Int = RegularFile.configurationLimit) throws -> T {
-    let data = try RegularFile.read(url, limit: limit)
+    try decodeJSON(type, from: RegularFile.read(url, limit: limit), path: url.path, what: what)
+}
+
+/// `decodeJSONFile` for bytes already read from `path` (named in the error).
+public func decodeJSON<T: Decodable>(_ type: T.Type, from data: Data, path: String, what: String) throws -> T {
     do { return try JSONDecoder().decode(type, from: data) } catch {
         let text = misfitNumber(type, in: data) ?? describeDecodingError(error)
-        throw RegularFile.Failure(kind: .invalid, path: url.path, reason: "not a valid \(what): \(text)")
+        throw RegularFile.Failure(kind: .invalid, path: path, reason: "not a valid \(what): \(text)")
     }
 }
 

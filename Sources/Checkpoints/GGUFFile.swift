@@ -115,8 +115,7 @@ public final class GGUFFile: @unchecked Sendable {
             infos.append(GGUFTensorInfo(name: name, ne: ne, type: type, offset: Int(offset),
                                         byteCount: elements / type.blockElements * type.blockBytes))
         }
-        let (aligned, _) = (reader.offset + alignment - 1).quotientAndRemainder(dividingBy: alignment)
-        dataOffset = aligned * alignment
+        dataOffset = (reader.offset + alignment - 1) / alignment * alignment
         for info in infos {
             let (end, overflow) = (dataOffset + info.offset).addingReportingOverflow(info.byteCount)
             guard !overflow, end <= file.size else {

@@ -97,15 +97,12 @@ extension TransformerBackbone {
     /// them afterwards. `block(index, tokens, keyMask)` runs one block.
     public func runBlocks(_ count: Int, tokens: Tensor, keyMask: [Float]?,
                           _ block: (Int, Tensor, [Float]?) -> Tensor) -> Tensor {
+        let inserter = tokenInserter
         var x = tokens, mask = keyMask
-        guard let inserter = tokenInserter else {
-            for index in 0..<count { x = block(index, x, mask) }
-            return x
-        }
         for index in 0..<count {
-            (x, mask) = inserter.insert(into: x, keyMask: mask, beforeBlock: index)
+            if let inserter { (x, mask) = inserter.insert(into: x, keyMask: mask, beforeBlock: index) }
             x = block(index, x, mask)
         }
-        return inserter.remove(from: x)
+        return inserter?.remove(from: x) ?? x
     }
 }

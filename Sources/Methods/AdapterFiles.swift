@@ -142,13 +142,13 @@ public enum AdapterFiles {
     /// Writes the trainable parameters of `model` (adapter and head) to `directory` (files written atomically).
     public static func save(_ model: any Classifier, method: String, options: MethodOptions, baseModel: String,
                             classNames: [String]? = nil, resolution: Int? = nil, to directory: URL) throws {
+        let resolved = try MethodRegistry.method(named: method, options: options)
         var configuration = makeConfiguration(
-            method: method, options: options, baseModel: baseModel,
+            resolved, baseModel: baseModel,
             details: .init(method: method, options: options, classes: model.classCount, backbone: model.backboneName,
                            baseFingerprint: model.baseFingerprint, classNames: classNames, resolution: resolution))
         var tensors: [String: Tensor] = [:]
         for (name, parameter) in model.trainableParameters { tensors[prefix + name] = parameter }
-        let resolved = try MethodRegistry.method(named: method, options: options)
         if let staged = resolved as? any StagedMethod, staged.isPastFirstStage(model) {
             let stage = try staged.stageState(model)
             configuration.swiftpeft.stage = stage.json
@@ -157,12 +157,12 @@ public enum AdapterFiles {
         try write(configuration, tensors: tensors, integers: structureTensors(of: resolved, in: model), to: directory)
     }
 
-    /// A config with peft's top-level fields for `method` and our `details`.
-    static func makeConfiguration(method: String, options: MethodOptions, baseModel: String,
+    /// A config with `method`'s peft top-level fields and our `details`.
+    static func makeConfiguration(_ method: any PEFTMethod, baseModel: String,
                                   details: AdapterConfiguration.Details) -> AdapterConfiguration {
-        var configuration = AdapterConfiguration(peftType: peftType(for: method), baseModelNameOrPath: baseModel,
+        var configuration = AdapterConfiguration(peftType: peftType(for: details.method), baseModelNameOrPath: baseModel,
                                                  swiftpeft: details)
-        (try? MethodRegistry.method(named: method, options: options))?.describe(into: &configuration)
+        method.describe(into: &configuration)
         return configuration
     }
 
@@ -179,7 +179,6 @@ public enum AdapterFiles {
                 && !(staged?.isStageTensor(String(name.dropFirst(prefix.count))) ?? false)
         })
     }
-
 
     /// Writes an adapter directory (`adapter_config.json` + `adapter_model.safetensors`) as a whole: the two files
     /// go into a staging directory that then replaces `directory` atomically, so a killed or failed write never
@@ -206,8 +205,9 @@ public enum AdapterFiles {
         var configuration: AdapterConfiguration
         let topLevel: [String: ConfigFieldValue]
         do {
-            configuration = try decodeJSONFile(AdapterConfiguration.self, from: url, what: "adapter config")
-            topLevel = try JSONDecoder().decode([String: ConfigFieldValue].self, from: Data(contentsOf: url))
+            let data = try RegularFile.read(url)
+            configuration = try decodeJSON(AdapterConfiguration.self, from: data, path: url.path, what: "adapter config")
+            topLevel = try JSONDecoder().decode([String: ConfigFieldValue].self, from: data)
         } catch let failure as RegularFile.Failure where failure.kind == .missing {
             throw ModuleError("\(url.path): missing (not an adapter directory?)")
         } catch {

