@@ -41,7 +41,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"], exclude: ["Fixtures"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "MethodsTests", dependencies: ["Methods", "Checkpoints", "TestSupport"]),
+        .testTarget(name: "MethodsTests", dependencies: ["Methods", "Checkpoints", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
         // A model of its own through the public API only (no @testable): attach, train, save, load, merge.
         .testTarget(name: "PublicAPITests", dependencies: ["Engine", "Layers", "Methods", "Training"]),
