@@ -99,7 +99,9 @@ func fuzzJSON(_ bytes: [UInt8]) {
     let data = Data(bytes)
     let decoder = JSONDecoder()
     _ = try? decoder.decode(TrainingConfiguration.self, from: data)
-    _ = try? decoder.decode(MethodOptions.self, from: data)
+    if let object = try? decoder.decode(ConfigObject.self, from: data) {
+        for descriptor in MethodRegistry.all { _ = try? descriptor.validated(object) }
+    }
     _ = try? decoder.decode(AdapterConfiguration.self, from: data)
     _ = try? decoder.decode(CheckpointState.self, from: data)
 }
@@ -218,26 +220,21 @@ func writeSeeds(to root: URL) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     var configuration = TrainingConfiguration()
-    configuration.options.targetModules = .pattern(".*query")
+    configuration.use(LoRA(config: .init { $0.targetModules = .pattern(".*query") }))
     try put("json", "training-configuration", Array(try encoder.encode(configuration)))
-    var options = MethodOptions()
-    options.targetModules = .allLinear
-    options.ttcChannels = 4
-    try put("json", "method-options", Array(try encoder.encode(options)))
+    try put("json", "method-config", Array(try encoder.encode(TTC.Config { $0.channels = 4 })))
     try put("json", "checkpoint-state", Array(try encoder.encode(CheckpointState(configuration: configuration, completedEpochs: 1,
         optimizerStep: 3, bestEpoch: 0, bestValidationAccuracy: 0.5, history: []))))
     try put("json", "escapes-and-numbers", Array(#"{"a":[1,-0.5e+3,true,false,null,"\u00e9\ud83d\ude00\n"],"b":{}}"#.utf8))
 
     // Adapters: LoRA and SHiRA adapters of the tiny model, as config + separator + weights.
-    for (method, configure) in [("lora", { (o: inout MethodOptions) in o.rank = 2 }),
-                                ("shira", { (o: inout MethodOptions) in o.density = 0.1 }),
-                                ("bitfit", { (_: inout MethodOptions) in })] {
-        var options = MethodOptions()
-        configure(&options)
+    let methods: [any PEFTMethod] = [LoRA(config: .init { $0.r = 2 }), SHiRA(config: .init { $0.density = 0.1 }), BitFit()]
+    for resolved in methods {
+        let method = resolved.name
         let model = tinyModel()
-        try MethodRegistry.method(named: method, options: options).apply(to: model)
+        try resolved.apply(to: model)
         let directory = scratch.appendingPathComponent("seed-adapter-\(method)")
-        try AdapterFiles.save(model, method: method, options: options, baseModel: "tiny", to: directory)
+        try AdapterFiles.save(model, method: resolved, baseModel: "tiny", to: directory)
         let config = try read(directory.appendingPathComponent("adapter_config.json"))
         let weights = try read(directory.appendingPathComponent("adapter_model.safetensors"))
         try put("adapter", method, config + adapterSeparator + weights)

@@ -4,7 +4,7 @@
 # each: the updates are averaged), and each task evaluated on its full test set with the fused body and its own head
 # (`peft eval-adapter --head-from`).
 # Conditions: LoRA r=8 (query, value); SHiRA 1% all-linear rand masks, every task with the same mask ("overlap":
-# same seed, same mask part); SHiRA with strictly disjoint masks (same seed, --mask-part 0, 1, 2 ...).
+# same seed, same mask part); SHiRA with strictly disjoint masks (same seed, --option mask_part=0, 1, 2 ...).
 # Reduced budget: 3 epochs, 112 px, batch 32 (25 steps/epoch), validation only after the last epoch, seed 0.
 # Writes runs/fusion/ and prints the table for BENCHMARKS.md. About 25 minutes per task on 2 free cores.
 # Runs that already have result.json are skipped, so the script can be re-run after an interruption.
@@ -27,8 +27,8 @@ for i in "${!TASKS[@]}"; do
   task="${TASKS[$i]}"
   train "$OUT/lora-$task" --task "$task" --method lora --rank 8
   # Part 0 for every task: the same mask. Part i: disjoint from every other part (task 0 reuses its part-0 run).
-  train "$OUT/shira-p0-$task" --task "$task" --method shira --density 0.01 --mask rand
-  train "$OUT/shira-p$i-$task" --task "$task" --method shira --density 0.01 --mask rand --mask-part "$i"
+  train "$OUT/shira-p0-$task" --task "$task" --method shira --density 0.01 --option mask_type=rand
+  train "$OUT/shira-p$i-$task" --task "$task" --method shira --density 0.01 --option mask_type=rand --option mask_part="$i"
   lora+=("$OUT/lora-$task/adapter"); overlap+=("$OUT/shira-p0-$task/adapter"); disjoint+=("$OUT/shira-p$i-$task/adapter")
   ones+=(1)
 done

@@ -1,7 +1,7 @@
 import Foundation
 
 /// A readable account of why JSON could not be decoded into a type: the key path and what was wrong there,
-/// e.g. `at 'swiftpeft.options.rank': expected Int, found 4.5` instead of Foundation's generic text.
+/// e.g. `at 'swiftpeft.classes': expected Int, found 4.5` instead of Foundation's generic text.
 public func describeDecodingError(_ error: Error) -> String {
     func path(_ keys: [CodingKey]) -> String {
         let text = keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }

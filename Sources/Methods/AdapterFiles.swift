@@ -11,23 +11,18 @@ public struct AdapterConfiguration: Codable, Sendable {
     public var peftType: String
     public var baseModelNameOrPath: String
     public var inferenceMode = true
-    /// peft's `target_modules`: written as a list of names, or one string (a regex, or "all-linear").
-    public var targetModules: TargetModules?
     public var modulesToSave = ["classifier"]
-    public var r: Int?
-    public var loraAlpha: Float?
-    public var loraDropout: Float?
-    /// peft's LoRA variants: rsLoRA scaling and DoRA's magnitude vectors.
-    public var useRSLoRA: Bool?
-    public var useDoRA: Bool?
-    public var maskType: String?
-    public var randomSeed: UInt64?
+    /// Every other top-level field, as peft writes its configs: the method's fields that peft has (`r`,
+    /// `lora_alpha`, `target_modules`, `use_dora`, `mask_type`, ...; written from `swiftpeft.config` by
+    /// `setConfig`, and on reading they override it), and whatever else a peft-written config holds (kept as is).
+    public var peftFields: ConfigObject = [:]
     public var swiftpeft: Details
 
     /// What this library needs to rebuild the adapter.
     public struct Details: Codable, Sendable {
         public var method: String
-        public var options: MethodOptions
+        /// The method's configuration (its `Config` as JSON).
+        public var config: ConfigObject
         public var classes: Int
         public var backbone: String
         public var baseFingerprint: String
@@ -39,6 +34,57 @@ public struct AdapterConfiguration: Codable, Sendable {
         /// The image side the adapter was trained at (absent for text models and in adapters saved before it was
         /// recorded); `predict` uses it so that answers do not depend on files next to the adapter.
         public var resolution: Int?
+
+        public init(method: String, config: ConfigObject, classes: Int, backbone: String, baseFingerprint: String,
+                    classNames: [String]? = nil, resolution: Int? = nil) {
+            self.method = method
+            self.config = config
+            self.classes = classes
+            self.backbone = backbone
+            self.baseFingerprint = baseFingerprint
+            self.classNames = classNames
+            self.resolution = resolution
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case method, config, classes, backbone, baseFingerprint, classNames, stage, fusion, resolution
+            /// The flat options of adapters saved before typed configs.
+            case options
+        }
+
+        /// Reads `config`, or the flat `options` of adapters saved before typed configs (through the method's
+        /// descriptor).
+        public init(from decoder: Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            method = try container.decode(String.self, forKey: .method)
+            if let config = try container.decodeIfPresent(ConfigObject.self, forKey: .config) {
+                self.config = config
+            } else if let legacy = try container.decodeIfPresent(ConfigObject.self, forKey: .options) {
+                config = (try? MethodRegistry.descriptor(named: method))?.config(fromLegacyOptions: legacy) ?? [:]
+            } else {
+                config = [:]
+            }
+            classes = try container.decode(Int.self, forKey: .classes)
+            backbone = try container.decode(String.self, forKey: .backbone)
+            baseFingerprint = try container.decode(String.self, forKey: .baseFingerprint)
+            classNames = try container.decodeIfPresent([String].self, forKey: .classNames)
+            stage = try container.decodeIfPresent(String.self, forKey: .stage)
+            fusion = try container.decodeIfPresent(FusionRecord.self, forKey: .fusion)
+            resolution = try container.decodeIfPresent(Int.self, forKey: .resolution)
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(method, forKey: .method)
+            try container.encode(config, forKey: .config)
+            try container.encode(classes, forKey: .classes)
+            try container.encode(backbone, forKey: .backbone)
+            try container.encode(baseFingerprint, forKey: .baseFingerprint)
+            try container.encodeIfPresent(classNames, forKey: .classNames)
+            try container.encodeIfPresent(stage, forKey: .stage)
+            try container.encodeIfPresent(fusion, forKey: .fusion)
+            try container.encodeIfPresent(resolution, forKey: .resolution)
+        }
     }
 
     public init(peftType: String, baseModelNameOrPath: String, swiftpeft: Details) {
@@ -47,82 +93,47 @@ public struct AdapterConfiguration: Codable, Sendable {
         self.swiftpeft = swiftpeft
     }
 
-    /// Decodes as peft writes configs: `base_model_name_or_path` and `modules_to_save` may be null, fields may be
-    /// missing (they keep their defaults), unknown fields are ignored.
-    public init(from decoder: Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        peftType = try container.decode(String.self, forKey: .peftType)
-        baseModelNameOrPath = try container.decodeIfPresent(String.self, forKey: .baseModelNameOrPath) ?? ""
-        inferenceMode = try container.decodeIfPresent(Bool.self, forKey: .inferenceMode) ?? true
-        if let names = try? container.decodeIfPresent([String].self, forKey: .targetModules) {
-            targetModules = .names(names)
-        } else if let text = try? container.decodeIfPresent(String.self, forKey: .targetModules) {
-            targetModules = text == "all-linear" ? .allLinear : .pattern(text)
+    /// Sets the method's configuration and the top-level fields peft has for it (`descriptor`'s options marked
+    /// `peft`; a field the configuration leaves unset is removed).
+    public mutating func setConfig(_ config: ConfigObject, of descriptor: MethodDescriptor) {
+        swiftpeft.config = config
+        for spec in descriptor.options where spec.peft {
+            peftFields[spec.key] = config[spec.key].flatMap { $0 == .null ? nil : $0 }
         }
-        modulesToSave = try container.decodeIfPresent([String].self, forKey: .modulesToSave) ?? []
-        r = try container.decodeIfPresent(Int.self, forKey: .r)
-        loraAlpha = try container.decodeIfPresent(Float.self, forKey: .loraAlpha)
-        loraDropout = try container.decodeIfPresent(Float.self, forKey: .loraDropout)
-        useRSLoRA = try container.decodeIfPresent(Bool.self, forKey: .useRSLoRA)
-        useDoRA = try container.decodeIfPresent(Bool.self, forKey: .useDoRA)
-        maskType = try container.decodeIfPresent(String.self, forKey: .maskType)
-        randomSeed = try container.decodeIfPresent(UInt64.self, forKey: .randomSeed)
-        swiftpeft = try container.decode(Details.self, forKey: .swiftpeft)
+    }
+
+    private struct Key: CodingKey {
+        let stringValue: String
+        init(_ string: String) { stringValue = string }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
+    }
+
+    private static let ownKeys: Set<String> = ["peft_type", "base_model_name_or_path", "inference_mode", "modules_to_save", "swiftpeft"]
+
+    /// Decodes as peft writes configs: `base_model_name_or_path` and `modules_to_save` may be null, fields may be
+    /// missing (they keep their defaults), other fields are kept in `peftFields`.
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: Key.self)
+        peftType = try container.decode(String.self, forKey: Key("peft_type"))
+        baseModelNameOrPath = try container.decodeIfPresent(String.self, forKey: Key("base_model_name_or_path")) ?? ""
+        inferenceMode = try container.decodeIfPresent(Bool.self, forKey: Key("inference_mode")) ?? true
+        modulesToSave = try container.decodeIfPresent([String].self, forKey: Key("modules_to_save")) ?? []
+        for key in container.allKeys where !Self.ownKeys.contains(key.stringValue) {
+            peftFields[key.stringValue] = try container.decode(ConfigValue.self, forKey: key)
+        }
+        swiftpeft = try container.decode(Details.self, forKey: Key("swiftpeft"))
     }
 
     public func encode(to encoder: Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(peftType, forKey: .peftType)
-        try container.encode(baseModelNameOrPath, forKey: .baseModelNameOrPath)
-        try container.encode(inferenceMode, forKey: .inferenceMode)
-        switch targetModules {
-        case .names(let names): try container.encode(names, forKey: .targetModules)
-        case .pattern(let pattern): try container.encode(pattern, forKey: .targetModules)
-        case .allLinear: try container.encode("all-linear", forKey: .targetModules)
-        case nil: break
-        }
-        try container.encode(modulesToSave, forKey: .modulesToSave)
-        try container.encodeIfPresent(r, forKey: .r)
-        try container.encodeIfPresent(loraAlpha, forKey: .loraAlpha)
-        try container.encodeIfPresent(loraDropout, forKey: .loraDropout)
-        try container.encodeIfPresent(useRSLoRA, forKey: .useRSLoRA)
-        try container.encodeIfPresent(useDoRA, forKey: .useDoRA)
-        try container.encodeIfPresent(maskType, forKey: .maskType)
-        try container.encodeIfPresent(randomSeed, forKey: .randomSeed)
-        try container.encode(swiftpeft, forKey: .swiftpeft)
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case peftType = "peft_type", baseModelNameOrPath = "base_model_name_or_path", inferenceMode = "inference_mode"
-        case targetModules = "target_modules", modulesToSave = "modules_to_save", r, loraAlpha = "lora_alpha"
-        case loraDropout = "lora_dropout", maskType = "mask_type", randomSeed = "random_seed", swiftpeft
-        case useRSLoRA = "use_rslora", useDoRA = "use_dora"
-    }
-}
-
-/// A top-level field of a config as far as method options need it (JSON booleans and numbers kept apart).
-enum ConfigFieldValue: Decodable, Equatable, CustomStringConvertible {
-    case null, bool(Bool), number(Double), string(String), strings([String]), other
-
-    init(from decoder: Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let flag = try? container.decode(Bool.self) { self = .bool(flag) }
-        else if let number = try? container.decode(Double.self) { self = .number(number) }
-        else if let string = try? container.decode(String.self) { self = .string(string) }
-        else if let strings = try? container.decode([String].self) { self = .strings(strings) }
-        else { self = .other }
-    }
-
-    var description: String {
-        switch self {
-        case .null: return "null"
-        case .bool(let flag): return "\(flag)"
-        case .number(let number): return number == number.rounded() && abs(number) < 1e15 ? "\(Int(number))" : "\(number)"
-        case .string(let string): return "\"\(string)\""
-        case .strings(let strings): return "\(strings)"
-        case .other: return "an object or a mixed list"
-        }
+        var container = encoder.container(keyedBy: Key.self)
+        for (key, value) in peftFields where !Self.ownKeys.contains(key) { try container.encode(value, forKey: Key(key)) }
+        try container.encode(peftType, forKey: Key("peft_type"))
+        try container.encode(baseModelNameOrPath, forKey: Key("base_model_name_or_path"))
+        try container.encode(inferenceMode, forKey: Key("inference_mode"))
+        try container.encode(modulesToSave, forKey: Key("modules_to_save"))
+        try container.encode(swiftpeft, forKey: Key("swiftpeft"))
     }
 }
 
@@ -139,30 +150,33 @@ public enum AdapterFiles {
         (try? MethodRegistry.descriptor(named: method))?.adapterPeftType ?? "SWIFTPEFT_\(method.uppercased())"
     }
 
-    /// Writes the trainable parameters of `model` (adapter and head) to `directory` (files written atomically).
-    public static func save(_ model: any Classifier, method: String, options: MethodOptions, baseModel: String,
+    /// Writes the trainable parameters of `model` (adapter and head), trained with `method`, to `directory` (files
+    /// written atomically).
+    public static func save(_ model: any Classifier, method: any PEFTMethod, baseModel: String,
                             classNames: [String]? = nil, resolution: Int? = nil, to directory: URL) throws {
-        let resolved = try MethodRegistry.method(named: method, options: options)
         var configuration = makeConfiguration(
-            resolved, baseModel: baseModel,
-            details: .init(method: method, options: options, classes: model.classCount, backbone: model.backboneName,
-                           baseFingerprint: model.baseFingerprint, classNames: classNames, resolution: resolution))
+            method, baseModel: baseModel,
+            details: .init(method: method.name, config: method.config.values, classes: model.classCount,
+                           backbone: model.backboneName, baseFingerprint: model.baseFingerprint,
+                           classNames: classNames, resolution: resolution))
         var tensors: [String: Tensor] = [:]
         for (name, parameter) in model.trainableParameters { tensors[prefix + name] = parameter }
-        if let staged = resolved as? any StagedMethod, staged.isPastFirstStage(model) {
+        if let staged = method as? any StagedMethod, staged.isPastFirstStage(model) {
             let stage = try staged.stageState(model)
             configuration.swiftpeft.stage = stage.json
             for (name, value) in stage.tensors { tensors[prefix + name] = value }
         }
-        try write(configuration, tensors: tensors, integers: structureTensors(of: resolved, in: model), to: directory)
+        try write(configuration, tensors: tensors, integers: structureTensors(of: method, in: model), to: directory)
     }
 
-    /// A config with `method`'s peft top-level fields and our `details`.
+    /// A config with our `details` and the method's peft top-level fields (for a registered method).
     static func makeConfiguration(_ method: any PEFTMethod, baseModel: String,
                                   details: AdapterConfiguration.Details) -> AdapterConfiguration {
         var configuration = AdapterConfiguration(peftType: peftType(for: details.method), baseModelNameOrPath: baseModel,
                                                  swiftpeft: details)
-        method.describe(into: &configuration)
+        if let descriptor = try? MethodRegistry.descriptor(named: method.name) {
+            configuration.setConfig(details.config, of: descriptor)
+        }
         return configuration
     }
 
@@ -203,17 +217,15 @@ public enum AdapterFiles {
     public static func configuration(in directory: URL) throws -> AdapterConfiguration {
         let url = directory.appendingPathComponent("adapter_config.json")
         var configuration: AdapterConfiguration
-        let topLevel: [String: ConfigFieldValue]
         do {
             let data = try RegularFile.read(url)
             configuration = try decodeJSON(AdapterConfiguration.self, from: data, path: url.path, what: "adapter config")
-            topLevel = try JSONDecoder().decode([String: ConfigFieldValue].self, from: data)
         } catch let failure as RegularFile.Failure where failure.kind == .missing {
             throw ModuleError("\(url.path): missing (not an adapter directory?)")
         } catch {
             throw ModuleError("\(error)")
         }
-        try applyPeftFields(topLevel, to: &configuration, path: url.path)
+        try applyPeftFields(to: &configuration, path: url.path)
         let details = configuration.swiftpeft
         // 0: an adapter of a module without a classification head (`ModuleAdapters`).
         guard details.classes >= 0 && details.classes <= maximumClasses else {
@@ -230,36 +242,17 @@ public enum AdapterFiles {
 
     /// Makes the top-level peft fields the truth: every option of the adapter's method whose key (peft's field name:
     /// `r`, `lora_alpha`, `target_modules`, `use_dora`, `mask_type`, ...) is at the top level of the config overrides
-    /// the value in `swiftpeft.options`, so a config edited the peft way is applied as edited. A value of the wrong
-    /// kind is refused naming the file and the field.
-    static func applyPeftFields(_ topLevel: [String: ConfigFieldValue], to configuration: inout AdapterConfiguration,
-                                path: String) throws {
+    /// the value in `swiftpeft.config`, so a config edited the peft way is applied as edited. The result is checked
+    /// against the method's `Config` (a value of the wrong kind is refused naming the file and the field) and stored
+    /// complete in `swiftpeft.config`.
+    static func applyPeftFields(to configuration: inout AdapterConfiguration, path: String) throws {
         guard let descriptor = try? MethodRegistry.descriptor(named: configuration.swiftpeft.method) else { return }
-        var assignments: [String] = []
+        var config = configuration.swiftpeft.config
         for spec in descriptor.options {
-            guard let value = topLevel[spec.key], value != .null else { continue }
-            func refuse() -> ModuleError {
-                ModuleError("\(path): '\(spec.key)' is \(value); method '\(descriptor.name)' takes a\(spec.kind == .integer ? "n" : "") \(spec.kind == .targets ? "list of layer names or a regex string" : spec.kind.rawValue) there")
-            }
-            let text: String
-            switch (spec.kind, value) {
-            case (.boolean, .bool(let flag)): text = flag ? "true" : "false"
-            case (.integer, .number(let number)):
-                guard number == number.rounded(), abs(number) < 1e15 else { throw refuse() }
-                text = String(Int(number))
-            case (.real, .number(let number)): text = "\(number)"
-            case (.text, .string(let string)): text = string
-            // peft: a list of names (suffix match), or one string that is a regex (or "all-linear").
-            case (.targets, .strings(let names)) where !names.isEmpty && names.allSatisfy({ !$0.isEmpty && !$0.contains(",") }):
-                text = names.joined(separator: ",")
-            case (.targets, .string(let pattern)) where !pattern.isEmpty:
-                text = pattern == "all-linear" ? pattern : "re:" + pattern
-            default: throw refuse()
-            }
-            assignments.append(spec.key + "=" + text)
+            if let value = configuration.peftFields[spec.key], value != .null { config[spec.key] = value }
         }
         do {
-            configuration.swiftpeft.options = try descriptor.applying(assignments, to: configuration.swiftpeft.options)
+            configuration.swiftpeft.config = try descriptor.validated(config)
         } catch {
             throw ModuleError("\(path): \(error)")
         }
@@ -299,7 +292,7 @@ public enum AdapterFiles {
         }
         let weightsURL = directory.appendingPathComponent("adapter_model.safetensors")
         let file = try SafeTensorsFile(path: weightsURL.path)
-        let method = try MethodRegistry.method(named: details.method, options: details.options)
+        let method = try MethodRegistry.method(named: details.method, config: details.config)
         if try method.attachStored(from: file, to: model) {
             model.head.setRequiresGrad(true)
         } else {

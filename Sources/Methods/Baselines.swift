@@ -42,22 +42,22 @@ public struct LayerNormTuning: PEFTMethod {
 extension LinearProbe {
     public static let descriptor = MethodDescriptor(
         name: "linear", summary: "linear probe: train only the head on frozen features", defaultLearningRate: 1e-2,
-        make: { _ in LinearProbe() })
+        make: { LinearProbe() })
 }
 
 extension FullFineTuning {
     public static let descriptor = MethodDescriptor(
         name: "full", summary: "full fine-tuning: every backbone weight trains", defaultLearningRate: 2e-5,
-        make: { _ in FullFineTuning() })
+        make: { FullFineTuning() })
 }
 
 extension BitFit {
     public static let descriptor = MethodDescriptor(
-        name: "bitfit", summary: "BitFit: train only the bias vectors", make: { _ in BitFit() })
+        name: "bitfit", summary: "BitFit: train only the bias vectors", make: { BitFit() })
 }
 
 extension LayerNormTuning {
     public static let descriptor = MethodDescriptor(
         name: "layernorm", summary: "LayerNorm tuning: train only the LayerNorm scales and shifts",
-        make: { _ in LayerNormTuning() })
+        make: { LayerNormTuning() })
 }

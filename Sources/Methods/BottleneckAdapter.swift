@@ -30,21 +30,37 @@ public final class BottleneckAdapter: StreamModule {
 /// Attaches a `BottleneckAdapter` beside the feed-forward of every block of a transformer backbone (saved under
 /// `adapter.*`).
 public struct BottleneckAdapterMethod: PEFTMethod {
+    /// The bottleneck's width and output scale.
+    public struct Config: MethodConfig {
+        public var adapterWidth = 8
+        public var adapterScale: Float = 0.1
+        public var seed: UInt64 = 0
+        public init() {}
+
+        enum CodingKeys: String, CodingKey { case adapterWidth = "adapter_width", adapterScale = "adapter_scale", seed }
+
+        public static let options = [
+            MethodOptionSpec("adapter_width", .integer, "hidden width of the bottleneck", legacyField: "adapterWidth"),
+            MethodOptionSpec("adapter_scale", .real, "scale of the adapter's output", legacyField: "adapterScale"),
+            .seed(),
+        ]
+    }
+
     public let name = "adapter"
-    public let options: MethodOptions
-    public init(options: MethodOptions = MethodOptions()) { self.options = options }
+    public let config: Config
+    public init(config: Config = Config()) { self.config = config }
 
     public func apply(to model: any Classifier) throws {
         let backbone = try model.requireTransformer(for: "the bottleneck adapter")
-        guard options.adapterWidth > 0 else { throw ModuleError("adapter width must be positive") }
-        guard options.adapterWidth <= 4 * backbone.width else {
-            throw ModuleError("adapter width \(options.adapterWidth) is more than 4 x the model width \(backbone.width)")
+        guard config.adapterWidth > 0 else { throw ModuleError("adapter width must be positive") }
+        guard config.adapterWidth <= 4 * backbone.width else {
+            throw ModuleError("adapter width \(config.adapterWidth) is more than 4 x the model width \(backbone.width)")
         }
         model.freezeBackbone()
-        var generator = RandomGenerator(seed: options.seed &+ 0xADA)
+        var generator = RandomGenerator(seed: config.seed &+ 0xADA)
         for hooks in backbone.blockHooks {
-            hooks.set(BottleneckAdapter(width: backbone.width, hidden: options.adapterWidth,
-                                        scale: options.adapterScale, generator: &generator),
+            hooks.set(BottleneckAdapter(width: backbone.width, hidden: config.adapterWidth,
+                                        scale: config.adapterScale, generator: &generator),
                       named: "adapter", at: .besideFeedForward)
         }
     }
@@ -53,9 +69,5 @@ public struct BottleneckAdapterMethod: PEFTMethod {
 extension BottleneckAdapterMethod {
     public static let descriptor = MethodDescriptor(
         name: "adapter", summary: "bottleneck adapter (AdaptFormer): a small parallel MLP beside each block's MLP",
-        options: [
-            MethodOptionSpec("adapter_width", field: "adapterWidth", .integer, "hidden width of the bottleneck"),
-            MethodOptionSpec("adapter_scale", field: "adapterScale", .real, "scale of the adapter's output"),
-        ],
-        make: { BottleneckAdapterMethod(options: $0) })
+        make: { BottleneckAdapterMethod(config: $0) })
 }

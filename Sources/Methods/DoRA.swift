@@ -9,7 +9,7 @@ import Models
 ///
 /// with the row norm treated as a constant in the backward (as the paper and peft do, Section 4.3). m starts as
 /// ||W0||_row and B = 0, so the layer starts exactly as the pretrained one. Parameters: `lora_A.weight`,
-/// `lora_B.weight` and `lora_magnitude_vector` (peft's names). Enabled by `MethodOptions.useDoRA` on the LoRA
+/// `lora_B.weight` and `lora_magnitude_vector` (peft's names). Enabled by `LoRA.Config.useDoRA` on the LoRA
 /// method; rsLoRA scaling (`useRSLoRA`, s = alpha / sqrt(r)) applies as for LoRA.
 public final class DoRAAdapter: LinearAdapter {
     /// The LoRA factors: A [r, in], B [out, r].

@@ -44,7 +44,7 @@ public enum Fusion {
             configuration = try AdapterFiles.configuration(in: directory)
             let path = directory.appendingPathComponent("adapter_model.safetensors").path
             var tensors: [String: Tensor] = [:], integers: [String: [Int32]] = [:]
-            let method = try? MethodRegistry.method(named: configuration.swiftpeft.method, options: configuration.swiftpeft.options)
+            let method = try? MethodRegistry.method(named: configuration.swiftpeft.method, config: configuration.swiftpeft.config)
             do {
                 let file = try SafeTensorsFile(path: path)
                 for name in file.names {
@@ -143,7 +143,7 @@ public enum Fusion {
                 }
             }
         }
-        guard let fusable = try MethodRegistry.method(named: method, options: first.configuration.swiftpeft.options)
+        guard let fusable = try MethodRegistry.method(named: method, config: first.configuration.swiftpeft.config)
                 as? any FusableMethod else {
             throw ModuleError("\(first.directory.path): method '\(method)' has no fusion (it does not implement FusableMethod)")
         }

@@ -60,17 +60,48 @@ public final class WeightHolder: Module {
     public var ownParameters: [(String, Tensor)] { [("weight", weight)] }
 }
 
-extension MethodOptions {
-    /// The factor s of LoRA's update: alpha / r, or alpha / sqrt(r) with rsLoRA (Kalajdzievski, 2023; peft's
-    /// `use_rslora`), which keeps the update's scale stable as the rank grows.
-    public var loraScale: Float { useRSLoRA ? alpha / Float(rank).squareRoot() : alpha / Float(rank) }
-}
-
 /// The LoRA method: attaches a `LoRAAdapter` to every target Linear layer (a `DoRAAdapter` with `useDoRA`).
 public struct LoRA: PEFTMethod {
+    /// peft's `LoraConfig` fields (and ours: the seed).
+    public struct Config: MethodConfig {
+        /// Rank of the update.
+        public var r = 8
+        /// The update is scaled by lora_alpha / r.
+        public var loraAlpha: Float = 8
+        /// Dropout on the input of the low-rank path.
+        public var loraDropout: Float = 0
+        /// Which Linear layers are adapted.
+        public var targetModules: TargetModules = .names(["query", "value"])
+        /// Scale by lora_alpha / sqrt(r) instead of lora_alpha / r (rsLoRA).
+        public var useRSLoRA = false
+        /// Weight-decomposed LoRA (DoRA): a trainable magnitude per output feature.
+        public var useDoRA = false
+        public var seed: UInt64 = 0
+        public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case r, loraAlpha = "lora_alpha", loraDropout = "lora_dropout", targetModules = "target_modules"
+            case useRSLoRA = "use_rslora", useDoRA = "use_dora", seed
+        }
+
+        public static let options = [
+            MethodOptionSpec("r", .integer, "rank of the update", peft: true, legacyField: "rank"),
+            MethodOptionSpec("lora_alpha", .real, "the update is scaled by lora_alpha / r (by lora_alpha / sqrt(r) with use_rslora)", peft: true, legacyField: "alpha"),
+            MethodOptionSpec("lora_dropout", .real, "dropout on the input of the low-rank path, in [0, 1)", peft: true, legacyField: "dropout"),
+            .targetModules(),
+            MethodOptionSpec("use_rslora", .boolean, "rank-stabilised scaling lora_alpha / sqrt(r)", peft: true, legacyField: "useRSLoRA"),
+            MethodOptionSpec("use_dora", .boolean, "DoRA: a trainable magnitude per output feature", peft: true, legacyField: "useDoRA"),
+            .seed(),
+        ]
+
+        /// The factor s of LoRA's update: alpha / r, or alpha / sqrt(r) with rsLoRA (Kalajdzievski, 2023; peft's
+        /// `use_rslora`), which keeps the update's scale stable as the rank grows.
+        public var scale: Float { useRSLoRA ? loraAlpha / Float(r).squareRoot() : loraAlpha / Float(r) }
+    }
+
     public let name = "lora"
-    public let options: MethodOptions
-    public init(options: MethodOptions = MethodOptions()) { self.options = options }
+    public let config: Config
+    public init(config: Config = Config()) { self.config = config }
 
     public func apply(to model: any Classifier) throws {
         model.freezeBackbone()
@@ -82,23 +113,23 @@ public struct LoRA: PEFTMethod {
     /// Returns the paths of the adapted layers. Merge with `Merging.mergeLinearAdapters(in:)`.
     @discardableResult
     public func attach(to module: any Module) throws -> [String] {
-        guard options.rank > 0 else { throw ModuleError("LoRA rank must be positive, got \(options.rank)") }
-        guard options.dropout >= 0 && options.dropout < 1 else {
-            throw ModuleError("LoRA dropout must be in [0, 1), got \(options.dropout)")
+        guard config.r > 0 else { throw ModuleError("LoRA rank must be positive, got \(config.r)") }
+        guard config.loraDropout >= 0 && config.loraDropout < 1 else {
+            throw ModuleError("LoRA dropout must be in [0, 1), got \(config.loraDropout)")
         }
-        let targets = try options.targetModules.select(in: module)
-        for (path, layer) in targets where options.rank > min(layer.inFeatures, layer.outFeatures) {
-            throw ModuleError("LoRA rank \(options.rank) is larger than layer '\(path)' (\(layer.outFeatures) x \(layer.inFeatures))")
+        let targets = try config.targetModules.select(in: module)
+        for (path, layer) in targets where config.r > min(layer.inFeatures, layer.outFeatures) {
+            throw ModuleError("LoRA rank \(config.r) is larger than layer '\(path)' (\(layer.outFeatures) x \(layer.inFeatures))")
         }
         module.setRequiresGrad(false)
-        var generator = RandomGenerator(seed: options.seed &+ 0x10_5A)
+        var generator = RandomGenerator(seed: config.seed &+ 0x10_5A)
         for (_, layer) in targets {
-            if options.useDoRA {
-                layer.adapter = DoRAAdapter(base: layer, rank: options.rank, scale: options.loraScale,
-                                            dropout: options.dropout, generator: &generator)
+            if config.useDoRA {
+                layer.adapter = DoRAAdapter(base: layer, rank: config.r, scale: config.scale,
+                                            dropout: config.loraDropout, generator: &generator)
             } else {
-                layer.adapter = LoRAAdapter(inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, rank: options.rank,
-                                            alpha: options.alpha, scale: options.loraScale, dropout: options.dropout,
+                layer.adapter = LoRAAdapter(inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, rank: config.r,
+                                            alpha: config.loraAlpha, scale: config.scale, dropout: config.loraDropout,
                                             generator: &generator)
             }
         }
@@ -107,28 +138,9 @@ public struct LoRA: PEFTMethod {
 }
 
 extension LoRA {
-    /// peft's `LoraConfig` fields.
-    public func describe(into configuration: inout AdapterConfiguration) {
-        configuration.targetModules = options.targetModules
-        configuration.r = options.rank
-        configuration.loraAlpha = options.alpha
-        configuration.loraDropout = options.dropout
-        configuration.useRSLoRA = options.useRSLoRA
-        configuration.useDoRA = options.useDoRA
-    }
-
     public static let descriptor = MethodDescriptor(
         name: "lora", summary: "LoRA: low-rank update B A added to target Linear layers (default query, value; r 8; rsLoRA, DoRA)",
-        peftType: "LORA", capabilities: [.mergeable, .fusable],
-        options: [
-            MethodOptionSpec("r", field: "rank", .integer, "rank of the update"),
-            MethodOptionSpec("lora_alpha", field: "alpha", .real, "the update is scaled by lora_alpha / r (by lora_alpha / sqrt(r) with use_rslora)"),
-            MethodOptionSpec("lora_dropout", field: "dropout", .real, "dropout on the input of the low-rank path, in [0, 1)"),
-            .targetModules(),
-            MethodOptionSpec("use_rslora", field: "useRSLoRA", .boolean, "rank-stabilised scaling lora_alpha / sqrt(r)"),
-            MethodOptionSpec("use_dora", field: "useDoRA", .boolean, "DoRA: a trainable magnitude per output feature"),
-        ],
-        make: { LoRA(options: $0) })
+        peftType: "LORA", capabilities: [.mergeable, .fusable], make: { LoRA(config: $0) })
 }
 
 extension LoRA: FusableMethod {
@@ -138,7 +150,12 @@ extension LoRA: FusableMethod {
     /// concatenated, [R, in]), so B A equals the weighted sum with no approximation (Hugging Face peft's
     /// `add_weighted_adapter(combination_type="cat")`, with the weight applied to B only). DoRA is refused.
     public func fuse(_ adapters: [Fusion.Adapter], weights: [Float]) throws -> Fusion.Result {
-        if let dora = adapters.first(where: { $0.configuration.swiftpeft.options.useDoRA }) {
+        let configs = try adapters.map { adapter in
+            do { return try Config.decoded(from: adapter.configuration.swiftpeft.config) } catch {
+                throw ModuleError("\(adapter.directory.path): \(error)")
+            }
+        }
+        if let dora = zip(adapters, configs).first(where: { $0.1.useDoRA })?.0 {
             throw ModuleError("\(dora.weightsPath): a DoRA adapter cannot be fused (its magnitudes rescale whole weights, which no sum of low-rank updates reproduces)")
         }
         let layerKeys = try Fusion.sameLayers(adapters, suffix: ".lora_A.weight") { Array($0.tensors.keys) }
@@ -148,7 +165,7 @@ extension LoRA: FusableMethod {
                 throw ModuleError("\(adapter.weightsPath): unexpected tensor '\(other)' in a LoRA adapter")
             }
         }
-        let ranks = adapters.map(\.configuration.swiftpeft.options.rank)
+        let ranks = configs.map(\.r)
         let total = ranks.reduce(0, +)
         var tensors: [String: Tensor] = [:]
         for layer in layerKeys {
@@ -166,8 +183,7 @@ extension LoRA: FusableMethod {
                     throw ModuleError("\(adapter.weightsPath): '\(layer)' is \(b.shape[0]) x \(a.shape[1]), but \(shape.out) x \(shape.in) in \(adapters[0].weightsPath)")
                 }
                 shape = (b.shape[0], a.shape[1])
-                let options = adapter.configuration.swiftpeft.options
-                let scale = options.loraScale
+                let scale = configs[index].scale
                 aParts.append(a)
                 bParts.append(Autograd.withoutGrad { b.scaled(by: weights[index] * scale) })
             }
@@ -175,13 +191,12 @@ extension LoRA: FusableMethod {
             tensors[layer + ".lora_B.weight"] = Autograd.withoutGrad { concat(bParts, axis: 1) }
         }
         var configuration = adapters[0].configuration
-        var fused = configuration.swiftpeft.options
-        fused.rank = total
-        fused.alpha = Float(total)
-        fused.dropout = 0
+        var fused = configs[0]
+        fused.r = total
+        fused.loraAlpha = Float(total)
+        fused.loraDropout = 0
         fused.useRSLoRA = false  // each source's own scale is folded into B
-        configuration.swiftpeft.options = fused
-        LoRA(options: fused).describe(into: &configuration)  // the top-level peft fields say the same
+        configuration.setConfig(fused.values, of: Self.descriptor)  // the top-level peft fields say the same
         return Fusion.Result(configuration: configuration, tensors: tensors, integers: [:], layers: layerKeys.count,
                              summary: "rank \(total)")
     }

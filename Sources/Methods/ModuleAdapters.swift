@@ -19,17 +19,17 @@ extension SHiRA: ModuleAdaptingMethod {}
 /// `Merging.mergeLinearAdapters(in:)`.
 ///
 /// ```swift
-/// var options = MethodOptions(); options.targetModules = .names(["up", "down"])
-/// try ModuleAdapters.attach("lora", options: options, to: model)
+/// let lora = LoRA(config: .init { $0.targetModules = .names(["up", "down"]) })
+/// try lora.attach(to: model)
 /// // ... train ...
-/// try ModuleAdapters.save(model, method: "lora", options: options, baseModel: "my-model", to: folder)
+/// try ModuleAdapters.save(model, method: lora, baseModel: "my-model", to: folder)
 /// try ModuleAdapters.load(from: folder, into: freshModel)
 /// ```
 public enum ModuleAdapters {
-    /// The method called `name` (LoRA with its variants, SHiRA), attached to `module`.
+    /// The method called `name` (LoRA with its variants, SHiRA), configured by `config`, attached to `module`.
     @discardableResult
-    public static func attach(_ name: String, options: MethodOptions, to module: any Module) throws -> [String] {
-        guard let method = try MethodRegistry.method(named: name, options: options) as? any ModuleAdaptingMethod else {
+    public static func attach(_ name: String, config: ConfigObject = [:], to module: any Module) throws -> [String] {
+        guard let method = try MethodRegistry.method(named: name, config: config) as? any ModuleAdaptingMethod else {
             throw ModuleError("method '\(name)' adapts classifiers only; on a plain module use one of: \(moduleMethods.joined(separator: ", "))")
         }
         return try method.attach(to: module)
@@ -37,7 +37,7 @@ public enum ModuleAdapters {
 
     /// Names of the registered methods that can adapt any module.
     public static var moduleMethods: [String] {
-        MethodRegistry.all.filter { $0.make(MethodOptions()) is any ModuleAdaptingMethod }.map(\.name)
+        MethodRegistry.all.filter { (try? $0.make()) is any ModuleAdaptingMethod }.map(\.name)
     }
 
     /// A fingerprint of `module`'s weights except `excluded` paths (the adapter's own and any other trained
@@ -53,19 +53,18 @@ public enum ModuleAdapters {
 
     /// Writes `module`'s trainable parameters (the adapters, and anything else that trains) and SHiRA masks to
     /// `directory` in the peft layout (`base_model.model.<path>`), with a config naming `baseModel`.
-    public static func save(_ module: any Module, method: String, options: MethodOptions, baseModel: String,
-                            to directory: URL) throws {
+    public static func save(_ module: any Module, method: any PEFTMethod, baseModel: String, to directory: URL) throws {
         let trainable = module.namedParameters().filter { $0.1.requiresGrad }
         guard !trainable.isEmpty else { throw ModuleError("nothing in the module trains: attach a method first") }
         let fingerprint = baseFingerprint(module, excluding: Set(trainable.map(\.0)))
-        let resolved = try MethodRegistry.method(named: method, options: options)
         let configuration = AdapterFiles.makeConfiguration(
-            resolved, baseModel: baseModel,
-            details: .init(method: method, options: options, classes: 0, backbone: "module", baseFingerprint: fingerprint))
+            method, baseModel: baseModel,
+            details: .init(method: method.name, config: method.config.values, classes: 0, backbone: "module",
+                           baseFingerprint: fingerprint))
         var tensors: [String: Tensor] = [:]
         for (name, parameter) in trainable { tensors[AdapterFiles.prefix + name] = parameter }
         try AdapterFiles.write(configuration, tensors: tensors,
-                               integers: AdapterFiles.structureTensors(of: resolved, in: module), to: directory)
+                               integers: AdapterFiles.structureTensors(of: method, in: module), to: directory)
     }
 
     /// Attaches the adapter saved in `directory` to `module` (a fresh copy of the base it was trained on) and
@@ -79,14 +78,14 @@ public enum ModuleAdapters {
         }
         let weightsPath = directory.appendingPathComponent("adapter_model.safetensors").path
         let file = try SafeTensorsFile(path: weightsPath)
-        let method = try MethodRegistry.method(named: details.method, options: details.options)
+        let method = try MethodRegistry.method(named: details.method, config: details.config)
         let saved = Set(AdapterFiles.weightNames(in: file, staged: nil).map { String($0.dropFirst(AdapterFiles.prefix.count)) })
         let fingerprint = baseFingerprint(module, excluding: saved)
         guard fingerprint == details.baseFingerprint else {
             throw ModuleError("\(configPath): the adapter was trained on base '\(configuration.baseModelNameOrPath)' with weight fingerprint \(details.baseFingerprint); this module's is \(fingerprint)")
         }
         if try !method.attachStored(from: file, to: module) {
-            try attach(details.method, options: details.options, to: module)
+            try attach(details.method, config: details.config, to: module)
         }
         let parameters = Dictionary(module.namedParameters(), uniquingKeysWith: { first, _ in first })
         for name in saved.sorted() {

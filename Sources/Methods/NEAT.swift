@@ -60,44 +60,57 @@ public final class NEATAdapter: LinearAdapter {
 
 /// The NEAT method: a `NEATAdapter` on every target Linear layer (default query and value).
 public struct NEAT: PEFTMethod {
+    /// peft's `PeanutConfig` `r` and `target_modules`, and the deep variant's pairs and the update's scale.
+    public struct Config: MethodConfig {
+        /// Width of the network.
+        public var r = 8
+        public var targetModules: TargetModules = .names(["query", "value"])
+        /// Encoder/decoder pairs of the deep variant (0: the depth-2 network).
+        public var neatPairs = 0
+        /// Multiplier s of the update.
+        public var neatScale: Float = 1
+        public var seed: UInt64 = 0
+        public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case r, targetModules = "target_modules", neatPairs = "neat_pairs", neatScale = "neat_scale", seed
+        }
+
+        public static let options = [
+            MethodOptionSpec("r", .integer, "width of the network", peft: true, legacyField: "rank"),
+            .targetModules(),
+            MethodOptionSpec("neat_pairs", .integer, "encoder/decoder pairs of the deep variant (0: depth 2)", legacyField: "neatPairs"),
+            MethodOptionSpec("neat_scale", .real, "multiplier of the update", legacyField: "neatScale"),
+            .seed(),
+        ]
+    }
+
     public let name = "neat"
-    public let options: MethodOptions
-    public init(options: MethodOptions = MethodOptions()) { self.options = options }
+    public let config: Config
+    public init(config: Config = Config()) { self.config = config }
 
     public func apply(to model: any Classifier) throws {
-        guard options.rank > 0 else { throw ModuleError("NEAT rank must be positive, got \(options.rank)") }
-        guard options.neatPairs >= 0 && options.neatPairs <= 32 else {
-            throw ModuleError("NEAT pairs must be in 0...32, got \(options.neatPairs)")
+        guard config.r > 0 else { throw ModuleError("NEAT rank must be positive, got \(config.r)") }
+        guard config.neatPairs >= 0 && config.neatPairs <= 32 else {
+            throw ModuleError("NEAT pairs must be in 0...32, got \(config.neatPairs)")
         }
         model.freezeBackbone()
-        var generator = RandomGenerator(seed: options.seed &+ 0x4EA7)
-        for (path, layer) in try options.targetModules.select(in: model.backbone) {
-            guard options.rank <= layer.outFeatures else {
-                throw ModuleError("NEAT rank \(options.rank) is larger than layer '\(path)' (\(layer.outFeatures) outputs)")
+        var generator = RandomGenerator(seed: config.seed &+ 0x4EA7)
+        for (path, layer) in try config.targetModules.select(in: model.backbone) {
+            guard config.r <= layer.outFeatures else {
+                throw ModuleError("NEAT rank \(config.r) is larger than layer '\(path)' (\(layer.outFeatures) outputs)")
             }
-            layer.adapter = NEATAdapter(inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, rank: options.rank,
-                                        pairs: options.neatPairs, scale: options.neatScale, generator: &generator)
+            layer.adapter = NEATAdapter(inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, rank: config.r,
+                                        pairs: config.neatPairs, scale: config.neatScale, generator: &generator)
         }
     }
 }
 
 extension NEAT {
-    /// peft's `PeanutConfig` fields that we share.
-    public func describe(into configuration: inout AdapterConfiguration) {
-        configuration.targetModules = options.targetModules
-        configuration.r = options.rank
-    }
-
     public static let descriptor = MethodDescriptor(
         name: "neat", summary: "NEAT: a small nonlinear network maps each frozen weight to its update, dW = Q relu(P W0)",
         peftType: "PEANUT", capabilities: [.mergeable],
-        options: [
-            MethodOptionSpec("r", field: "rank", .integer, "width of the network"),
-            .targetModules(),
-            MethodOptionSpec("neat_pairs", field: "neatPairs", .integer, "encoder/decoder pairs of the deep variant (0: depth 2)"),
-            MethodOptionSpec("neat_scale", field: "neatScale", .real, "multiplier of the update"),
-        ],
-        make: { NEAT(options: $0) })
+        make: { NEAT(config: $0) })
 }
 
 extension NEATAdapter: MergeableAdapter {

@@ -55,22 +55,65 @@ public final class PearAdapter: LinearAdapter {
 
 /// The Pear method.
 public struct Pear: StagedMethod {
+    /// The LoRA adapters (on query and value) and the prune-and-share stage.
+    public struct Config: MethodConfig {
+        /// Rank of the LoRA adapters.
+        public var r = 8
+        /// Their alpha (scale lora_alpha / r).
+        public var loraAlpha: Float = 8
+        /// Fraction of the epochs in the warm-up.
+        public var stageFraction: Float = 0.3
+        /// Batches used to score adapters.
+        public var scoringBatches = 8
+        /// Fraction of adapters pruned.
+        public var pruneFraction: Float = 0.5
+        /// Importance score: taylor, l1 or frobenius.
+        public var score = "taylor"
+        /// Which kept adapter a pruned position shares: best-same-type or nearest.
+        public var sharing = "best-same-type"
+        /// A learnable scalar gate per pruned position.
+        public var gates = true
+        /// Keep the pruned adapters' learned updates as a frozen knowledge checkpoint.
+        public var knowledgeCheckpoint = true
+        public var seed: UInt64 = 0
+        public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case r, loraAlpha = "lora_alpha", stageFraction = "stage_fraction", scoringBatches = "scoring_batches"
+            case pruneFraction = "prune_fraction", score, sharing, gates, knowledgeCheckpoint = "knowledge_checkpoint", seed
+        }
+
+        public static let options = [
+            MethodOptionSpec("r", .integer, "rank of the LoRA adapters", legacyField: "rank"),
+            MethodOptionSpec("lora_alpha", .real, "the adapters are scaled by lora_alpha / r", legacyField: "alpha"),
+        ] + MethodOptionSpec.stageOptions + [
+            MethodOptionSpec("prune_fraction", .real, "fraction of adapters pruned", legacyField: "pruneFraction"),
+            MethodOptionSpec("score", .text, "importance score: taylor, l1 or frobenius", legacyField: "pearScore"),
+            MethodOptionSpec("sharing", .text, "best-same-type or nearest", legacyField: "pearSharing"),
+            MethodOptionSpec("gates", .boolean, "a learnable gate per shared position", legacyField: "pearGates"),
+            MethodOptionSpec("knowledge_checkpoint", .boolean, "keep pruned adapters' updates as a frozen checkpoint", legacyField: "knowledgeCheckpoint"),
+            .seed(),
+        ]
+    }
+
     public let name = "pear"
-    public let options: MethodOptions
-    public init(options: MethodOptions = MethodOptions()) { self.options = options }
+    public let config: Config
+    public init(config: Config = Config()) { self.config = config }
+    public var stageFraction: Float { config.stageFraction }
+    public var scoringBatches: Int { config.scoringBatches }
 
     public func apply(to model: any Classifier) throws {
-        guard ["taylor", "l1", "frobenius"].contains(options.pearScore) else {
-            throw ModuleError("Pear score '\(options.pearScore)' is not one of: taylor, l1, frobenius")
+        guard ["taylor", "l1", "frobenius"].contains(config.score) else {
+            throw ModuleError("Pear score '\(config.score)' is not one of: taylor, l1, frobenius")
         }
-        guard ["best-same-type", "nearest"].contains(options.pearSharing) else {
-            throw ModuleError("Pear sharing '\(options.pearSharing)' is not one of: best-same-type, nearest")
+        guard ["best-same-type", "nearest"].contains(config.sharing) else {
+            throw ModuleError("Pear sharing '\(config.sharing)' is not one of: best-same-type, nearest")
         }
-        try Self.validateStageOptions(options, method: "Pear")
-        guard options.pruneFraction >= 0 && options.pruneFraction < 1 else {
-            throw ModuleError("Pear prune fraction must be in [0, 1), got \(options.pruneFraction)")
+        try validateStageOptions(method: "Pear")
+        guard config.pruneFraction >= 0 && config.pruneFraction < 1 else {
+            throw ModuleError("Pear prune fraction must be in [0, 1), got \(config.pruneFraction)")
         }
-        try LoRA(options: options).apply(to: model)
+        try LoRA(config: .init { $0.r = config.r; $0.loraAlpha = config.loraAlpha; $0.seed = config.seed }).apply(to: model)
         for (_, module) in model.namedModules() {
             if let layer = module as? Linear, let lora = layer.adapter as? LoRAAdapter { layer.adapter = PearAdapter(own: lora) }
         }
@@ -87,7 +130,7 @@ public struct Pear: StagedMethod {
     public func advance(_ model: any Classifier, calibration: [(ClassifierInput, [Int])]) throws {
         let sites = positions(model)
         var scores = [Double](repeating: 0, count: sites.count)
-        switch options.pearScore {
+        switch config.score {
         case "l1":
             for (i, site) in sites.enumerated() {
                 scores[i] = [site.2.own!.a, site.2.own!.b].reduce(0) { $0 + $1.values.reduce(0) { $0 + Double(abs($1)) } }
@@ -107,7 +150,7 @@ public struct Pear: StagedMethod {
                 model.zeroGrad()
             }
         }
-        let pruneCount = Int((options.pruneFraction * Float(sites.count)).rounded(.down))
+        let pruneCount = Int((config.pruneFraction * Float(sites.count)).rounded(.down))
         let order = scores.indices.sorted { scores[$0] != scores[$1] ? scores[$0] < scores[$1] : $0 < $1 }
         let pruned = Set(order.prefix(pruneCount))
         var sources: [String: String] = [:]
@@ -117,7 +160,7 @@ public struct Pear: StagedMethod {
             let pool = candidates.isEmpty ? sites.indices.filter { !pruned.contains($0) } : candidates
             guard !pool.isEmpty else { continue }
             let chosen: Int
-            if options.pearSharing == "nearest" {
+            if config.sharing == "nearest" {
                 chosen = pool.min { (abs(layerIndex(sites[$0].0) - layerIndex(sites[i].0)), -scores[$0]) < (abs(layerIndex(sites[$1].0) - layerIndex(sites[i].0)), -scores[$1]) }!
             } else {
                 chosen = pool.max { scores[$0] < scores[$1] }!
@@ -134,7 +177,7 @@ public struct Pear: StagedMethod {
         for (path, _, adapter) in sites {
             guard let source = sources[path] else { continue }
             guard let kept = byPath[source]?.own else { throw ModuleError("Pear: shared adapter '\(source)' is not kept") }
-            if options.knowledgeCheckpoint {
+            if config.knowledgeCheckpoint {
                 if let knowledge {
                     guard let a = knowledge["\(path).pear_knowledge_A"], let b = knowledge["\(path).pear_knowledge_B"] else {
                         throw ModuleError("Pear: knowledge checkpoint for '\(path)' is missing")
@@ -147,7 +190,7 @@ public struct Pear: StagedMethod {
             adapter.own = nil
             adapter.shared = kept
             adapter.sharedFrom = source
-            if options.pearGates {
+            if config.gates {
                 adapter.gate = Tensor(shape: [1], repeating: 1)
                 adapter.gate!.requiresGrad = true
             }
@@ -210,14 +253,5 @@ extension Pear {
     public static let descriptor = MethodDescriptor(
         name: "pear", summary: "Pear (reconstructed from the abstract): warm up LoRA adapters, prune half, share the best, keep a knowledge checkpoint",
         capabilities: [.staged],
-        options: [
-            MethodOptionSpec("r", field: "rank", .integer, "rank of the LoRA adapters"),
-        ] + MethodOptionSpec.stageOptions + [
-            MethodOptionSpec("prune_fraction", field: "pruneFraction", .real, "fraction of adapters pruned"),
-            MethodOptionSpec("score", field: "pearScore", .text, "importance score: taylor, l1 or frobenius"),
-            MethodOptionSpec("sharing", field: "pearSharing", .text, "best-same-type or nearest"),
-            MethodOptionSpec("gates", field: "pearGates", .boolean, "a learnable gate per shared position"),
-            MethodOptionSpec("knowledge_checkpoint", field: "knowledgeCheckpoint", .boolean, "keep pruned adapters' updates as a frozen checkpoint"),
-        ],
-        make: { Pear(options: $0) })
+        make: { Pear(config: $0) })
 }

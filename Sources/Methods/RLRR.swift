@@ -65,15 +65,30 @@ public final class ScaleShift: OutputAdapter {
 /// The RLRR method on a transformer backbone: RLRR adapters on every linear layer (q, k, v, attention output and
 /// the feed-forward's two) and a scale-shift after every LayerNorm and the patch embedding, in module order.
 public struct RLRR: PEFTMethod {
+    /// Where RLRR starts.
+    public struct Config: MethodConfig {
+        /// Start as the pretrained model (u = 0, s = 1, t = 0) instead of the released code's random init.
+        public var identityStart = false
+        public var seed: UInt64 = 0
+        public init() {}
+
+        enum CodingKeys: String, CodingKey { case identityStart = "identity_start", seed }
+
+        public static let options = [
+            MethodOptionSpec("identity_start", .boolean, "start as the pretrained model instead of the released code's random init", legacyField: "identityStart"),
+            .seed(),
+        ]
+    }
+
     public let name = "rlrr"
-    public let options: MethodOptions
-    public init(options: MethodOptions = MethodOptions()) { self.options = options }
+    public let config: Config
+    public init(config: Config = Config()) { self.config = config }
 
     public func apply(to model: any Classifier) throws {
         let backbone = try model.requireTransformer(for: "RLRR (with SSF)")
         model.freezeBackbone()
-        var generator = RandomGenerator(seed: options.seed &+ 0x11_22)
-        let identity = options.identityStart
+        var generator = RandomGenerator(seed: config.seed &+ 0x11_22)
+        let identity = config.identityStart
         for (_, layer) in try TargetModules.allLinear.select(in: backbone) {
             layer.adapter = RLRRAdapter(inFeatures: layer.inFeatures, outFeatures: layer.outFeatures,
                                         identityStart: identity, generator: &generator)
@@ -88,8 +103,7 @@ extension RLRR {
     public static let descriptor = MethodDescriptor(
         name: "rlrr", summary: "RLRR: rescale every frozen weight by (1 + u v^T), shift biases, scale-and-shift after LayerNorms",
         capabilities: [.mergeable],
-        options: [MethodOptionSpec("identity_start", field: "identityStart", .boolean, "start as the pretrained model instead of the released code's random init")],
-        make: { RLRR(options: $0) })
+        make: { RLRR(config: $0) })
 }
 
 extension RLRRAdapter: MergeableAdapter {

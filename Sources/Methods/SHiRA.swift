@@ -115,6 +115,12 @@ public enum ShiraMask: String, Codable, Sendable, CaseIterable {
     /// Whether the mask needs gradients from data.
     public var needsCalibration: Bool { self == .gradient || self == .snip }
 
+    /// Encodes `.random` as Hugging Face peft's `mask_type` "random" (its only mask), the others by our names.
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(self == .random ? "random" : rawValue)
+    }
+
     /// Decodes our names and Hugging Face peft's `mask_type` "random" (its only mask) as `.random`.
     public init(from decoder: Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
@@ -205,11 +211,45 @@ public enum ShiraMaskBuilder {
 
 /// The SHiRA method: a `ShiraAdapter` on every target Linear layer with the chosen mask.
 public struct SHiRA: PEFTMethod {
-    public let name = "shira"
-    public let options: MethodOptions
-    public init(options: MethodOptions = MethodOptions()) { self.options = options }
+    /// peft's `ShiraConfig` fields (`r`, `mask_type`, `target_modules`, `random_seed`) and ours: the density
+    /// sizing (the default) and the mask part.
+    public struct Config: MethodConfig {
+        /// Fraction of each target weight that trains.
+        public var density = 0.01
+        /// peft's sizing, r (in + out) trained positions per weight, instead of `density` (nil: size by density).
+        public var r: Int?
+        /// How the trained positions are chosen.
+        public var maskType: ShiraMask = .random
+        /// Which Linear layers get a sparse adapter.
+        public var targetModules: TargetModules = .allLinear
+        /// `rand` mask: which block of positions to take from the seeded random order of all positions (block p is
+        /// positions p k ..< (p + 1) k). Masks with the same seed and different parts are disjoint (for fusion).
+        public var maskPart = 0
+        public var seed: UInt64 = 0
+        public init() {}
 
-    public var calibrationBatches: Int { options.shiraMask.needsCalibration ? 8 : 0 }
+        enum CodingKeys: String, CodingKey {
+            case density, r, maskType = "mask_type", targetModules = "target_modules", maskPart = "mask_part"
+            case seed = "random_seed"
+        }
+
+        public static var seedKey: String { "random_seed" }
+
+        public static let options = [
+            MethodOptionSpec("density", .real, "fraction of each target weight that trains, in (0, 1]", legacyField: "density"),
+            MethodOptionSpec("r", .integer, "peft's sizing: r (in + out) trained positions per weight, instead of density", peft: true, legacyField: "shiraRank"),
+            MethodOptionSpec("mask_type", .text, "struct, rand (peft's random), wm, grad or snip", peft: true, legacyField: "shiraMask"),
+            .targetModules(legacyField: "shiraTargets"),
+            MethodOptionSpec("mask_part", .integer, "rand mask: which block of the seeded order (disjoint masks for fusion)", legacyField: "shiraMaskPart"),
+            .seed("random_seed", peft: true),
+        ]
+    }
+
+    public let name = "shira"
+    public let config: Config
+    public init(config: Config = Config()) { self.config = config }
+
+    public var calibrationBatches: Int { config.maskType.needsCalibration ? 8 : 0 }
 
     public func apply(to model: any Classifier) throws { try apply(to: model, calibration: []) }
 
@@ -217,21 +257,21 @@ public struct SHiRA: PEFTMethod {
     /// data-free mask (rand, struct or wm) and freezes the module's own weights. Returns the adapted paths.
     @discardableResult
     public func attach(to module: any Module) throws -> [String] {
-        guard !options.shiraMask.needsCalibration else {
-            throw ModuleError("SHiRA's \(options.shiraMask.rawValue) mask scores weights on labelled data; on a plain module use rand, struct or wm")
+        guard !config.maskType.needsCalibration else {
+            throw ModuleError("SHiRA's \(config.maskType.rawValue) mask scores weights on labelled data; on a plain module use rand, struct or wm")
         }
         try checkDensity()
-        let targets = try options.shiraTargets.select(in: module)
+        let targets = try config.targetModules.select(in: module)
         module.setRequiresGrad(false)
         try attachMasks(to: targets, gradients: [:])
         return targets.map(\.0)
     }
 
     func checkDensity() throws {
-        guard options.density > 0 && options.density <= 1 else {
-            throw ModuleError("SHiRA density must be in (0, 1], got \(options.density)")
+        guard config.density > 0 && config.density <= 1 else {
+            throw ModuleError("SHiRA density must be in (0, 1], got \(config.density)")
         }
-        if let rank = options.shiraRank, !(1...Self.maximumRank).contains(rank) {
+        if let rank = config.r, !(1...Self.maximumRank).contains(rank) {
             throw ModuleError("SHiRA r (peft's sizing, r (in + out) positions per weight) must be in 1...\(Self.maximumRank), got \(rank)")
         }
     }
@@ -242,29 +282,29 @@ public struct SHiRA: PEFTMethod {
     /// The fraction of `layer`'s weight that trains: `density`, or r (in + out) / (out in) with peft's sizing
     /// (at most the whole weight).
     func density(of layer: Linear) -> Double {
-        guard let rank = options.shiraRank else { return options.density }
+        guard let rank = config.r else { return config.density }
         let size = Double(layer.outFeatures) * Double(layer.inFeatures)
         return min(1, Double(rank) * Double(layer.outFeatures + layer.inFeatures) / size)
     }
 
     /// Builds each target's mask (the gradient-scored masks from `gradients`) and attaches its adapter.
     func attachMasks(to targets: [(String, Linear)], gradients: [ObjectIdentifier: Tensor]) throws {
-        var generator = RandomGenerator(seed: options.seed &+ 0x5_41_2A)
+        var generator = RandomGenerator(seed: config.seed &+ 0x5_41_2A)
         for (_, layer) in targets {
-            let mask = try ShiraMaskBuilder.build(options.shiraMask, weight: layer.weight, density: density(of: layer),
+            let mask = try ShiraMaskBuilder.build(config.maskType, weight: layer.weight, density: density(of: layer),
                                                   gradient: gradients[ObjectIdentifier(layer)],
-                                                  part: options.shiraMaskPart, generator: &generator)
+                                                  part: config.maskPart, generator: &generator)
             layer.adapter = ShiraAdapter(base: layer, rows: mask.rows, columns: mask.columns)
         }
     }
 
     public func apply(to model: any Classifier, calibration: [(ClassifierInput, [Int])]) throws {
         try checkDensity()
-        let targets = try options.shiraTargets.select(in: model.backbone)
+        let targets = try config.targetModules.select(in: model.backbone)
         var gradients: [ObjectIdentifier: Tensor] = [:]
-        if options.shiraMask.needsCalibration {
+        if config.maskType.needsCalibration {
             guard !calibration.isEmpty else {
-                throw ModuleError("SHiRA's \(options.shiraMask.rawValue) mask scores weights on data; give it calibration batches")
+                throw ModuleError("SHiRA's \(config.maskType.rawValue) mask scores weights on data; give it calibration batches")
             }
             gradients = calibrationGradients(model: model, layers: targets.map(\.1), batches: calibration)
         }
@@ -291,14 +331,6 @@ public struct SHiRA: PEFTMethod {
 }
 
 extension SHiRA {
-    /// peft's `ShiraConfig` fields that we share.
-    public func describe(into configuration: inout AdapterConfiguration) {
-        configuration.targetModules = options.shiraTargets
-        configuration.r = options.shiraRank
-        configuration.maskType = options.shiraMask == .random ? "random" : options.shiraMask.rawValue
-        configuration.randomSeed = options.seed
-    }
-
     /// The masks are stored (`<layer>.shira_indices`), so they are read back rather than drawn again (a mask
     /// scored on data could not be).
     public func attachStored(from file: SafeTensorsFile, to module: any Module) throws -> Bool {
@@ -331,14 +363,7 @@ extension SHiRA {
     public static let descriptor = MethodDescriptor(
         name: "shira", summary: "SHiRA: train 1-2% of the base weights directly at a fixed sparse mask (struct, rand, wm, grad, snip)",
         peftType: "SHIRA", capabilities: [.mergeable, .fusable],
-        options: [
-            MethodOptionSpec("density", field: "density", .real, "fraction of each target weight that trains, in (0, 1]"),
-            MethodOptionSpec("r", field: "shiraRank", .integer, "peft's sizing: r (in + out) trained positions per weight, instead of density"),
-            MethodOptionSpec("mask_type", field: "shiraMask", .text, "struct, rand, wm, grad or snip"),
-            .targetModules(field: "shiraTargets"),
-            MethodOptionSpec("mask_part", field: "shiraMaskPart", .integer, "rand mask: which block of the seeded order (disjoint masks for fusion)"),
-        ],
-        make: { SHiRA(options: $0) })
+        make: { SHiRA(config: $0) })
 }
 
 extension SHiRA: FusableMethod {

@@ -6,13 +6,13 @@ import Models
 /// The trainer calls `advance` once, at the start of epoch `switchEpoch(of:)`, with calibration batches from the
 /// training split, then rebuilds the optimiser over the new trainable set.
 public protocol StagedMethod: PEFTMethod {
-    /// The method's options (stage fraction and scoring batches among them).
-    var options: MethodOptions { get }
-    /// The epoch (0-based) at which `advance` runs, for a run of `epochs` epochs (default: the
-    /// `stageOneFraction` of the run, at least one epoch into it and one before its end).
-    func switchEpoch(of epochs: Int) -> Int
-    /// Number of calibration batches `advance` wants (default: `options.scoringBatches`).
+    /// Fraction of the epochs in the first stage (its config's `stage_fraction`).
+    var stageFraction: Float { get }
+    /// Number of calibration batches `advance` wants (its config's `scoring_batches`).
     var scoringBatches: Int { get }
+    /// The epoch (0-based) at which `advance` runs, for a run of `epochs` epochs (default: the `stageFraction` of
+    /// the run, at least one epoch into it and one before its end).
+    func switchEpoch(of epochs: Int) -> Int
     /// Scores on the calibration batches and changes the model for the next stage.
     func advance(_ model: any Classifier, calibration: [(ClassifierInput, [Int])]) throws
     /// What `advance` decided, to be stored in checkpoints: a JSON string and frozen tensors.
@@ -37,22 +37,20 @@ func runCalibration(_ model: any Classifier, _ batches: [(ClassifierInput, [Int]
 }
 
 extension StagedMethod {
-    public var scoringBatches: Int { options.scoringBatches }
-
     public func stageSummary(_ model: any Classifier) -> String? { nil }
     public func isStageTensor(_ name: String) -> Bool { false }
 
     public func switchEpoch(of epochs: Int) -> Int {
-        Self.stageSwitchEpoch(fraction: options.stageOneFraction, epochs: epochs)
+        Self.stageSwitchEpoch(fraction: stageFraction, epochs: epochs)
     }
 
     /// Refuses stage options the switch and scoring cannot use (checked when the method is applied).
-    static func validateStageOptions(_ options: MethodOptions, method: String) throws {
-        guard options.stageOneFraction >= 0 && options.stageOneFraction <= 1 else {
-            throw ModuleError("\(method): the stage-one fraction must be in [0, 1], got \(options.stageOneFraction)")
+    func validateStageOptions(method: String) throws {
+        guard stageFraction >= 0 && stageFraction <= 1 else {
+            throw ModuleError("\(method): the stage-one fraction must be in [0, 1], got \(stageFraction)")
         }
-        guard options.scoringBatches >= 1 else {
-            throw ModuleError("\(method): scoring needs at least 1 batch, got \(options.scoringBatches)")
+        guard scoringBatches >= 1 else {
+            throw ModuleError("\(method): scoring needs at least 1 batch, got \(scoringBatches)")
         }
     }
 

@@ -17,14 +17,47 @@ import Models
 ///    trained for the rest of the budget with the LayerNorms (trainable by default).
 /// Parameters: LayerNorm parameters + L (K^2 + K) + head.
 public struct TTC: StagedMethod {
+    /// The stages and the channel selection.
+    public struct Config: MethodConfig {
+        /// Fraction of the epochs in the LayerNorm stage.
+        public var stageFraction: Float = 0.3
+        /// Batches used to score channels.
+        public var scoringBatches = 8
+        /// Channels selected per layer (nil: width / 8).
+        public var channels: Int?
+        /// Select the global top channels instead of per layer.
+        public var globalChannels = false
+        /// Start the K x K maps at zero instead of N(0, 0.02^2).
+        public var zeroInitMaps = false
+        /// Keep training the LayerNorms in stage 2.
+        public var trainNorms = true
+        public var seed: UInt64 = 0
+        public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case stageFraction = "stage_fraction", scoringBatches = "scoring_batches", channels
+            case globalChannels = "global_channels", zeroInitMaps = "zero_init_maps", trainNorms = "train_norms", seed
+        }
+
+        public static let options = MethodOptionSpec.stageOptions + [
+            MethodOptionSpec("channels", .integer, "channels selected per layer (default width / 8)", legacyField: "ttcChannels"),
+            MethodOptionSpec("global_channels", .boolean, "select the global top channels instead of per layer", legacyField: "ttcGlobal"),
+            MethodOptionSpec("zero_init_maps", .boolean, "start the channel maps at zero", legacyField: "ttcZeroInit"),
+            MethodOptionSpec("train_norms", .boolean, "keep training the LayerNorms in stage 2", legacyField: "ttcTrainNorms"),
+            .seed(),
+        ]
+    }
+
     public let name = "ttc"
-    public let options: MethodOptions
-    public init(options: MethodOptions = MethodOptions()) { self.options = options }
+    public let config: Config
+    public init(config: Config = Config()) { self.config = config }
+    public var stageFraction: Float { config.stageFraction }
+    public var scoringBatches: Int { config.scoringBatches }
 
     public func apply(to model: any Classifier) throws {
         let backbone = try model.requireTransformer(for: "TTC")
-        try Self.validateStageOptions(options, method: "TTC")
-        if let channels = options.ttcChannels, !(1...backbone.width).contains(channels) {
+        try validateStageOptions(method: "TTC")
+        if let channels = config.channels, !(1...backbone.width).contains(channels) {
             throw ModuleError("TTC: channels per layer must be in 1...\(backbone.width) (the model width), got \(channels)")
         }
         try LayerNormTuning().apply(to: model)
@@ -58,8 +91,8 @@ public struct TTC: StagedMethod {
     /// Top-K channels per layer (or the global top L*K, at least one per layer), sorted.
     func select(_ scores: [[Double]]) -> [[Int]] {
         let width = scores.first?.count ?? 0
-        let k = options.ttcChannels ?? max(1, width / 8)
-        if options.ttcGlobal {
+        let k = config.channels ?? max(1, width / 8)
+        if config.globalChannels {
             let all = scores.enumerated().flatMap { layer, s in s.enumerated().map { (layer, $0.offset, $0.element) } }
             let top = all.sorted { $0.2 > $1.2 }.prefix(k * scores.count)
             var perLayer = [[Int]](repeating: [], count: scores.count)
@@ -73,13 +106,13 @@ public struct TTC: StagedMethod {
     }
 
     func attach(_ selections: [[Int]], to model: any Classifier, backbone: any TransformerBackbone) {
-        var generator = RandomGenerator(seed: options.seed &+ 0x77C)
+        var generator = RandomGenerator(seed: config.seed &+ 0x77C)
         for (hooks, channels) in zip(backbone.blockHooks, selections) {
-            hooks.set(ChannelMap(channels: channels, width: backbone.width, zeroInit: options.ttcZeroInit,
+            hooks.set(ChannelMap(channels: channels, width: backbone.width, zeroInit: config.zeroInitMaps,
                                  generator: &generator),
                       named: Self.mapName, at: .afterAttention)
         }
-        if !options.ttcTrainNorms {
+        if !config.trainNorms {
             for (_, module) in model.namedModules() { (module as? LayerNorm)?.setRequiresGrad(false) }
         }
     }
@@ -141,11 +174,5 @@ extension TTC {
     public static let descriptor = MethodDescriptor(
         name: "ttc", summary: "TTC (reconstructed from the abstract): LayerNorm stage, then K x K maps on Taylor-selected channels",
         capabilities: [.staged],
-        options: MethodOptionSpec.stageOptions + [
-            MethodOptionSpec("channels", field: "ttcChannels", .integer, "channels selected per layer (default width / 8)"),
-            MethodOptionSpec("global_channels", field: "ttcGlobal", .boolean, "select the global top channels instead of per layer"),
-            MethodOptionSpec("zero_init_maps", field: "ttcZeroInit", .boolean, "start the channel maps at zero"),
-            MethodOptionSpec("train_norms", field: "ttcTrainNorms", .boolean, "keep training the LayerNorms in stage 2"),
-        ],
-        make: { TTC(options: $0) })
+        make: { TTC(config: $0) })
 }

@@ -4,6 +4,8 @@ import Layers
 /// - a single string is a regular expression that must match the whole module path;
 /// - a list matches a path equal to an entry or ending in "." + entry;
 /// - "all-linear" selects every Linear layer except the classification head.
+///
+/// Encoded as peft writes `target_modules`: a list of names, or one string (a regex, or "all-linear").
 public enum TargetModules: Codable, Sendable, Equatable {
     case names([String])
     case pattern(String)
@@ -15,6 +17,57 @@ public enum TargetModules: Codable, Sendable, Equatable {
         else if text.hasPrefix("re:") { self = .pattern(String(text.dropFirst(3))) }
         else { self = .names(text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }
     }
+
+    /// The value as a config holds it: a list of names, or a string.
+    public var configValue: ConfigValue {
+        switch self {
+        case .names(let names): return .array(names.map(ConfigValue.string))
+        case .pattern(let pattern): return .string(pattern)
+        case .allLinear: return .string("all-linear")
+        }
+    }
+
+    /// peft's form: a list of names, or a string ("all-linear" or a regex).
+    public init?(configValue: ConfigValue) {
+        switch configValue {
+        case .string(let text): self = text == "all-linear" ? .allLinear : .pattern(text)
+        case .array(let items):
+            var names: [String] = []
+            for case .string(let name) in items { names.append(name) }
+            guard names.count == items.count else { return nil }
+            self = .names(names)
+        default: return nil
+        }
+    }
+
+    /// The form of adapters saved before typed configs (`{"names": {"_0": [...]}}`, `{"pattern": {"_0": "..."}}`,
+    /// `{"allLinear": {}}`), or peft's.
+    init?(legacyValue: ConfigValue) {
+        guard case .object(let object) = legacyValue else {
+            self.init(configValue: legacyValue)
+            return
+        }
+        if case .object(let inner)? = object["names"], let names = inner["_0"], case .array = names {
+            self.init(configValue: names)
+        } else if case .object(let inner)? = object["pattern"], case .string(let pattern)? = inner["_0"] {
+            self = .pattern(pattern)
+        } else if object["allLinear"] != nil {
+            self = .allLinear
+        } else {
+            return nil
+        }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let value = try ConfigValue(from: decoder)
+        guard let targets = TargetModules(legacyValue: value) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription:
+                "expected a list of layer names or a regex string, got \(value)"))
+        }
+        self = targets
+    }
+
+    public func encode(to encoder: Encoder) throws { try configValue.encode(to: encoder) }
 
     /// Whether the module at `path` is targeted.
     public func matches(_ path: String) -> Bool {

@@ -8,21 +8,36 @@ import Models
 /// patch embedding, D for BERT's lookup table). The backbone is frozen. Prompt tokens are attended to by every
 /// token (their key mask is 0) and removed from the backbone's output.
 public struct VisualPromptTuning: PEFTMethod {
+    /// peft's prompt-learning name for the prompt count.
+    public struct Config: MethodConfig {
+        /// Prompt tokens per layer.
+        public var numVirtualTokens = 10
+        public var seed: UInt64 = 0
+        public init() {}
+
+        enum CodingKeys: String, CodingKey { case numVirtualTokens = "num_virtual_tokens", seed }
+
+        public static let options = [
+            MethodOptionSpec("num_virtual_tokens", .integer, "prompt tokens per layer", legacyField: "prompts"),
+            .seed(),
+        ]
+    }
+
     public let name = "vpt"
-    public let options: MethodOptions
-    public init(options: MethodOptions = MethodOptions()) { self.options = options }
+    public let config: Config
+    public init(config: Config = Config()) { self.config = config }
 
     public func apply(to model: any Classifier) throws {
         let backbone = try model.requireTransformer(for: "VPT")
-        guard options.prompts > 0 else { throw ModuleError("VPT needs at least one prompt token") }
+        guard config.numVirtualTokens > 0 else { throw ModuleError("VPT needs at least one prompt token") }
         // A bound, so a corrupt or hostile adapter config cannot make it allocate without limit.
-        guard options.prompts <= 1024 else { throw ModuleError("VPT: at most 1024 prompt tokens per layer, got \(options.prompts)") }
+        guard config.numVirtualTokens <= 1024 else { throw ModuleError("VPT: at most 1024 prompt tokens per layer, got \(config.numVirtualTokens)") }
         model.freezeBackbone()
-        var generator = RandomGenerator(seed: options.seed &+ 0x0B7)
+        var generator = RandomGenerator(seed: config.seed &+ 0x0B7)
         let width = backbone.width
         let bound = (6 / Float(backbone.tokenFanIn + width)).squareRoot()
         backbone.tokenInserter = DeepPrompts((0..<backbone.blockHooks.count).map { _ in
-            let prompts = Tensor.randomUniform([options.prompts, width], low: -bound, high: bound, generator: &generator)
+            let prompts = Tensor.randomUniform([config.numVirtualTokens, width], low: -bound, high: bound, generator: &generator)
             prompts.requiresGrad = true
             return prompts
         })
@@ -66,6 +81,5 @@ public final class DeepPrompts: TokenInserter {
 extension VisualPromptTuning {
     public static let descriptor = MethodDescriptor(
         name: "vpt", summary: "VPT-deep: learnable prompt tokens inserted before every block", defaultLearningRate: 1e-2,
-        options: [MethodOptionSpec("num_virtual_tokens", field: "prompts", .integer, "prompt tokens per layer")],
-        make: { VisualPromptTuning(options: $0) })
+        make: { VisualPromptTuning(config: $0) })
 }

@@ -108,9 +108,12 @@ struct ProfileBench: ParsableCommand {
         let peakPerCPUSecond = peakFLOPs / (Self.cpuSeconds() - peakCPUStart)
         let vision = try PretrainedModels.vision(named: model, progress: printError)
         let classifier = ImageClassifier(vision: vision, classes: 10)
-        var options = try methodFlags.options(for: name, seed: 0)
-        if name == "shira" && !CommandLine.arguments.contains("--density") { options.density = 0.02 }
-        try MethodRegistry.method(named: name, options: options).apply(to: classifier)
+        var config = try methodFlags.config(for: name, seed: 0, strict: false)
+        if name == "shira" && methodFlags.density == nil && !methodFlags.assignments.contains(where: { $0.hasPrefix("density=") }) {
+            config["density"] = .real(0.02)
+        }
+        let method = try MethodRegistry.method(named: name, config: config)
+        try method.apply(to: classifier)
         let optimizer = AdamW(parameters: classifier.trainableParameters)
         var generator = RandomGenerator(seed: 11)
         let pixels = Tensor.randomNormal([batch, 3, resolution, resolution], generator: &generator)
@@ -221,7 +224,7 @@ struct ProfileBench: ParsableCommand {
         print("")
 
         let minimum = minimumActivationBytes(method: name, configuration: vision.configuration, resolution: resolution,
-                                             options: options)
+                                             rank: (method.config as? LoRA.Config)?.r ?? 0)
         let rate = flops / seconds / 1e9
         let residentPeak = Self.statusKilobytes("VmHWM") / 1024
         print("### Summary")
@@ -241,14 +244,14 @@ struct ProfileBench: ParsableCommand {
     /// whose weights train (LoRA: the q/v input and the rank-r intermediate; SHiRA on all linears: the inputs of
     /// all six layers).
     func minimumActivationBytes(method: String, configuration c: VisionTransformerConfiguration, resolution: Int,
-                                options: MethodOptions) -> Int {
+                                rank: Int) -> Int {
         let grid = resolution / c.patchSize
         let tokens = grid * grid + 1
         let d = c.width, hidden = c.mlpDimension
         let probabilities = tokens > AttentionSettings.recomputeAboveTokens ? 0 : c.heads * tokens
         var perToken = 2 * d + 3 * d + probabilities + hidden
         switch method {
-        case "lora": perToken += d + 2 * options.rank
+        case "lora": perToken += d + 2 * rank
         case "shira": perToken += 3 * d + hidden          // inputs of q/k/v (shared), attention output, fc1, fc2
         default: break
         }

@@ -28,7 +28,7 @@ struct StepBench: ParsableCommand {
         for name in methods {
             let vision = try PretrainedModels.vision(named: model, progress: printError)
             let classifier = ImageClassifier(vision: vision, classes: 10)
-            try MethodRegistry.method(named: name, options: methodFlags.options(for: name, seed: 0)).apply(to: classifier)
+            try MethodRegistry.method(named: name, config: methodFlags.config(for: name, seed: 0, strict: false)).apply(to: classifier)
             let optimizer = AdamW(parameters: classifier.trainableParameters)
             let seconds = medianSeconds(repeats: repeats) {
                 let loss = ModelMode.training(stepSeed: 0) {

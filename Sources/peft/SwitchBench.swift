@@ -15,13 +15,12 @@ struct SwitchBench: ParsableCommand {
     @Option(help: "Switches timed (median reported).") var repeats = 20
 
     /// Several adapters of one method on `model`'s layers, with random (nonzero) trained values.
-    func adapterSets(_ method: String, options: MethodOptions, model: ImageClassifier, count: Int) throws -> [[(Linear, any MergeableAdapter)]] {
+    func adapterSets(_ method: String, config: ConfigObject, model: ImageClassifier, count: Int) throws -> [[(Linear, any MergeableAdapter)]] {
         var sets: [[(Linear, any MergeableAdapter)]] = []
         var generator = RandomGenerator(seed: 5)
+        let descriptor = try MethodRegistry.descriptor(named: method)
         for index in 0..<count {
-            var seeded = options
-            seeded.seed = UInt64(index)
-            try MethodRegistry.method(named: method, options: seeded).apply(to: model)
+            try descriptor.make(descriptor.seeded(config, with: UInt64(index))).apply(to: model)
             var set: [(Linear, any MergeableAdapter)] = []
             for (_, module) in model.vision.namedModules() {
                 guard let layer = module as? Linear, let adapter = layer.adapter as? any MergeableAdapter else { continue }
@@ -51,11 +50,9 @@ struct SwitchBench: ParsableCommand {
                 ("shira", "SHiRA 2% all-linear", .allLinear),
             ]
             for (method, label, targets) in cases {
-                var options = MethodOptions()
-                options.targetModules = targets
-                options.shiraTargets = targets
-                options.density = 0.02
-                let sets = try adapterSets(method, options: options, model: model, count: 3)
+                var config: ConfigObject = ["target_modules": targets.configValue]
+                if method == "shira" { config["density"] = .real(0.02) }
+                let sets = try adapterSets(method, config: config, model: model, count: 3)
                 let values = sets[0].reduce(0) { $0 + $1.1.namedParameters().reduce(0) { $0 + $1.1.count } }
                 for (layer, adapter) in sets[0] { adapter.merge(into: layer) }
                 var current = 0

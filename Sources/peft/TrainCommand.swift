@@ -4,93 +4,52 @@ import Methods
 import Models
 import Training
 
-/// Method options as command-line flags.
+/// Method options on the command line: `--option key=value` (keys from the method's config, as `peft methods NAME`
+/// lists them), and shorthand flags for the common ones.
 struct MethodFlags: ParsableArguments {
-    @Option(parsing: .unconditional, help: "LoRA rank r.") var rank = 8
-    @Option(parsing: .unconditional, help: "LoRA alpha (update scaled by alpha / r; default: r).") var alpha: Float?
-    @Option(name: .customLong("lora-dropout"), parsing: .unconditional, help: "Dropout on the LoRA input.") var loraDropout: Float = 0
-    @Flag(name: .customLong("rslora"), help: "LoRA: scale the update by alpha / sqrt(r) (rsLoRA) instead of alpha / r.") var rsLoRA = false
-    @Flag(name: .customLong("dora"), help: "LoRA: weight-decomposed LoRA (DoRA), a trainable magnitude per output feature.") var doRA = false
-    @Option(help: "Target Linear layers: comma-separated names (suffix match), 're:<regex>' or 'all-linear'.")
-    var targetModules = "query,value"
-    @Option(parsing: .unconditional, help: "Bottleneck adapter width.") var adapterWidth = 8
-    @Option(parsing: .unconditional, help: "Bottleneck adapter output scale.") var adapterScale: Float = 0.1
-    @Option(parsing: .unconditional, help: "VPT prompt tokens per layer.") var prompts = 10
-    @Option(parsing: .unconditional, help: "SHiRA: fraction of each target weight that trains.") var density: Double = 0.01
-    @Option(help: "SHiRA mask: struct, rand, wm, grad or snip.") var mask = "rand"
-    @Option(help: "SHiRA target Linear layers (same syntax as --target-modules).") var shiraTargets = "all-linear"
-    @Option(parsing: .unconditional, help: "SHiRA rand mask: block of positions taken from the seeded order (same seed, other part: disjoint mask).")
-    var maskPart = 0
-    @Option(parsing: .unconditional, help: "NEAT: encoder/decoder pairs (0: depth 2; 1: depth 4, ...).") var neatPairs = 0
-    @Option(parsing: .unconditional, help: "NEAT: update multiplier s.") var neatScale: Float = 1
-    @Flag(help: "RLRR: start as the pretrained model instead of the released code's random init.") var identityStart = false
-    @Option(parsing: .unconditional, help: "TTC/Pear: fraction of the epochs in the first stage (LayerNorm stage / warm-up).") var stageFraction: Float = 0.3
-    @Option(parsing: .unconditional, help: "TTC/Pear: batches used for Taylor scoring.") var scoringBatches = 8
-    @Option(parsing: .unconditional, help: "TTC: channels per layer (default width / 8).") var channels: Int?
-    @Flag(help: "TTC: select the global top channels instead of per layer.") var globalChannels = false
-    @Flag(help: "TTC: start the channel maps at zero.") var zeroInitMaps = false
-    @Flag(help: "TTC: freeze the LayerNorms in stage 2.") var freezeNorms = false
-    @Option(parsing: .unconditional, help: "Pear: fraction of adapters pruned.") var pruneFraction: Float = 0.5
-    @Option(help: "Pear: importance score: taylor, l1 or frobenius.") var pearScore = "taylor"
-    @Option(help: "Pear: sharing policy: best-same-type or nearest.") var pearSharing = "best-same-type"
-    @Flag(help: "Pear: no learnable gates on shared positions.") var noGates = false
-    @Flag(help: "Pear: no knowledge checkpoint (the ablation).") var noKnowledgeCheckpoint = false
-    @Option(name: .customLong("option"), help: ArgumentHelp("A method option as key=value (repeatable; keys from `peft methods NAME`, peft's names where peft has the method, e.g. --option lora_alpha=16). Applied after the flags above.", valueName: "key=value"))
+    @Option(parsing: .unconditional, help: "Shorthand for --option r=N (LoRA, NEAT and Pear rank; SHiRA's peft sizing); also sets lora_alpha to N unless it is given.")
+    var rank: Int?
+    @Option(parsing: .unconditional, help: "Shorthand for --option lora_alpha=X (the update is scaled by alpha / r).") var alpha: Float?
+    @Option(parsing: .unconditional, help: "Shorthand for --option density=X (SHiRA: fraction of each target weight that trains).") var density: Double?
+    @Option(help: "Shorthand for --option target_modules=...: comma-separated names (suffix match), 're:<regex>' or 'all-linear'.")
+    var targetModules: String?
+    @Option(name: .customLong("option"), help: ArgumentHelp("A method option as key=value (repeatable; keys from `peft methods NAME`, peft's names where peft has the method, e.g. --option lora_alpha=16). Applied after the shorthand flags.", valueName: "key=value"))
     var assignments: [String] = []
 
-    func validate() throws {
-        let reals: [(String, Double?)] = [
-            ("--alpha", alpha.map(Double.init)), ("--lora-dropout", Double(loraDropout)),
-            ("--adapter-scale", Double(adapterScale)), ("--density", density), ("--neat-scale", Double(neatScale)),
-            ("--stage-fraction", Double(stageFraction)), ("--prune-fraction", Double(pruneFraction)),
-        ]
-        for case let (flag, value?) in reals where !value.isFinite {
-            throw ValidationError("\(flag) must be a finite number, got \(value)")
-        }
-        guard ShiraMask(rawValue: mask) != nil else {
-            throw ValidationError("unknown SHiRA mask '\(mask)'; choose one of: \(ShiraMask.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
+    /// The shorthand flags that were given, as assignments.
+    var shorthands: [(flag: String, key: String, value: String)] {
+        var list: [(String, String, String)] = []
+        if let rank { list.append(("--rank", "r", "\(rank)")) }
+        if let alpha { list.append(("--alpha", "lora_alpha", "\(alpha)")) }
+        if let density { list.append(("--density", "density", "\(density)")) }
+        if let targetModules { list.append(("--target-modules", "target_modules", targetModules)) }
+        return list
     }
 
-    /// The options for `method`: the flags, then the `--option key=value` assignments (checked against the
-    /// method's option list).
-    func options(for method: String, seed: UInt64) throws -> MethodOptions {
+    /// The configuration of `method`: the shorthand flags, then the `--option` assignments, checked against the
+    /// method's options; the method's seed is `seed` unless an assignment sets it. With `strict`, a shorthand flag
+    /// for an option the method does not have is refused; without (benchmarks over several methods), it applies to
+    /// the methods that have it.
+    func config(for method: String, seed: UInt64, strict: Bool = true) throws -> ConfigObject {
         let descriptor: MethodDescriptor
         do { descriptor = try MethodRegistry.descriptor(named: method) } catch { throw ValidationError("\(error)") }
-        do { return try descriptor.applying(assignments, to: options(seed: seed)) } catch { throw ValidationError("\(error)") }
-    }
-
-    func options(seed: UInt64) -> MethodOptions {
-        var options = MethodOptions()
-        options.density = density
-        options.shiraMask = ShiraMask(rawValue: mask) ?? .random
-        options.shiraTargets = TargetModules(parsing: shiraTargets)
-        options.shiraMaskPart = maskPart
-        options.neatPairs = neatPairs
-        options.neatScale = neatScale
-        options.identityStart = identityStart
-        options.stageOneFraction = stageFraction
-        options.scoringBatches = scoringBatches
-        options.ttcChannels = channels
-        options.ttcGlobal = globalChannels
-        options.ttcZeroInit = zeroInitMaps
-        options.ttcTrainNorms = !freezeNorms
-        options.pruneFraction = pruneFraction
-        options.pearScore = pearScore
-        options.pearSharing = pearSharing
-        options.pearGates = !noGates
-        options.knowledgeCheckpoint = !noKnowledgeCheckpoint
-        options.rank = rank
-        options.alpha = alpha ?? Float(rank)
-        options.dropout = loraDropout
-        options.useRSLoRA = rsLoRA
-        options.useDoRA = doRA
-        options.targetModules = TargetModules(parsing: targetModules)
-        options.adapterWidth = adapterWidth
-        options.adapterScale = adapterScale
-        options.prompts = prompts
-        options.seed = seed
-        return options
+        let keys = Set(descriptor.options.map(\.key))
+        var prefix: [String] = []
+        for shorthand in shorthands {
+            guard keys.contains(shorthand.key) else {
+                if strict { throw ValidationError("\(shorthand.flag): method '\(method)' has no option \(shorthand.key); see `peft methods \(method)`") }
+                continue
+            }
+            prefix.append("\(shorthand.key)=\(shorthand.value)")
+        }
+        let assigned = Set(assignments.map { String($0.prefix { $0 != "=" }).trimmingCharacters(in: .whitespaces) })
+        if let rank, alpha == nil, keys.contains("lora_alpha"), !assigned.contains("lora_alpha") {
+            prefix.append("lora_alpha=\(rank)")
+        }
+        let own = strict ? assignments : assignments.filter { keys.contains(String($0.prefix { $0 != "=" }).trimmingCharacters(in: .whitespaces)) }
+        var config = descriptor.seeded([:], with: seed)
+        do { config = try descriptor.applying(prefix + own, to: config) } catch { throw ValidationError("\(error)") }
+        return config
     }
 }
 
@@ -136,7 +95,7 @@ struct TrainCommand: ParsableCommand {
         configuration.model = try model ?? TrainingSession.defaultModel(forTask: task)
         configuration.task = task
         configuration.method = method
-        configuration.options = try methodFlags.options(for: method, seed: seed)
+        configuration.methodConfig = try methodFlags.config(for: method, seed: seed)
         configuration.epochs = epochs
         configuration.batchSize = batchSize
         configuration.learningRate = lr

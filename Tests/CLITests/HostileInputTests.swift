@@ -67,17 +67,18 @@ final class HostileInputTests: XCTestCase {
     }
 
     func testMistypedNumbersInAConfigNameTheKey() throws {
-        for (key, value) in [("rank", 4.5), ("seed", -1.0)] {
+        for (key, value) in [("r", 4.5), ("seed", -1.0)] {
             let copy = try adapterCopy()
             try editJSON(copy.appendingPathComponent("adapter_config.json")) { config in
                 var details = config["swiftpeft"] as! [String: Any]
-                var options = details["options"] as! [String: Any]
-                options[key] = value
-                details["options"] = options
+                var methodConfig = details["config"] as! [String: Any]
+                methodConfig[key] = value
+                details["config"] = methodConfig
                 config["swiftpeft"] = details
+                config.removeValue(forKey: key)  // the top-level peft field would override it
             }
             let outcome = try PeftProcess.run(["merge", copy.path, "--out", copy.appendingPathComponent("../m.safetensors").path], timeout: 30)
-            assertCleanFailure(outcome, mentions: "at 'swiftpeft.options.\(key)'")
+            assertCleanFailure(outcome, mentions: "'\(key)'")
             XCTAssertFalse(outcome.stderr.contains("not valid JSON"), outcome.stderr)
         }
     }
@@ -159,7 +160,7 @@ final class HostileInputTests: XCTestCase {
 
     func testShiraMaskPartThatOverflowsIsRefused() throws {
         let out = temporaryDirectory("mask-part", for: self)
-        let outcome = try PeftProcess.run(quickTrain(out: out, method: "shira", epochs: 1, ["--mask-part", "4611686018427387904"]), timeout: 30)
+        let outcome = try PeftProcess.run(quickTrain(out: out, method: "shira", epochs: 1, ["--option", "mask_part=4611686018427387904"]), timeout: 30)
         assertCleanFailure(outcome, mentions: "SHiRA mask part 4611686018427387904 needs more than")
     }
 

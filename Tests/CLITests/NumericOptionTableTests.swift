@@ -7,12 +7,12 @@ import XCTest
 final class NumericOptionTableTests: XCTestCase {
     static let values = ["0", "-1", "nan", "inf", "-inf", "1e30", "4611686018427387904"]
 
-    /// Option, and the method it belongs to.
+    /// Option (a flag, or a method option key for `--option key=value`), and the method it belongs to.
     static let trainOptions: [(String, String)] = [
-        ("--rank", "lora"), ("--alpha", "lora"), ("--lora-dropout", "lora"), ("--adapter-width", "adapter"),
-        ("--adapter-scale", "adapter"), ("--prompts", "vpt"), ("--density", "shira"), ("--mask-part", "shira"),
-        ("--neat-pairs", "neat"), ("--neat-scale", "neat"), ("--stage-fraction", "ttc"), ("--scoring-batches", "ttc"),
-        ("--channels", "ttc"), ("--prune-fraction", "pear"), ("--epochs", "lora"), ("--batch-size", "lora"),
+        ("--rank", "lora"), ("--alpha", "lora"), ("lora_dropout", "lora"), ("adapter_width", "adapter"),
+        ("adapter_scale", "adapter"), ("num_virtual_tokens", "vpt"), ("--density", "shira"), ("mask_part", "shira"),
+        ("r", "shira"), ("neat_pairs", "neat"), ("neat_scale", "neat"), ("stage_fraction", "ttc"),
+        ("scoring_batches", "ttc"), ("channels", "ttc"), ("prune_fraction", "pear"), ("r", "pear"), ("--epochs", "lora"), ("--batch-size", "lora"),
         ("--lr", "lora"), ("--head-lr", "lora"), ("--weight-decay", "lora"), ("--warmup-epochs", "lora"),
         ("--label-smoothing", "lora"), ("--clip-norm", "lora"), ("--resolution", "lora"), ("--seed", "lora"),
         ("--eval-every", "lora"), ("--max-steps", "lora"), ("--max-eval", "lora"), ("--max-skips", "lora"),
@@ -38,7 +38,7 @@ final class NumericOptionTableTests: XCTestCase {
                 let out = folder.appendingPathComponent("\(option)=\(value)")
                 var arguments = quickTrain(out: out, method: method, epochs: 1)
                 // Later occurrences win, so the option under test replaces the quick run's own value.
-                arguments += [option, value]
+                arguments += option.hasPrefix("--") ? [option, value] : ["--option", "\(option)=\(value)"]
                 let outcome = try PeftProcess.run(arguments, timeout: 60)
                 check(outcome, "train \(method) \(option) \(value)")
                 if outcome.status == 0 { accepted.append("\(option) \(value)") }

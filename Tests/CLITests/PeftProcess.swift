@@ -85,7 +85,7 @@ func temporaryDirectory(_ prefix: String, for testCase: XCTestCase) -> URL {
 
 /// A quick training run on the random ViT-S/16 at 32 px (under a second): the arguments, with `extra` appended.
 func quickTrain(out: URL, method: String = "lora", epochs: Int = 1, _ extra: [String] = []) -> [String] {
-    ["train", "--model", "vit-s16-random", "--task", "digits-1k", "--method", method, "--rank", "4",
+    ["train", "--model", "vit-s16-random", "--task", "digits-1k", "--method", method] + (method == "lora" ? ["--rank", "4"] : []) + [
      "--resolution", "32", "--batch-size", "16", "--epochs", "\(epochs)", "--max-steps", "2", "--max-eval", "32",
      "--out", out.path] + extra
 }

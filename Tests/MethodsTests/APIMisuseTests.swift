@@ -7,16 +7,10 @@ import Models
 
 /// Wrong arguments at the public boundaries give a thrown error that says what is wrong, never a crash.
 final class APIMisuseTests: XCTestCase {
-    func options(_ change: (inout MethodOptions) -> Void) -> MethodOptions {
-        var options = MethodOptions()
-        change(&options)
-        return options
-    }
-
     /// Applying `method` with `options` to a fresh tiny classifier throws an error mentioning every `text`.
-    func assertRefused(_ method: String, _ options: MethodOptions, mentions texts: String...,
+    func assertRefused(_ method: String, _ options: ConfigObject, mentions texts: String...,
                        file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertThrowsError(try MethodRegistry.method(named: method, options: options).apply(to: tinyClassifier()),
+        XCTAssertThrowsError(try MethodRegistry.method(named: method, config: options).apply(to: tinyClassifier()),
                              file: file, line: line) { error in
             for text in texts {
                 XCTAssertTrue("\(error)".contains(text), "'\(error)' does not mention '\(text)'", file: file, line: line)
@@ -25,42 +19,43 @@ final class APIMisuseTests: XCTestCase {
     }
 
     func testUnknownOrInvalidTargetModules() {
-        assertRefused("lora", options { $0.targetModules = .names(["qkv_proj"]) }, mentions: "matched no Linear layer", "query")
-        assertRefused("lora", options { $0.targetModules = .pattern("(unclosed") }, mentions: "not a valid regular expression")
-        assertRefused("neat", options { $0.targetModules = .pattern("nothing\\.matches") }, mentions: "matched no Linear layer")
-        assertRefused("shira", options { $0.shiraTargets = .names(["classifier"]) }, mentions: "matched no Linear layer")
+        assertRefused("lora", ["target_modules": TargetModules.names(["qkv_proj"]).configValue], mentions: "matched no Linear layer", "query")
+        assertRefused("lora", ["target_modules": TargetModules.pattern("(unclosed").configValue], mentions: "not a valid regular expression")
+        assertRefused("neat", ["target_modules": TargetModules.pattern("nothing\\.matches").configValue], mentions: "matched no Linear layer")
+        assertRefused("shira", ["target_modules": TargetModules.names(["classifier"]).configValue], mentions: "matched no Linear layer")
     }
 
     func testRankOutOfRange() {
         // The tiny model's Linear layers are 16 wide at most on one side.
-        assertRefused("lora", options { $0.rank = 17 }, mentions: "rank 17 is larger than layer")
-        assertRefused("lora", options { $0.rank = 0 }, mentions: "rank must be positive")
-        assertRefused("lora", options { $0.rank = -3 }, mentions: "rank must be positive")
-        assertRefused("neat", options { $0.rank = 1000 }, mentions: "larger than layer")
-        assertRefused("pear", options { $0.rank = 0 }, mentions: "rank")
+        assertRefused("lora", ["r": 17], mentions: "rank 17 is larger than layer")
+        assertRefused("lora", ["r": 0], mentions: "rank must be positive")
+        assertRefused("lora", ["r": -3], mentions: "rank must be positive")
+        assertRefused("neat", ["r": 1000], mentions: "larger than layer")
+        assertRefused("pear", ["r": 0], mentions: "rank")
     }
 
     func testFractionsAndCountsOutOfRange() {
         for density in [0, -0.1, 1.5, Double.nan, Double.infinity] {
-            assertRefused("shira", options { $0.density = density }, mentions: "density must be in (0, 1]")
+            assertRefused("shira", ["density": ConfigValue(density)], mentions: density.isFinite ? "density must be in (0, 1]" : "'density' is \(density); it takes a float")
         }
-        assertRefused("lora", options { $0.dropout = 1 }, mentions: "dropout must be in [0, 1)")
-        assertRefused("lora", options { $0.dropout = -0.5 }, mentions: "dropout must be in [0, 1)")
-        assertRefused("neat", options { $0.neatPairs = -1 }, mentions: "NEAT pairs must be in 0...32")
-        assertRefused("adapter", options { $0.adapterWidth = 0 }, mentions: "adapter width must be positive")
-        assertRefused("vpt", options { $0.prompts = 0 }, mentions: "prompt")
+        assertRefused("lora", ["lora_dropout": 1], mentions: "dropout must be in [0, 1)")
+        assertRefused("lora", ["lora_dropout": -0.5], mentions: "dropout must be in [0, 1)")
+        assertRefused("neat", ["neat_pairs": -1], mentions: "NEAT pairs must be in 0...32")
+        assertRefused("adapter", ["adapter_width": 0], mentions: "adapter width must be positive")
+        assertRefused("vpt", ["num_virtual_tokens": 0], mentions: "prompt")
         // Sizes that would allocate without bound if an adapter config asked for them.
-        assertRefused("vpt", options { $0.prompts = 1 << 40 }, mentions: "at most 1024 prompt tokens")
-        assertRefused("adapter", options { $0.adapterWidth = 1 << 40 }, mentions: "more than 4 x the model width")
-        assertRefused("neat", options { $0.neatPairs = 1 << 40 }, mentions: "NEAT pairs must be in 0...32")
-        assertRefused("ttc", options { $0.ttcChannels = 0 }, mentions: "channels per layer must be in 1...16")
-        assertRefused("ttc", options { $0.ttcChannels = 17 }, mentions: "channels per layer must be in 1...16")
-        assertRefused("ttc", options { $0.stageOneFraction = .nan }, mentions: "stage-one fraction")
-        assertRefused("pear", options { $0.stageOneFraction = 1.5 }, mentions: "stage-one fraction")
-        assertRefused("pear", options { $0.scoringBatches = 0 }, mentions: "at least 1 batch")
-        assertRefused("pear", options { $0.pruneFraction = 1 }, mentions: "prune fraction")
-        assertRefused("pear", options { $0.pearScore = "magic" }, mentions: "Pear score 'magic'")
-        assertRefused("shira", options { $0.shiraMask = .gradient }, mentions: "calibration")
+        assertRefused("vpt", ["num_virtual_tokens": ConfigValue(1 << 40)], mentions: "at most 1024 prompt tokens")
+        assertRefused("adapter", ["adapter_width": ConfigValue(1 << 40)], mentions: "more than 4 x the model width")
+        assertRefused("neat", ["neat_pairs": ConfigValue(1 << 40)], mentions: "NEAT pairs must be in 0...32")
+        assertRefused("ttc", ["channels": 0], mentions: "channels per layer must be in 1...16")
+        assertRefused("ttc", ["channels": 17], mentions: "channels per layer must be in 1...16")
+        assertRefused("ttc", ["stage_fraction": .real(.nan)], mentions: "'stage_fraction' is nan; it takes a float")
+        assertRefused("ttc", ["stage_fraction": -0.5], mentions: "stage-one fraction")
+        assertRefused("pear", ["stage_fraction": 1.5], mentions: "stage-one fraction")
+        assertRefused("pear", ["scoring_batches": 0], mentions: "at least 1 batch")
+        assertRefused("pear", ["prune_fraction": 1], mentions: "prune fraction")
+        assertRefused("pear", ["score": "magic"], mentions: "Pear score 'magic'")
+        assertRefused("shira", ["mask_type": "grad"], mentions: "calibration")
         XCTAssertThrowsError(try MethodRegistry.method(named: "lora-xl")) { error in
             XCTAssertTrue("\(error)".contains("unknown method 'lora-xl'"), "\(error)")
         }
@@ -89,16 +84,16 @@ final class APIMisuseTests: XCTestCase {
         }
     }
 
-    func savedAdapter(_ method: String, _ options: MethodOptions) throws -> URL {
+    func savedAdapter(_ method: String, _ options: ConfigObject) throws -> URL {
         let model = tinyClassifier()
-        try MethodRegistry.method(named: method, options: options).apply(to: model)
+        try MethodRegistry.method(named: method, config: options).apply(to: model)
         let folder = directory()
-        try AdapterFiles.save(model, method: method, options: options, baseModel: "tiny", to: folder)
+        try AdapterFiles.save(model, method: MethodRegistry.method(named: method, config: options), baseModel: "tiny", to: folder)
         return folder
     }
 
     func testAdapterWhoseConfigDisagreesWithItsTensors() throws {
-        let folder = try savedAdapter("lora", options { $0.rank = 2 })
+        let folder = try savedAdapter("lora", ["r": 2])
         try editConfig(folder) { $0["r"] = 4 }   // peft's field, which is the truth on load
         XCTAssertThrowsError(try AdapterFiles.load(from: folder, into: tinyClassifier())) { error in
             XCTAssertTrue("\(error)".contains("has shape [2, 16], the model expects [4, 16]"), "\(error)")
@@ -106,7 +101,7 @@ final class APIMisuseTests: XCTestCase {
     }
 
     func testAdapterForAnUnknownMethodOrWithBadOptions() throws {
-        let folder = try savedAdapter("lora", options { $0.rank = 2 })
+        let folder = try savedAdapter("lora", ["r": 2])
         try editDetails(folder) { $0["method"] = "qlora" }
         XCTAssertThrowsError(try AdapterFiles.load(from: folder, into: tinyClassifier())) { error in
             XCTAssertTrue("\(error)".contains("unknown method 'qlora'"), "\(error)")
@@ -119,7 +114,7 @@ final class APIMisuseTests: XCTestCase {
     }
 
     func testSHiRAIndicesOutsideTheWeightAreRefused() throws {
-        let folder = try savedAdapter("shira", options { $0.density = 0.1 })
+        let folder = try savedAdapter("shira", ["density": 0.1])
         let url = folder.appendingPathComponent("adapter_model.safetensors")
         let file = try SafeTensorsFile(url: url)
         var tensors: [String: Tensor] = [:]

@@ -13,23 +13,23 @@ final class AdapterFilesTests: XCTestCase {
         return url
     }
 
-    func trained(_ method: String, options: MethodOptions = MethodOptions()) throws -> ImageClassifier {
+    func trained(_ method: String, options: ConfigObject = [:]) throws -> ImageClassifier {
         let model = tinyClassifier()
-        try MethodRegistry.method(named: method, options: options).apply(to: model)
+        try MethodRegistry.method(named: method, config: options).apply(to: model)
         for seed in 0..<2 { trainOneStep(model, images: tinyImages(seed: UInt64(seed)), labels: [0, 2], rate: 0.05) }
         return model
     }
 
     func testRoundTripGivesIdenticalOutputsForEveryMethod() throws {
-        var shiraOptions = MethodOptions()
-        shiraOptions.shiraMask = .weightMagnitude
-        shiraOptions.density = 0.1
-        for (method, options) in [("lora", MethodOptions()), ("shira", shiraOptions), ("neat", MethodOptions()),
-                                  ("rlrr", MethodOptions()), ("bitfit", MethodOptions()), ("layernorm", MethodOptions()),
-                                  ("adapter", MethodOptions()), ("vpt", MethodOptions()), ("linear", MethodOptions())] {
+        var shiraOptions: ConfigObject = [:]
+        shiraOptions["mask_type"] = "wm"
+        shiraOptions["density"] = 0.1
+        for (method, options) in [("lora", [:] as ConfigObject), ("shira", shiraOptions), ("neat", [:] as ConfigObject),
+                                  ("rlrr", [:] as ConfigObject), ("bitfit", [:] as ConfigObject), ("layernorm", [:] as ConfigObject),
+                                  ("adapter", [:] as ConfigObject), ("vpt", [:] as ConfigObject), ("linear", [:] as ConfigObject)] {
             let model = try trained(method, options: options)
             let folder = directory()
-            try AdapterFiles.save(model, method: method, options: options, baseModel: "tiny", to: folder)
+            try AdapterFiles.save(model, method: MethodRegistry.method(named: method, config: options), baseModel: "tiny", to: folder)
             let restored = tinyClassifier()
             try AdapterFiles.load(from: folder, into: restored)
             let images = tinyImages(seed: 9)
@@ -40,17 +40,17 @@ final class AdapterFilesTests: XCTestCase {
 
     func testStagedMethodsRoundTripAfterTheirSwitch() throws {
         for name in ["ttc", "pear"] {
-            var options = MethodOptions()
-            options.ttcChannels = 4
-            options.rank = 2
+            var options: ConfigObject = [:]
+            options["channels"] = 4
+            options["r"] = 2
             let model = tinyClassifier()
-            let method = try MethodRegistry.method(named: name, options: options) as! any StagedMethod
+            let method = try MethodRegistry.method(named: name, config: options) as! any StagedMethod
             try method.apply(to: model)
             trainOneStep(model, images: tinyImages(), labels: [0, 1], rate: 0.05)
             try method.advance(model, calibration: [(.images(tinyImages(seed: 3)), [1, 2])])
             trainOneStep(model, images: tinyImages(seed: 4), labels: [2, 1], rate: 0.05)
             let folder = directory()
-            try AdapterFiles.save(model, method: name, options: options, baseModel: "tiny", to: folder)
+            try AdapterFiles.save(model, method: MethodRegistry.method(named: name, config: options), baseModel: "tiny", to: folder)
             let restored = tinyClassifier()
             try AdapterFiles.load(from: folder, into: restored)
             let images = tinyImages(seed: 9)
@@ -61,7 +61,7 @@ final class AdapterFilesTests: XCTestCase {
     func testLayoutFollowsHuggingFacePeft() throws {
         let model = try trained("lora")
         let folder = directory()
-        try AdapterFiles.save(model, method: "lora", options: MethodOptions(), baseModel: "tiny", to: folder)
+        try AdapterFiles.save(model, method: MethodRegistry.method(named: "lora"), baseModel: "tiny", to: folder)
         let config = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("adapter_config.json"))) as! [String: Any]
         XCTAssertEqual(config["peft_type"] as? String, "LORA")
         XCTAssertEqual(config["r"] as? Int, 8)
@@ -74,7 +74,7 @@ final class AdapterFilesTests: XCTestCase {
         let shira = tinyClassifier()
         try SHiRA().apply(to: shira)
         let shiraFolder = directory()
-        try AdapterFiles.save(shira, method: "shira", options: MethodOptions(), baseModel: "tiny", to: shiraFolder)
+        try AdapterFiles.save(shira, method: MethodRegistry.method(named: "shira"), baseModel: "tiny", to: shiraFolder)
         let shiraText = try String(contentsOf: shiraFolder.appendingPathComponent("adapter_model.safetensors"), encoding: .isoLatin1)
         XCTAssertTrue(shiraText.contains("query.shira_indices\":{\"dtype\":\"I32\""), "SHiRA indices are int32")
         XCTAssertTrue(shiraText.contains("query.shira_weight"))
@@ -83,7 +83,7 @@ final class AdapterFilesTests: XCTestCase {
     func testRefusesAnotherBaseModelOrHead() throws {
         let model = try trained("lora")
         let folder = directory()
-        try AdapterFiles.save(model, method: "lora", options: MethodOptions(), baseModel: "tiny", to: folder)
+        try AdapterFiles.save(model, method: MethodRegistry.method(named: "lora"), baseModel: "tiny", to: folder)
         XCTAssertThrowsError(try AdapterFiles.load(from: folder, into: tinyClassifier(seed: 77))) { error in
             XCTAssertTrue("\(error)".contains("fingerprint") && "\(error)".contains("adapter_config.json"), "\(error)")
         }
@@ -96,7 +96,7 @@ final class AdapterFilesTests: XCTestCase {
     func testRefusesCorruptOrIncompleteFiles() throws {
         let model = try trained("lora")
         let folder = directory()
-        try AdapterFiles.save(model, method: "lora", options: MethodOptions(), baseModel: "tiny", to: folder)
+        try AdapterFiles.save(model, method: MethodRegistry.method(named: "lora"), baseModel: "tiny", to: folder)
         let weights = folder.appendingPathComponent("adapter_model.safetensors")
         let original = try Data(contentsOf: weights)
         try original.prefix(original.count / 2).write(to: weights)
@@ -106,7 +106,7 @@ final class AdapterFilesTests: XCTestCase {
         // A file missing one tensor.
         let partial = model.trainableParameters.filter { !$0.0.hasSuffix("lora_B.weight") || !$0.0.contains("layer.1.") }
         let folder2 = directory()
-        try AdapterFiles.save(model, method: "lora", options: MethodOptions(), baseModel: "tiny", to: folder2)
+        try AdapterFiles.save(model, method: MethodRegistry.method(named: "lora"), baseModel: "tiny", to: folder2)
         var tensors: [String: Tensor] = [:]
         for (name, tensor) in partial { tensors["base_model.model." + name] = tensor }
         try SafeTensors.write(tensors, to: folder2.appendingPathComponent("adapter_model.safetensors"))

@@ -18,7 +18,7 @@ final class AdapterInputValidationTests: XCTestCase {
         let model = tinyClassifier()
         try SHiRA().apply(to: model)
         let folder = directory()
-        try AdapterFiles.save(model, method: "shira", options: MethodOptions(), baseModel: "tiny", to: folder)
+        try AdapterFiles.save(model, method: MethodRegistry.method(named: "shira"), baseModel: "tiny", to: folder)
         let weights = folder.appendingPathComponent("adapter_model.safetensors")
         let file = try SafeTensorsFile(path: weights.path)
         let key = file.names.sorted().first { $0.hasSuffix(".shira_indices") }!
@@ -70,7 +70,7 @@ final class AdapterInputValidationTests: XCTestCase {
         let name = model.trainableParameters.first { $0.0.contains("lora_B") }!.0
         Dictionary(uniqueKeysWithValues: model.trainableParameters)[name]!.data[0] = .infinity
         let folder = directory()
-        try AdapterFiles.save(model, method: "lora", options: MethodOptions(), baseModel: "tiny", to: folder)
+        try AdapterFiles.save(model, method: MethodRegistry.method(named: "lora"), baseModel: "tiny", to: folder)
         XCTAssertThrowsError(try AdapterFiles.load(from: folder, into: tinyClassifier())) { error in
             XCTAssertTrue("\(error)".contains("base_model.model.\(name)") && "\(error)".contains("NaN or infinity"), "\(error)")
         }
@@ -80,7 +80,7 @@ final class AdapterInputValidationTests: XCTestCase {
         let model = tinyClassifier()
         try LoRA().apply(to: model)
         let folder = directory()
-        try AdapterFiles.save(model, method: "lora", options: MethodOptions(), baseModel: "tiny", to: folder)
+        try AdapterFiles.save(model, method: MethodRegistry.method(named: "lora"), baseModel: "tiny", to: folder)
         let url = folder.appendingPathComponent("adapter_config.json")
         let original = try Data(contentsOf: url)
         for (classes, names) in [(-1, nil), (AdapterFiles.maximumClasses + 1, nil), (3, ["a"])] as [(Int, [String]?)] {
@@ -100,14 +100,13 @@ final class AdapterInputValidationTests: XCTestCase {
         let first = tinyClassifier()
         try LoRA().apply(to: first)
         let folder = directory()
-        try AdapterFiles.save(first, method: "lora", options: MethodOptions(), baseModel: "tiny", to: folder)
+        try AdapterFiles.save(first, method: MethodRegistry.method(named: "lora"), baseModel: "tiny", to: folder)
         // Another adapter over it: both files change together and no staging directory is left.
         let second = tinyClassifier(seed: 5)
-        var options = MethodOptions()
-        options.rank = 2
-        try LoRA(options: options).apply(to: second)
-        try AdapterFiles.save(second, method: "lora", options: options, baseModel: "tiny", to: folder)
-        XCTAssertEqual(try AdapterFiles.configuration(in: folder).r, 2)
+        let lora = LoRA(config: .init { $0.r = 2 })
+        try lora.apply(to: second)
+        try AdapterFiles.save(second, method: lora, baseModel: "tiny", to: folder)
+        XCTAssertEqual(try AdapterFiles.configuration(in: folder).peftFields["r"], 2)
         let restored = tinyClassifier(seed: 5)
         try AdapterFiles.load(from: folder, into: restored)
         XCTAssertEqual(logits(restored, tinyImages(seed: 2)), logits(second, tinyImages(seed: 2)))
@@ -118,7 +117,7 @@ final class AdapterInputValidationTests: XCTestCase {
         // A destination that is a file is refused and left as it was.
         let blocker = directory()
         try Data("x".utf8).write(to: blocker)
-        XCTAssertThrowsError(try AdapterFiles.save(second, method: "lora", options: options, baseModel: "tiny", to: blocker)) { error in
+        XCTAssertThrowsError(try AdapterFiles.save(second, method: lora, baseModel: "tiny", to: blocker)) { error in
             XCTAssertTrue("\(error)".contains("is not a directory"), "\(error)")
         }
         XCTAssertEqual(try Data(contentsOf: blocker), Data("x".utf8))

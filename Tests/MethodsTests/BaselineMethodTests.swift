@@ -42,7 +42,7 @@ final class BaselineMethodTests: XCTestCase {
         let model = tinyClassifier()
         let images = tinyImages()
         let before = logits(model, images)
-        try BottleneckAdapterMethod(options: { var o = MethodOptions(); o.adapterWidth = 4; return o }()).apply(to: model)
+        try BottleneckAdapterMethod(config: .init { $0.adapterWidth = 4 }).apply(to: model)
         assertAllClose(logits(model, images), before, tolerance: 0, "zero-initialised up projection")
         // Per block: down 4x16 + 4, up 16x4 + 16.
         XCTAssertEqual(model.trainableParameterCount, 2 * (4 * 16 + 4 + 16 * 4 + 16) + 3 * 32 + 3)
@@ -53,9 +53,9 @@ final class BaselineMethodTests: XCTestCase {
 
     func testVPTDeepCountsPromptsAndKeepsOutputShape() throws {
         let model = tinyClassifier()
-        var options = MethodOptions()
-        options.prompts = 3
-        try VisualPromptTuning(options: options).apply(to: model)
+        var options: ConfigObject = [:]
+        options["num_virtual_tokens"] = 3
+        try VisualPromptTuning(config: try .decoded(from: options)).apply(to: model)
         XCTAssertEqual(model.trainableParameterCount, 2 * 3 * 16 + 3 * 32 + 3)
         let images = tinyImages()
         let features = Autograd.withoutGrad { model.vision.features(images) }
@@ -68,9 +68,9 @@ final class BaselineMethodTests: XCTestCase {
 
     func testVPTPromptGradientsMatchFiniteDifferences() throws {
         let model = tinyClassifier()
-        var options = MethodOptions()
-        options.prompts = 2
-        try VisualPromptTuning(options: options).apply(to: model)
+        var options: ConfigObject = [:]
+        options["num_virtual_tokens"] = 2
+        try VisualPromptTuning(config: try .decoded(from: options)).apply(to: model)
         let images = tinyImages()
         let prompt = try XCTUnwrap(model.vision.tokenInserter as? DeepPrompts).prompts[1]
         // Through the whole model the prompt gradients are small (about 1e-3), so the check allows an absolute

@@ -8,19 +8,14 @@ import TestSupport
 
 /// DoRA (LoRA with `useDoRA`) and rsLoRA scaling.
 final class DoRATests: XCTestCase {
-    func options(rank: Int = 2, alpha: Float = 4, dora: Bool = true, rslora: Bool = false) -> MethodOptions {
-        var options = MethodOptions()
-        options.rank = rank
-        options.alpha = alpha
-        options.useDoRA = dora
-        options.useRSLoRA = rslora
-        return options
+    func options(rank: Int = 2, alpha: Float = 4, dora: Bool = true, rslora: Bool = false) -> LoRA.Config {
+        LoRA.Config { $0.r = rank; $0.loraAlpha = alpha; $0.useDoRA = dora; $0.useRSLoRA = rslora }
     }
 
     func testStartsAsThePretrainedModelAndTrainsMagnitudeAndFactors() throws {
         let model = tinyClassifier(), images = tinyImages()
         let before = logits(model, images)
-        try LoRA(options: options()).apply(to: model)
+        try LoRA(config: options()).apply(to: model)
         assertAllClose(logits(model, images), before, tolerance: 1e-5, "DoRA at initialisation")
         let names = model.trainableParameters.map(\.0)
         XCTAssertTrue(names.contains { $0.hasSuffix("query.lora_magnitude_vector") }, "\(names)")
@@ -75,7 +70,7 @@ final class DoRATests: XCTestCase {
     /// W0 + s B A; outputs are unchanged by the merge and unmerge restores W0 bit for bit.
     func testMergeGivesRowsOfNormMagnitudeAndUnmergeRestores() throws {
         let model = tinyClassifier()
-        try LoRA(options: options(rank: 2)).apply(to: model)
+        try LoRA(config: options(rank: 2)).apply(to: model)
         trainOneStep(model, images: tinyImages(seed: 1), labels: [0, 2], rate: 0.05)
         trainOneStep(model, images: tinyImages(seed: 2), labels: [1, 0], rate: 0.05)
         let images = tinyImages(seed: 9)
@@ -98,22 +93,22 @@ final class DoRATests: XCTestCase {
     }
 
     func testRSLoRAScalesByTheSquareRootOfTheRank() throws {
-        XCTAssertEqual(options(rank: 4, alpha: 8, dora: false, rslora: true).loraScale, 4)
-        XCTAssertEqual(options(rank: 4, alpha: 8, dora: false, rslora: false).loraScale, 2)
+        XCTAssertEqual(options(rank: 4, alpha: 8, dora: false, rslora: true).scale, 4)
+        XCTAssertEqual(options(rank: 4, alpha: 8, dora: false, rslora: false).scale, 2)
         let model = tinyClassifier()
-        try LoRA(options: options(rank: 4, alpha: 8, dora: false, rslora: true)).apply(to: model)
+        try LoRA(config: options(rank: 4, alpha: 8, dora: false, rslora: true)).apply(to: model)
         let adapter = try XCTUnwrap(model.namedModules().compactMap { ($0.1 as? Linear)?.adapter as? LoRAAdapter }.first)
         XCTAssertEqual(adapter.scale, 4)
     }
 
     func testSavedInPeftsLayoutAndRoundTrips() throws {
         let model = tinyClassifier()
-        let chosen = options(rank: 2, rslora: true)
-        try LoRA(options: chosen).apply(to: model)
+        let chosen = LoRA(config: options(rank: 2, rslora: true))
+        try chosen.apply(to: model)
         trainOneStep(model, images: tinyImages(seed: 1), labels: [0, 2], rate: 0.05)
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dora-\(UUID().uuidString)")
         addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
-        try AdapterFiles.save(model, method: "lora", options: chosen, baseModel: "tiny", to: folder)
+        try AdapterFiles.save(model, method: chosen, baseModel: "tiny", to: folder)
         let config = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("adapter_config.json"))) as! [String: Any]
         XCTAssertEqual(config["peft_type"] as? String, "LORA")
         XCTAssertEqual(config["use_dora"] as? Bool, true)

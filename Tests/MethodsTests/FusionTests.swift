@@ -14,15 +14,15 @@ final class FusionTests: XCTestCase {
     }
 
     /// A tiny classifier with `method` applied, its adapter values set to random numbers, saved to a directory.
-    func savedAdapter(_ method: String, options: MethodOptions, valueSeed: UInt64) throws -> (ImageClassifier, URL) {
+    func savedAdapter(_ method: String, options: ConfigObject, valueSeed: UInt64) throws -> (ImageClassifier, URL) {
         let model = tinyClassifier()
-        try MethodRegistry.method(named: method, options: options).apply(to: model)
+        try MethodRegistry.method(named: method, config: options).apply(to: model)
         var generator = RandomGenerator(seed: valueSeed)
         for (_, parameter) in model.trainableParameters {
             for i in 0..<parameter.count { parameter.data[i] = 0.1 * generator.nextNormal() }
         }
         let folder = directory()
-        try AdapterFiles.save(model, method: method, options: options, baseModel: "tiny", to: folder)
+        try AdapterFiles.save(model, method: MethodRegistry.method(named: method, config: options), baseModel: "tiny", to: folder)
         return (model, folder)
     }
 
@@ -45,12 +45,12 @@ final class FusionTests: XCTestCase {
         return model
     }
 
-    func loraOptions(rank: Int, alpha: Float, seed: UInt64) -> MethodOptions {
-        var options = MethodOptions()
-        options.rank = rank
-        options.alpha = alpha
-        options.seed = seed
-        options.targetModules = .allLinear
+    func loraOptions(rank: Int, alpha: Float, seed: UInt64) -> ConfigObject {
+        var options: ConfigObject = [:]
+        options["r"] = ConfigValue(rank)
+        options["lora_alpha"] = ConfigValue(alpha)
+        options["seed"] = ConfigValue(seed)
+        options["target_modules"] = TargetModules.allLinear.configValue
         return options
     }
 
@@ -61,8 +61,9 @@ final class FusionTests: XCTestCase {
         let out = directory()
         let weights: [Float] = [0.7, -0.4]
         let result = try Fusion.fuse([a, b], weights: weights, to: out)
-        XCTAssertEqual(result.configuration.swiftpeft.options.rank, 5)
-        XCTAssertEqual(result.configuration.r, 5)
+        XCTAssertEqual(result.configuration.swiftpeft.config["r"], 5)
+        XCTAssertEqual(result.configuration.swiftpeft.config["lora_alpha"], 5)
+        XCTAssertEqual(result.configuration.peftFields["r"], 5, "the top-level peft field says the same")
         let fused = try loaded(out)
         let (d1, d2, d) = (deltas(first), deltas(second), deltas(fused))
         XCTAssertEqual(Set(d.keys), Set(d1.keys))
@@ -79,9 +80,10 @@ final class FusionTests: XCTestCase {
     func testWeightsOneAndZeroReproduceTheFirstAdapter() throws {
         for method in ["lora", "shira"] {
             var options = loraOptions(rank: 2, alpha: 2, seed: 1)
-            options.density = 0.2
+            options["density"] = 0.2
             var other = options
-            other.seed = 7
+            other["seed"] = 7
+            other["random_seed"] = 7
             let (first, a) = try savedAdapter(method, options: options, valueSeed: 3)
             let (_, b) = try savedAdapter(method, options: other, valueSeed: 4)
             let out = directory()
@@ -93,11 +95,11 @@ final class FusionTests: XCTestCase {
     }
 
     func testFusedSHiRAValuesAddOnSharedPositionsAndKeepTheOthers() throws {
-        var options = MethodOptions()
-        options.density = 0.3
-        options.seed = 4
+        var options: ConfigObject = [:]
+        options["density"] = 0.3
+        options["random_seed"] = 4
         var disjoint = options
-        disjoint.shiraMaskPart = 1
+        disjoint["mask_part"] = 1
         let (first, a) = try savedAdapter("shira", options: options, valueSeed: 1)
         let (same, b) = try savedAdapter("shira", options: options, valueSeed: 2)      // the same mask
         let (apart, c) = try savedAdapter("shira", options: disjoint, valueSeed: 3)    // a disjoint mask
@@ -126,10 +128,10 @@ final class FusionTests: XCTestCase {
     }
 
     func testFusedAdapterRoundTripsAndTakesAnotherTasksHead() throws {
-        var options = MethodOptions()
-        options.density = 0.25
+        var options: ConfigObject = [:]
+        options["density"] = 0.25
         let (_, a) = try savedAdapter("shira", options: options, valueSeed: 1)
-        options.shiraMaskPart = 1
+        options["mask_part"] = 1
         let (second, b) = try savedAdapter("shira", options: options, valueSeed: 2)
         let out = directory()
         try Fusion.fuse([a, b], weights: [1, 1], headFrom: 1, to: out)
@@ -137,7 +139,7 @@ final class FusionTests: XCTestCase {
         XCTAssertEqual(fused.head.weight.values, second.head.weight.values, "head of the second adapter stored")
         // Save the loaded fused model again and load it: same outputs.
         let again = directory()
-        try AdapterFiles.save(fused, method: "shira", options: options, baseModel: "tiny", to: again)
+        try AdapterFiles.save(fused, method: MethodRegistry.method(named: "shira", config: options), baseModel: "tiny", to: again)
         let reloaded = try loaded(again)
         let images = tinyImages(seed: 2)
         XCTAssertEqual(logits(reloaded, images), logits(fused, images))
@@ -151,8 +153,8 @@ final class FusionTests: XCTestCase {
     func testMismatchedAdaptersAreRefusedNamingTheFile() throws {
         let (_, lora) = try savedAdapter("lora", options: loraOptions(rank: 2, alpha: 2, seed: 1), valueSeed: 1)
         let (_, lora2) = try savedAdapter("lora", options: loraOptions(rank: 2, alpha: 2, seed: 2), valueSeed: 2)
-        var shiraOptions = MethodOptions()
-        shiraOptions.density = 0.2
+        var shiraOptions: ConfigObject = [:]
+        shiraOptions["density"] = 0.2
         let (_, shira) = try savedAdapter("shira", options: shiraOptions, valueSeed: 3)
         func message(_ body: () throws -> Void) -> String {
             do { try body(); return "" } catch { return "\(error)" }
@@ -171,12 +173,12 @@ final class FusionTests: XCTestCase {
         XCTAssertTrue(baseMessage.contains(lora2.path) && baseMessage.contains("fingerprint"), baseMessage)
         // Mismatched shapes (other target layers): query/value only against all-linear.
         var narrow = loraOptions(rank: 2, alpha: 2, seed: 3)
-        narrow.targetModules = .names(["query", "value"])
+        narrow["target_modules"] = ["query", "value"]
         let (_, lora3) = try savedAdapter("lora", options: narrow, valueSeed: 4)
         XCTAssertTrue(message { try Fusion.fuse([lora, lora3], weights: [1, 1], to: self.directory()) }.contains(lora3.path))
         // A method that is not linear in its parameters.
-        let (_, neat) = try savedAdapter("neat", options: MethodOptions(), valueSeed: 5)
-        let (_, neat2) = try savedAdapter("neat", options: MethodOptions(), valueSeed: 6)
+        let (_, neat) = try savedAdapter("neat", options: [:] as ConfigObject, valueSeed: 5)
+        let (_, neat2) = try savedAdapter("neat", options: [:] as ConfigObject, valueSeed: 6)
         XCTAssertTrue(message { try Fusion.fuse([neat, neat2], weights: [1, 1], to: self.directory()) }.contains("cannot be fused"))
         // A corrupt weights file.
         let broken = lora.appendingPathComponent("adapter_model.safetensors")

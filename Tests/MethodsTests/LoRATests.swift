@@ -15,9 +15,9 @@ final class LoRATests: XCTestCase {
 
     func testParameterCountMatchesFormula() throws {
         let model = tinyClassifier()
-        var options = MethodOptions()
-        options.rank = 4
-        try LoRA(options: options).apply(to: model)
+        var options: ConfigObject = [:]
+        options["r"] = 4
+        try LoRA(config: try .decoded(from: options)).apply(to: model)
         // query and value in 2 blocks: r (in + out) each, plus the head.
         XCTAssertEqual(model.trainableParameterCount, 2 * 2 * 4 * (16 + 16) + 3 * 32 + 3)
         XCTAssertTrue(model.trainableParameters.contains { $0.0 == "dinov2.encoder.layer.0.attention.attention.query.lora_A.weight" })
@@ -69,9 +69,9 @@ final class LoRATests: XCTestCase {
         XCTAssertThrowsError(try TargetModules.names(["qkv"]).select(in: model.backbone)) { error in
             XCTAssertTrue("\(error)".contains("query"), "error should list the layer names: \(error)")
         }
-        var options = MethodOptions()
-        options.rank = 32
-        XCTAssertThrowsError(try LoRA(options: options).apply(to: model)) { error in
+        var options: ConfigObject = [:]
+        options["r"] = 32
+        XCTAssertThrowsError(try LoRA(config: try .decoded(from: options)).apply(to: model)) { error in
             XCTAssertTrue("\(error)".contains("larger than layer"), "\(error)")
         }
     }
@@ -93,10 +93,10 @@ final class LoRATests: XCTestCase {
         var generator = RandomGenerator(seed: 5)
         let x = Tensor.randomNormal([3, 12], generator: &generator)
         let original = Autograd.withoutGrad { model(x).values }
-        var options = MethodOptions()
-        options.rank = 2
-        options.targetModules = .names(["second"])
-        XCTAssertEqual(try LoRA(options: options).attach(to: model), ["second"])
+        var options: ConfigObject = [:]
+        options["r"] = 2
+        options["target_modules"] = TargetModules.names(["second"]).configValue
+        XCTAssertEqual(try LoRA(config: try .decoded(from: options)).attach(to: model), ["second"])
         XCTAssertEqual(model.trainableParameterCount, 2 * 10 + 6 * 2, "only lora_A and lora_B of 'second' train")
         XCTAssertNil(model.first.adapter)
         // Give B values so the update is not zero, then check merge and unmerge.
@@ -113,8 +113,8 @@ final class LoRATests: XCTestCase {
         model.second.adapter = nil
         let restored = Autograd.withoutGrad { model(x).values }
         for (r, o) in zip(restored, original) { XCTAssertEqual(r, o, accuracy: 1e-6) }
-        options.targetModules = .names(["third"])
-        XCTAssertThrowsError(try LoRA(options: options).attach(to: model)) { error in
+        options["target_modules"] = TargetModules.names(["third"]).configValue
+        XCTAssertThrowsError(try LoRA(config: try .decoded(from: options)).attach(to: model)) { error in
             XCTAssertTrue("\(error)".contains("matched no Linear layer"), "\(error)")
         }
     }

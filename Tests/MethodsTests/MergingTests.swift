@@ -8,9 +8,9 @@ import Models
 final class MergingTests: XCTestCase {
     func trained(_ method: String) throws -> ImageClassifier {
         let model = tinyClassifier()
-        var options = MethodOptions()
-        options.density = 0.1
-        try MethodRegistry.method(named: method, options: options).apply(to: model)
+        var options: ConfigObject = [:]
+        options["density"] = 0.1
+        try MethodRegistry.method(named: method, config: options).apply(to: model)
         for seed in 0..<2 { trainOneStep(model, images: tinyImages(seed: UInt64(seed)), labels: [1, 2], rate: 0.05) }
         return model
     }

@@ -17,10 +17,10 @@ final class NEATTests: XCTestCase {
         let model = tinyClassifier()
         let images = tinyImages()
         let before = logits(model, images)
-        var options = MethodOptions()
-        options.rank = 3
-        options.neatPairs = 1
-        try NEAT(options: options).apply(to: model)
+        var options: ConfigObject = [:]
+        options["r"] = 3
+        options["neat_pairs"] = 1
+        try NEAT(config: try .decoded(from: options)).apply(to: model)
         assertAllClose(logits(model, images), before, tolerance: 0, "Q = 0 at start")
         // query and value of 2 blocks: P r x out + Q out x r + one encoder and one decoder r x r; plus the head.
         XCTAssertEqual(model.trainableParameterCount, 4 * (3 * 16 + 16 * 3 + 2 * 9) + 3 * 32 + 3)
@@ -65,9 +65,9 @@ final class RLRRTests: XCTestCase {
         let model = tinyClassifier()
         let images = tinyImages()
         let before = logits(model, images)
-        var options = MethodOptions()
-        options.identityStart = true
-        try RLRR(options: options).apply(to: model)
+        var options: ConfigObject = [:]
+        options["identity_start"] = true
+        try RLRR(config: try .decoded(from: options)).apply(to: model)
         assertAllClose(logits(model, images), before, tolerance: 1e-6, "identity start")
     }
 

@@ -8,15 +8,13 @@ import Models
 /// edited the peft way is applied as edited, and configs as peft writes them (null base, unknown keys) load.
 final class PeftConfigFieldTests: XCTestCase {
     func savedLoRA(rank: Int = 4, alpha: Float = 8) throws -> (model: ImageClassifier, folder: URL) {
-        var options = MethodOptions()
-        options.rank = rank
-        options.alpha = alpha
+        let lora = LoRA(config: .init { $0.r = rank; $0.loraAlpha = alpha })
         let model = tinyClassifier()
-        try LoRA(options: options).apply(to: model)
+        try lora.apply(to: model)
         for seed in 0..<2 { trainOneStep(model, images: tinyImages(seed: UInt64(seed)), labels: [0, 2], rate: 0.05) }
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("peft-fields-\(UUID().uuidString)")
         addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
-        try AdapterFiles.save(model, method: "lora", options: options, baseModel: "tiny", to: folder)
+        try AdapterFiles.save(model, method: lora, baseModel: "tiny", to: folder)
         return (model, folder)
     }
 
@@ -37,7 +35,7 @@ final class PeftConfigFieldTests: XCTestCase {
         let images = tinyImages(seed: 7)
         // lora_alpha edited at the top level: scale 16 / 4 instead of 8 / 4.
         try editConfig(folder) { $0["lora_alpha"] = 16 }
-        XCTAssertEqual(try AdapterFiles.configuration(in: folder).swiftpeft.options.alpha, 16)
+        XCTAssertEqual(try AdapterFiles.configuration(in: folder).swiftpeft.config["lora_alpha"], 16)
         let restored = tinyClassifier()
         try AdapterFiles.load(from: folder, into: restored)
         XCTAssertEqual(Set(loraScales(restored)), [4])
@@ -50,9 +48,9 @@ final class PeftConfigFieldTests: XCTestCase {
         // Only the private section edited: the top level (alpha 16) still wins.
         try editConfig(folder) { object in
             var details = object["swiftpeft"] as! [String: Any]
-            var options = details["options"] as! [String: Any]
-            options["alpha"] = 2
-            details["options"] = options
+            var config = details["config"] as! [String: Any]
+            config["lora_alpha"] = 2
+            details["config"] = config
             object["swiftpeft"] = details
             object["use_rslora"] = false
         }
@@ -70,7 +68,7 @@ final class PeftConfigFieldTests: XCTestCase {
         }
         // peft's regex form, matching the same two layers: loads.
         try editConfig(folder) { $0["target_modules"] = ".*\\.(query|value)" }
-        XCTAssertEqual(try AdapterFiles.configuration(in: folder).swiftpeft.options.targetModules, .pattern(".*\\.(query|value)"))
+        XCTAssertEqual(try AdapterFiles.configuration(in: folder).swiftpeft.config["target_modules"], ".*\\.(query|value)")
         XCTAssertNoThrow(try AdapterFiles.load(from: folder, into: tinyClassifier()))
     }
 
@@ -103,16 +101,15 @@ final class PeftConfigFieldTests: XCTestCase {
     }
 
     func testSHiRAReadsPeftsRandomMaskName() throws {
-        var options = MethodOptions()
-        options.density = 0.1
+        let shira = SHiRA(config: .init { $0.density = 0.1 })
         let model = tinyClassifier()
-        try SHiRA(options: options).apply(to: model)
+        try shira.apply(to: model)
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("peft-shira-\(UUID().uuidString)")
         addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
-        try AdapterFiles.save(model, method: "shira", options: options, baseModel: "tiny", to: folder)
+        try AdapterFiles.save(model, method: shira, baseModel: "tiny", to: folder)
         let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("adapter_config.json"))) as? [String: Any])
         XCTAssertEqual(object["mask_type"] as? String, "random", "peft's name for the random mask")
-        XCTAssertEqual(try AdapterFiles.configuration(in: folder).swiftpeft.options.shiraMask, .random)
+        XCTAssertEqual(try SHiRA.Config.decoded(from: AdapterFiles.configuration(in: folder).swiftpeft.config).maskType, .random)
         XCTAssertNoThrow(try AdapterFiles.load(from: folder, into: tinyClassifier()))
     }
 }
@@ -120,11 +117,11 @@ final class PeftConfigFieldTests: XCTestCase {
 /// SHiRA sized as Hugging Face peft sizes it: r (in + out) trained positions per weight.
 final class SHiRAPeftSizingTests: XCTestCase {
     func testRankSizingGivesRTimesInPlusOutPositionsAndRoundTrips() throws {
-        var options = MethodOptions()
-        options.shiraRank = 2
-        options.shiraTargets = .names(["query", "value", "fc1"])
+        var options: ConfigObject = [:]
+        options["r"] = 2
+        options["target_modules"] = TargetModules.names(["query", "value", "fc1"]).configValue
         let model = tinyClassifier()
-        try SHiRA(options: options).apply(to: model)
+        try SHiRA(config: try .decoded(from: options)).apply(to: model)
         var adapted = 0
         for (_, module) in model.namedModules() {
             guard let layer = module as? Linear, let shira = layer.adapter as? ShiraAdapter else { continue }
@@ -135,7 +132,7 @@ final class SHiRAPeftSizingTests: XCTestCase {
         trainOneStep(model, images: tinyImages(seed: 1), labels: [0, 1], rate: 0.05)
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("shira-r-\(UUID().uuidString)")
         addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
-        try AdapterFiles.save(model, method: "shira", options: options, baseModel: "tiny", to: folder)
+        try AdapterFiles.save(model, method: MethodRegistry.method(named: "shira", config: options), baseModel: "tiny", to: folder)
         let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("adapter_config.json"))) as? [String: Any])
         XCTAssertEqual(object["r"] as? Int, 2, "peft's r is written")
         XCTAssertEqual(object["target_modules"] as? [String], ["query", "value", "fc1"])
@@ -144,20 +141,15 @@ final class SHiRAPeftSizingTests: XCTestCase {
         XCTAssertEqual(logits(restored, tinyImages(seed: 2)), logits(model, tinyImages(seed: 2)))
         // The option by key, as on the command line, and its bounds.
         let descriptor = try MethodRegistry.descriptor(named: "shira")
-        XCTAssertEqual(try descriptor.applying(["r=4"], to: MethodOptions()).shiraRank, 4)
+        XCTAssertEqual(try descriptor.applying(["r=4"])["r"], 4)
         for bad in [0, -1, (1 << 20) + 1] {
-            var wrong = MethodOptions()
-            wrong.shiraRank = bad
-            XCTAssertThrowsError(try SHiRA(options: wrong).apply(to: tinyClassifier())) { error in
+            XCTAssertThrowsError(try SHiRA(config: .init { $0.r = bad }).apply(to: tinyClassifier())) { error in
                 XCTAssertTrue("\(error)".contains("SHiRA r"), "\(error)")
             }
         }
         // A rank that asks for more than the whole weight trains the whole weight.
-        var whole = MethodOptions()
-        whole.shiraRank = 100
-        whole.shiraTargets = .names(["query"])
         let full = tinyClassifier()
-        try SHiRA(options: whole).apply(to: full)
+        try SHiRA(config: .init { $0.r = 100; $0.targetModules = .names(["query"]) }).apply(to: full)
         let query = full.vision.blocks[0].attention.query
         XCTAssertEqual((query.adapter as? ShiraAdapter)?.values.count, query.inFeatures * query.outFeatures)
     }

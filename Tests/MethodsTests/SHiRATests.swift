@@ -7,11 +7,8 @@ import Models
 /// SHiRA's defining properties: only masked entries change, exactly density * size of them, sparse gradients
 /// equal the dense gradient at the mask, every mask kind is valid.
 final class SHiRATests: XCTestCase {
-    func options(_ mask: ShiraMask, density: Double = 0.05) -> MethodOptions {
-        var options = MethodOptions()
-        options.shiraMask = mask
-        options.density = density
-        return options
+    func options(_ mask: ShiraMask, density: Double = 0.05) -> SHiRA.Config {
+        SHiRA.Config { $0.maskType = mask; $0.density = density }
     }
 
     func testStartsAsIdentityAndChangesOnlyMaskedEntries() throws {
@@ -19,7 +16,7 @@ final class SHiRATests: XCTestCase {
         let images = tinyImages()
         let before = logits(model, images)
         let originals = model.vision.namedParameters().map { ($0.0, $0.1.values) }
-        try SHiRA(options: options(.random)).apply(to: model)
+        try SHiRA(config: options(.random)).apply(to: model)
         assertAllClose(logits(model, images), before, tolerance: 0, "values start at zero")
         for _ in 0..<3 { trainOneStep(model, images: images, labels: [0, 2]) }
         // Base weights are untouched; the effective weight differs from W0 exactly at the mask positions.
@@ -117,11 +114,11 @@ final class SHiRATests: XCTestCase {
 
     func testGradientMasksNeedCalibrationAndUseIt() throws {
         let model = tinyClassifier()
-        XCTAssertThrowsError(try SHiRA(options: options(.gradient)).apply(to: model)) { error in
+        XCTAssertThrowsError(try SHiRA(config: options(.gradient)).apply(to: model)) { error in
             XCTAssertTrue("\(error)".contains("calibration"), "\(error)")
         }
         let batches: [(ClassifierInput, [Int])] = [(.images(tinyImages(seed: 1)), [0, 1]), (.images(tinyImages(seed: 2)), [2, 0])]
-        try SHiRA(options: options(.snip)).apply(to: model, calibration: batches)
+        try SHiRA(config: options(.snip)).apply(to: model, calibration: batches)
         XCTAssertTrue(model.vision.namedParameters().filter { !$0.0.contains("shira") }.allSatisfy { !$0.1.requiresGrad })
         XCTAssertTrue(model.vision.namedParameters().filter { $0.0.contains("shira_weight") }.allSatisfy { $0.1.requiresGrad })
         XCTAssertNil(model.vision.blocks[0].mlp.fc1.weight.grad, "calibration gradients are cleared")

@@ -8,15 +8,13 @@ import Models
 var calibration: [(ClassifierInput, [Int])] { [(.images(tinyImages(seed: 1)), [0, 1]), (.images(tinyImages(seed: 2)), [2, 0])] }
 
 final class TTCTests: XCTestCase {
-    func options(channels: Int = 4) -> MethodOptions {
-        var options = MethodOptions()
-        options.ttcChannels = channels
-        return options
+    func options(channels: Int = 4) -> TTC.Config {
+        TTC.Config { $0.channels = channels }
     }
 
     func testStageOneTrainsLayerNormsAndStageTwoAddsChannelMaps() throws {
         let model = tinyClassifier()
-        let method = TTC(options: options())
+        let method = TTC(config: options())
         try method.apply(to: model)
         let normParameters = 5 * 2 * 16, head = 3 * 32 + 3
         XCTAssertEqual(model.trainableParameterCount, normParameters + head)
@@ -32,7 +30,7 @@ final class TTCTests: XCTestCase {
 
     func testStageTwoChangesOnlySelectedChannels() throws {
         let model = tinyClassifier()
-        let method = TTC(options: options())
+        let method = TTC(config: options())
         try method.apply(to: model)
         try method.advance(model, calibration: calibration)
         let map = model.vision.blocks[0].hooks.module(named: "residual_map") as! ChannelMap
@@ -60,11 +58,11 @@ final class TTCTests: XCTestCase {
 }
 
 final class PearTests: XCTestCase {
-    func pruned(options: MethodOptions = MethodOptions()) throws -> (ImageClassifier, Pear) {
+    func pruned(options: ConfigObject = [:]) throws -> (ImageClassifier, Pear) {
         let model = tinyClassifier()
         var options = options
-        options.rank = 2
-        let method = Pear(options: options)
+        options["r"] = 2
+        let method = Pear(config: try .decoded(from: options))
         try method.apply(to: model)
         trainOneStep(model, images: tinyImages(), labels: [0, 1])  // warm-up: B leaves zero
         try method.advance(model, calibration: calibration)
@@ -112,8 +110,8 @@ final class PearTests: XCTestCase {
     }
 
     func testWithoutKnowledgeCheckpointNothingIsStored() throws {
-        var options = MethodOptions()
-        options.knowledgeCheckpoint = false
+        var options: ConfigObject = [:]
+        options["knowledge_checkpoint"] = false
         let (model, _) = try pruned(options: options)
         XCTAssertEqual(Pear.storage(model).knowledge, 0)
         XCTAssertTrue(adapters(model).allSatisfy { $0.1.knowledge == nil })

@@ -49,9 +49,9 @@ final class TextEncoderMethodTests: XCTestCase {
     func testBottleneckAdapterStartsAsThePretrainedModelAndSitsInsideThePostNorm() throws {
         let model = textClassifier(), batch = tokens()
         let before = logits(model, batch)
-        var options = MethodOptions()
-        options.adapterWidth = 4
-        try BottleneckAdapterMethod(options: options).apply(to: model)
+        var options: ConfigObject = [:]
+        options["adapter_width"] = 4
+        try BottleneckAdapterMethod(config: try .decoded(from: options)).apply(to: model)
         assertAllClose(logits(model, batch), before, tolerance: 0, "zero-initialised up projection")
         XCTAssertEqual(model.trainableParameterCount, 2 * (4 * 16 + 4 + 16 * 4 + 16) + head)
         XCTAssertTrue(model.trainableParameters.contains { $0.0 == "bert.encoder.layer.1.adapter.up_proj.weight" })
@@ -79,11 +79,11 @@ final class TextEncoderMethodTests: XCTestCase {
 
     func testVPTPromptsTrainAndLeavePaddingWithoutEffect() throws {
         let model = textClassifier()
-        var options = MethodOptions()
-        options.prompts = 3
+        var options: ConfigObject = [:]
+        options["num_virtual_tokens"] = 3
         let batch = tokens()
         let before = logits(model, batch)
-        try VisualPromptTuning(options: options).apply(to: model)
+        try VisualPromptTuning(config: try .decoded(from: options)).apply(to: model)
         XCTAssertEqual(model.trainableParameterCount, 2 * 3 * 16 + head)
         XCTAssertTrue(model.trainableParameters.contains { $0.0 == "bert.prompt_embeddings.1" })
         let hidden = Autograd.withoutGrad { model.encoder.hiddenStates(batch) }
@@ -102,9 +102,9 @@ final class TextEncoderMethodTests: XCTestCase {
         let batch = tokens()
         let identity = textClassifier()
         let pretrained = logits(identity, batch)
-        var options = MethodOptions()
-        options.identityStart = true
-        try RLRR(options: options).apply(to: identity)
+        var options: ConfigObject = [:]
+        options["identity_start"] = true
+        try RLRR(config: try .decoded(from: options)).apply(to: identity)
         assertAllClose(logits(identity, batch), pretrained, tolerance: 1e-6, "identity start")
 
         let model = textClassifier()
@@ -129,9 +129,9 @@ final class TextEncoderMethodTests: XCTestCase {
     }
 
     func testTTCSelectsChannelsOnTheEncoderAndRestoresTheSelection() throws {
-        var options = MethodOptions()
-        options.ttcChannels = 3
-        let method = TTC(options: options)
+        var options: ConfigObject = [:]
+        options["channels"] = 3
+        let method = TTC(config: try .decoded(from: options))
         let model = textClassifier()
         try method.apply(to: model)
         XCTAssertFalse(method.isPastFirstStage(model))
@@ -159,17 +159,14 @@ final class TextEncoderMethodTests: XCTestCase {
     }
 
     func testAdaptersOnTheEncoderRoundTripThroughAdapterFiles() throws {
-        for (name, configure) in [("adapter", { (o: inout MethodOptions) in o.adapterWidth = 4 }),
-                                  ("vpt", { (o: inout MethodOptions) in o.prompts = 2 }),
-                                  ("rlrr", { (_: inout MethodOptions) in })] {
-            var options = MethodOptions()
-            configure(&options)
+        for (name, options) in [("adapter", ["adapter_width": 4]), ("vpt", ["num_virtual_tokens": 2]),
+                                ("rlrr", [:] as ConfigObject)] {
             let model = textClassifier()
-            try MethodRegistry.method(named: name, options: options).apply(to: model)
+            try MethodRegistry.method(named: name, config: options).apply(to: model)
             step(model, tokens(), labels: [0, 1])
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("text-\(name)-\(UUID().uuidString)")
             defer { try? FileManager.default.removeItem(at: folder) }
-            try AdapterFiles.save(model, method: name, options: options, baseModel: "tiny-bert", to: folder)
+            try AdapterFiles.save(model, method: MethodRegistry.method(named: name, config: options), baseModel: "tiny-bert", to: folder)
             let restored = textClassifier()
             try AdapterFiles.load(from: folder, into: restored)
             XCTAssertEqual(logits(restored, tokens()), logits(model, tokens()), name)
@@ -179,7 +176,7 @@ final class TextEncoderMethodTests: XCTestCase {
     func testMergeRefusesBlockBranchesAndPromptsOnTheEncoder() throws {
         for name in ["adapter", "vpt"] {
             let model = textClassifier()
-            try MethodRegistry.method(named: name, options: MethodOptions()).apply(to: model)
+            try MethodRegistry.method(named: name).apply(to: model)
             XCTAssertThrowsError(try Merging.merge(model), name) { error in
                 XCTAssertTrue("\(error)".contains("cannot be merged"), "\(error)")
             }

@@ -41,13 +41,15 @@ final class OwnModelTests: XCTestCase {
 
     func testAttachTrainSaveLoadAndMergeForLoRAAndSHiRA() throws {
         let (x, y) = task()
-        for (method, configure) in [("lora", { (o: inout MethodOptions) in o.rank = 2; o.targetModules = .names(["down"]) }),
-                                    ("lora", { (o: inout MethodOptions) in o.rank = 2; o.useDoRA = true; o.targetModules = .names(["down"]) }),
-                                    ("shira", { (o: inout MethodOptions) in o.density = 0.2; o.shiraTargets = .names(["down"]) })] {
-            var options = MethodOptions()
-            configure(&options)
+        let methods: [any ModuleAdaptingMethod] = [
+            LoRA(config: .init { $0.r = 2; $0.targetModules = .names(["down"]) }),
+            LoRA(config: .init { $0.r = 2; $0.useDoRA = true; $0.targetModules = .names(["down"]) }),
+            SHiRA(config: .init { $0.density = 0.2; $0.targetModules = .names(["down"]) }),
+        ]
+        for adapting in methods {
+            let method = adapting.name
             let model = Regressor(seed: 1)
-            XCTAssertEqual(try ModuleAdapters.attach(method, options: options, to: model), ["down"])
+            XCTAssertEqual(try adapting.attach(to: model), ["down"])
             XCTAssertEqual(model.up.weight.requiresGrad, false, "the module's own weights are frozen")
             let trainer = try LossTrainer(module: model, learningRate: 2e-2, totalSteps: 150, warmupSteps: 10)
             let before = Autograd.withoutGrad { meanSquaredError(model(x), y).item }
@@ -56,7 +58,7 @@ final class OwnModelTests: XCTestCase {
             XCTAssertLessThan(after, 0.5 * before, "\(method): the adapter learned the task on our own loss")
 
             let saved = folder()
-            try ModuleAdapters.save(model, method: method, options: options, baseModel: "regressor", to: saved)
+            try ModuleAdapters.save(model, method: adapting, baseModel: "regressor", to: saved)
             let fresh = Regressor(seed: 1)
             try ModuleAdapters.load(from: saved, into: fresh)
             let expected = Autograd.withoutGrad { model(x).values }
@@ -77,13 +79,10 @@ final class OwnModelTests: XCTestCase {
 
     func testTheTrainerRefusesANonFiniteStepAndMethodsThatNeedAClassifier() throws {
         let model = Regressor(seed: 1)
-        XCTAssertThrowsError(try ModuleAdapters.attach("vpt", options: MethodOptions(), to: model)) { error in
+        XCTAssertThrowsError(try ModuleAdapters.attach("vpt", to: model)) { error in
             XCTAssertTrue("\(error)".contains("adapts classifiers only") && "\(error)".contains("lora"), "\(error)")
         }
-        var options = MethodOptions()
-        options.targetModules = .names(["up"])
-        options.rank = 2
-        try ModuleAdapters.attach("lora", options: options, to: model)
+        try ModuleAdapters.attach("lora", config: ["target_modules": .array([.string("up")]), "r": .int(2)], to: model)
         let trainer = try LossTrainer(module: model, learningRate: 1e-2, totalSteps: 10)
         let weights = model.namedParameters().filter { $0.1.requiresGrad }.map { $0.1.values }
         XCTAssertThrowsError(try trainer.step { model(Tensor(shape: [1, 12], repeating: .nan)).sum() }) { error in

@@ -9,7 +9,7 @@ final class ConcurrentTrainingTests: XCTestCase {
     static func train(under context: ExecutionContext, seed: UInt64) throws -> (weights: [[Float]], losses: [Double]) {
         try context.run {
             let trainer = try TinyTrainerFixture.makeTrainer(method: "lora", epochs: 2, learningRate: 3e-3, horizontalFlip: false,
-                                                             configure: { $0.seed = seed; $0.options.dropout = 0.1 }, out: nil)
+                                                             configure: { $0.seed = seed; $0.methodConfig["lora_dropout"] = 0.1 }, out: nil)
             let result = try trainer.run()
             return (trainer.model.trainableParameters.map(\.1.values), result.history.map(\.trainLoss))
         }

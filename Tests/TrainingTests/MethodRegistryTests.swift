@@ -18,7 +18,7 @@ struct HeadAndLastBiases: PEFTMethod {
 
     static let descriptor = MethodDescriptor(
         name: "head-last-biases", summary: "test method: head and the last block's biases", defaultLearningRate: 5e-3,
-        make: { _ in HeadAndLastBiases() })
+        make: { HeadAndLastBiases() })
 }
 
 /// Methods are found through their descriptors, and a program's own method works everywhere a built-in one does.
@@ -52,21 +52,23 @@ final class MethodRegistryTests: XCTestCase {
 
     func testOptionAssignmentsAreCheckedAgainstTheMethodsOptions() throws {
         let lora = try MethodRegistry.descriptor(named: "lora")
-        let options = try lora.applying(["r=4", "lora_alpha=16", "target_modules=re:.*query", "use_dora=true"], to: MethodOptions())
-        XCTAssertEqual(options.rank, 4)
-        XCTAssertEqual(options.alpha, 16)
-        XCTAssertEqual(options.targetModules, .pattern(".*query"))
-        XCTAssertTrue(options.useDoRA)
-        XCTAssertThrowsError(try lora.applying(["rank=4"], to: MethodOptions())) { error in
+        let options = try lora.applying(["r=4", "lora_alpha=16", "target_modules=re:.*query", "use_dora=true"], to: [:] as ConfigObject)
+        let typed = try LoRA.Config.decoded(from: options)
+        XCTAssertEqual(typed.r, 4)
+        XCTAssertEqual(typed.loraAlpha, 16)
+        XCTAssertEqual(typed.targetModules, .pattern(".*query"))
+        XCTAssertTrue(typed.useDoRA)
+        XCTAssertEqual(typed.loraDropout, 0, "an option not assigned keeps its default")
+        XCTAssertThrowsError(try lora.applying(["rank=4"], to: [:] as ConfigObject)) { error in
             XCTAssertTrue("\(error)".contains("has no option 'rank'") && "\(error)".contains("r (int)"), "\(error)")
         }
-        XCTAssertThrowsError(try lora.applying(["r=4.5"], to: MethodOptions())) { error in
+        XCTAssertThrowsError(try lora.applying(["r=4.5"], to: [:] as ConfigObject)) { error in
             XCTAssertTrue("\(error)".contains("option r takes an int, got '4.5'"), "\(error)")
         }
-        XCTAssertThrowsError(try lora.applying(["lora_alpha=nan"], to: MethodOptions())) { error in
+        XCTAssertThrowsError(try lora.applying(["lora_alpha=nan"], to: [:] as ConfigObject)) { error in
             XCTAssertTrue("\(error)".contains("takes a float"), "\(error)")
         }
-        XCTAssertThrowsError(try lora.applying(["r"], to: MethodOptions())) { error in
+        XCTAssertThrowsError(try lora.applying(["r"], to: [:] as ConfigObject)) { error in
             XCTAssertTrue("\(error)".contains("expected key=value"), "\(error)")
         }
         // Every built-in option names a real field: a value of its kind lands in the options.
@@ -78,11 +80,11 @@ final class MethodRegistryTests: XCTestCase {
                 case .integer: text = "3"
                 case .real: text = "0.25"
                 case .boolean: text = defaults[spec.key] == "true" ? "false" : "true"
-                case .text: text = spec.field == "shiraMask" ? "wm" : spec.field == "pearScore" ? "l1" : "nearest"
+                case .text: text = spec.key == "mask_type" ? "wm" : spec.key == "score" ? "l1" : "nearest"
                 case .targets: text = defaults[spec.key] == "all-linear" ? "query" : "all-linear"
                 }
-                let changed = try descriptor.applying(["\(spec.key)=\(text)"], to: MethodOptions())
-                XCTAssertNotEqual(changed, MethodOptions(), "\(descriptor.name).\(spec.key) changed nothing")
+                let changed = try descriptor.applying(["\(spec.key)=\(text)"], to: [:] as ConfigObject)
+                XCTAssertNotEqual(changed[spec.key], descriptor.defaultConfig[spec.key], "\(descriptor.name).\(spec.key) changed nothing")
             }
         }
     }

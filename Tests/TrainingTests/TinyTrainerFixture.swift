@@ -34,11 +34,11 @@ enum TinyTrainerFixture {
         configuration.batchSize = 8
         configuration.learningRate = learningRate
         configuration.warmupEpochs = 0.5
-        configuration.options.rank = 2
+        configuration.methodConfig["r"] = 2
         configuration.horizontalFlip = horizontalFlip
         configure(&configuration)
         let model = ImageClassifier(vision: VisionTransformer(vision, seed: 3), classes: 2)
-        try MethodRegistry.method(named: method, options: configuration.options).apply(to: model)
+        try configuration.makeMethod().apply(to: model)
         let preprocessor = ImagePreprocessor(resolution: 16, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25])
         func source(_ s: ImageSplit, _ flip: Bool) -> BatchSource {
             ImageBatchSource(split: s, rows: 8, columns: 8, preprocessor: preprocessor, flip: flip)

@@ -44,7 +44,7 @@ for precision in $precisions; do
     flag=(); [[ $precision == bf16 ]] && flag=(--bf16)
     for round in $(seq "$rounds"); do
         # shellcheck disable=SC2086
-        mine=$(PEFT_GEMM=$precision ours "$peft" bench step --methods $methods --shira-targets query,value "${common[@]}")
+        mine=$(PEFT_GEMM=$precision ours "$peft" bench step --methods $methods --target-modules query,value "${common[@]}")
         echo
         echo "## $precision (ours: PEFT_GEMM=$precision), round $round of $rounds"
         # shellcheck disable=SC2086

@@ -131,7 +131,7 @@ public struct BenchmarkSuite: Sendable {
         configuration.model = try TaskRegistry.kind(of: run.task) == .text ? "minilm-l6" : model
         configuration.task = run.task
         configuration.method = run.method
-        configuration.options.seed = run.seed
+        configuration.methodConfig = try MethodRegistry.descriptor(named: run.method).seeded([:], with: run.seed)
         configuration.seed = run.seed
         configuration.epochs = budget.epochs
         configuration.batchSize = budget.batchSize

@@ -32,6 +32,8 @@ public final class Trainer {
     var optimizer: AdamW
     let schedule: CosineSchedule
     /// The method, when it changes what trains part-way (TTC, Pear), and whether it has.
+    /// The method of the run (built once from the configuration).
+    let method: any PEFTMethod
     let stagedMethod: (any StagedMethod)?
     var advancedStage = false
     let stepsPerEpoch: Int
@@ -55,7 +57,11 @@ public final class Trainer {
         guard train.count >= configuration.batchSize else {
             throw TrainingError("the training split has \(train.count) examples, fewer than one batch of \(configuration.batchSize)")
         }
+        let method = try configuration.makeMethod()
+        var configuration = configuration
+        configuration.methodConfig = method.config.values  // complete, so that checkpoints compare like with like
         self.configuration = configuration
+        self.method = method
         self.model = model
         self.train = train
         self.validation = validation
@@ -65,7 +71,7 @@ public final class Trainer {
         if let limit = configuration.maxStepsPerEpoch { steps = min(steps, limit) }
         stepsPerEpoch = steps
         optimizer = Self.makeOptimizer(model, configuration)
-        stagedMethod = try MethodRegistry.method(named: configuration.method, options: configuration.options) as? any StagedMethod
+        stagedMethod = method as? any StagedMethod
         schedule = CosineSchedule(baseRate: configuration.resolvedLearningRate,
                                   warmupSteps: Int((configuration.warmupEpochs * Float(steps)).rounded()),
                                   totalSteps: steps * configuration.epochs)
@@ -199,7 +205,7 @@ public final class Trainer {
             // result.json last: it marks the run as finished, so it must never exist next to a partial set.
             try SafeTensors.write(bestParameters, metadata: ["format": "pt"],
                                   to: directory.appendingPathComponent("best.safetensors"))
-            try AdapterFiles.save(model, method: configuration.method, options: configuration.options,
+            try AdapterFiles.save(model, method: method,
                                   baseModel: configuration.model, resolution: trainedResolution,
                                   to: directory.appendingPathComponent("adapter"))
             try writeAtomically(try jsonData(result, pretty: true), to: directory.appendingPathComponent("result.json"))

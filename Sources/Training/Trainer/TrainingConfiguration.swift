@@ -6,7 +6,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var model = "dinov2-s14"
     public var task = "fmnist-1k"
     public var method = "shira"
-    public var options = MethodOptions()
+    /// The method's configuration (its `Config` as JSON; missing keys keep the method's defaults). Set it from a
+    /// typed method with `use(_:)`, or from `--option` assignments with the descriptor's `applying`.
+    public var methodConfig: ConfigObject = [:]
     public var epochs = 5
     public var batchSize = 32
     /// Base learning rate for the backbone/adapter parameters (nil: the method's default).
@@ -40,6 +42,17 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         (try? MethodRegistry.descriptor(named: method))?.defaultLearningRate ?? 1e-3
     }
 
+    /// Trains with `method`: its name and configuration.
+    public mutating func use(_ method: some PEFTMethod) {
+        self.method = method.name
+        methodConfig = method.config.values
+    }
+
+    /// The method this configuration names, configured by `methodConfig`.
+    public func makeMethod() throws -> any PEFTMethod {
+        try MethodRegistry.method(named: method, config: methodConfig)
+    }
+
     public var resolvedLearningRate: Float { learningRate ?? Self.defaultLearningRate(method: method) }
     public var resolvedHeadLearningRate: Float { headLearningRate ?? max(resolvedLearningRate, 1e-3) }
 }
@@ -53,7 +66,13 @@ extension TrainingConfiguration {
         if let value = try container.decodeIfPresent(type(of: model), forKey: .model) { model = value }
         if let value = try container.decodeIfPresent(type(of: task), forKey: .task) { task = value }
         if let value = try container.decodeIfPresent(type(of: method), forKey: .method) { method = value }
-        if let value = try container.decodeIfPresent(type(of: options), forKey: .options) { options = value }
+        if let value = try container.decodeIfPresent(ConfigObject.self, forKey: .methodConfig) {
+            methodConfig = value
+        } else if let legacy = try container.decodeIfPresent(ConfigObject.self, forKey: .options),
+                  let descriptor = try? MethodRegistry.descriptor(named: method) {
+            // A checkpoint or result of the flat-options era.
+            methodConfig = (try? descriptor.validated(descriptor.config(fromLegacyOptions: legacy))) ?? [:]
+        }
         if let value = try container.decodeIfPresent(type(of: epochs), forKey: .epochs) { epochs = value }
         if let value = try container.decodeIfPresent(type(of: batchSize), forKey: .batchSize) { batchSize = value }
         learningRate = try container.decodeIfPresent(Float.self, forKey: .learningRate)
@@ -70,6 +89,38 @@ extension TrainingConfiguration {
         maxEvaluationExamples = try container.decodeIfPresent(Int.self, forKey: .maxEvaluationExamples)
         if let value = try container.decodeIfPresent(type(of: onNonFinite), forKey: .onNonFinite) { onNonFinite = value }
         if let value = try container.decodeIfPresent(type(of: maxConsecutiveSkips), forKey: .maxConsecutiveSkips) { maxConsecutiveSkips = value }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case model, task, method, methodConfig, epochs, batchSize, learningRate, headLearningRate, weightDecay
+        case warmupEpochs, labelSmoothing, clipNorm, resolution, horizontalFlip, seed, evaluateEvery, maxStepsPerEpoch
+        case maxEvaluationExamples, onNonFinite, maxConsecutiveSkips
+        /// The flat method options of checkpoints written before typed configs (read, never written).
+        case options
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(model, forKey: .model)
+        try container.encode(task, forKey: .task)
+        try container.encode(method, forKey: .method)
+        try container.encode(methodConfig, forKey: .methodConfig)
+        try container.encode(epochs, forKey: .epochs)
+        try container.encode(batchSize, forKey: .batchSize)
+        try container.encodeIfPresent(learningRate, forKey: .learningRate)
+        try container.encodeIfPresent(headLearningRate, forKey: .headLearningRate)
+        try container.encode(weightDecay, forKey: .weightDecay)
+        try container.encode(warmupEpochs, forKey: .warmupEpochs)
+        try container.encode(labelSmoothing, forKey: .labelSmoothing)
+        try container.encode(clipNorm, forKey: .clipNorm)
+        try container.encodeIfPresent(resolution, forKey: .resolution)
+        try container.encode(horizontalFlip, forKey: .horizontalFlip)
+        try container.encode(seed, forKey: .seed)
+        try container.encode(evaluateEvery, forKey: .evaluateEvery)
+        try container.encodeIfPresent(maxStepsPerEpoch, forKey: .maxStepsPerEpoch)
+        try container.encodeIfPresent(maxEvaluationExamples, forKey: .maxEvaluationExamples)
+        try container.encode(onNonFinite, forKey: .onNonFinite)
+        try container.encode(maxConsecutiveSkips, forKey: .maxConsecutiveSkips)
     }
 }
 

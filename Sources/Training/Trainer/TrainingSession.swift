@@ -17,7 +17,7 @@ public enum TrainingSession {
         throws -> (model: any Classifier, train: BatchSource, validation: BatchSource, test: BatchSource) {
         try OpenBLAS.load()
         try Trainer.validate(configuration)
-        let method = try MethodRegistry.method(named: configuration.method, options: configuration.options)
+        let method = try configuration.makeMethod()
         switch try TaskRegistry.kind(of: configuration.task) {
         case .image:
             guard PretrainedModels.visionNames.contains(configuration.model) else {

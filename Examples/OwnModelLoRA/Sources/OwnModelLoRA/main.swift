@@ -36,11 +36,8 @@ do {
     let targets = Autograd.withoutGrad { teacher(inputs) }
     func loss() -> Tensor { let difference = model(inputs) - targets; return (difference * difference).mean() }
 
-    var options = MethodOptions()
-    options.rank = 4
-    options.alpha = 8
-    options.targetModules = .names(["up", "down"])
-    let adapted = try ModuleAdapters.attach("lora", options: options, to: model)
+    let lora = LoRA(config: .init { $0.r = 4; $0.loraAlpha = 8; $0.targetModules = .names(["up", "down"]) })
+    let adapted = try lora.attach(to: model)
     print("LoRA on \(adapted.joined(separator: ", ")): \(model.trainableParameterCount) of \(model.parameterCount) parameters train")
 
     let trainer = try LossTrainer(module: model, learningRate: 1e-2, totalSteps: 200)
@@ -52,7 +49,7 @@ do {
     // Saved in the peft layout, loaded into a fresh copy of the base.
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("own-model-lora-\(getpid())")
     defer { try? FileManager.default.removeItem(at: folder) }
-    try ModuleAdapters.save(model, method: "lora", options: options, baseModel: "tiny-regressor", to: folder)
+    try ModuleAdapters.save(model, method: lora, baseModel: "tiny-regressor", to: folder)
     let reloaded = TinyRegressor(width: 32, hidden: 64, seed: 1)
     try ModuleAdapters.load(from: folder, into: reloaded)
     let sameAfterLoad = Autograd.withoutGrad { reloaded(inputs).values == model(inputs).values }
