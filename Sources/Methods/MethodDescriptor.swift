@@ -234,7 +234,7 @@ public enum MethodRegistry {
     private static let storage = Storage([
         LinearProbe.descriptor, FullFineTuning.descriptor, BitFit.descriptor, LayerNormTuning.descriptor,
         LoRA.descriptor, BottleneckAdapterMethod.descriptor, VisualPromptTuning.descriptor, SHiRA.descriptor,
-        NEAT.descriptor, RLRR.descriptor, TTC.descriptor, Pear.descriptor,
+        NEAT.descriptor, RLRR.descriptor, TTC.descriptor, Pear.descriptor, IA3.descriptor,
     ])
 
     /// Every known method, built-in first, in registration order.
