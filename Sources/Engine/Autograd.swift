@@ -25,7 +25,7 @@ extension Tensor {
     /// Attaches a backward function when grad mode is on and any input needs a gradient; returns self.
     @discardableResult
     func recording(_ name: String, _ inputs: [Tensor], _ backward: @escaping (Tensor) -> Void) -> Tensor {
-        if Profiler.enabledFlag { Profiler.forwardOpFinished(name) }
+        if let profile = Profiler.active { profile.forwardOpFinished(name) }
         if Autograd.enabledFlag && inputs.contains(where: { $0.needsGrad }) {
             gradFunction = GradFunction(name: name, inputs: inputs.map(\.node), backward: backward)
         }
@@ -63,17 +63,17 @@ extension Tensor {
                 }
             }
         }
-        let profiling = Profiler.enabledFlag && Profiler.onProfiledThread
+        let profile = Profiler.active
         for node in order.reversed() {
             guard let fn = node.gradFunction else { continue }
             if var g = node.grad {
                 // Backward closures may hand `g`'s buffer to an input (add, reshape); a node that keeps its own
                 // gradient (requiresGrad on a computed tensor) gives them a copy.
                 if node.requiresGrad { g = g.copy() }
-                if profiling {
+                if let profile {
                     let start = Profiler.now()
                     fn.backward(g)
-                    Profiler.backwardOp(fn.name, seconds: Double(Profiler.now() &- start) / 1e9)
+                    profile.backwardOp(fn.name, seconds: Double(Profiler.now() &- start) / 1e9)
                 } else {
                     fn.backward(g)
                 }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// The settings that decide how the engine computes: GEMM precision, attention recompute, the kernel set, training
-/// mode and its step seed, and whether the autograd graph is recorded. They are values bound to the running code
+/// mode and its step seed, whether the autograd graph is recorded, and the profile ops report to. They are values bound to the running code
 /// (a task-local, carried to the engine's worker threads by `Parallel` and the GEMM), not process-wide switches, so
 /// two models can train at once in one process with different settings:
 ///
@@ -27,6 +27,8 @@ public struct ExecutionContext: Sendable, Equatable {
     public var stepSeed: UInt64
     /// Operations record the autograd graph.
     public var recordsGraph: Bool
+    /// Where op times and operation counts go (nil: not profiled). Contexts are equal when they share the profile.
+    public var profile: Profile?
 
     /// The settings given by an environment (`PEFT_GEMM=bf16|fp32`, `PEFT_ATTENTION_RECOMPUTE_ABOVE=N`,
     /// `PEFT_SIMD=generic`); training mode off, graph recording on.
@@ -37,6 +39,13 @@ public struct ExecutionContext: Sendable, Equatable {
         isTraining = false
         stepSeed = 0
         recordsGraph = true
+        profile = nil
+    }
+
+    public static func == (a: ExecutionContext, b: ExecutionContext) -> Bool {
+        a.precision == b.precision && a.attentionRecomputeAboveTokens == b.attentionRecomputeAboveTokens
+            && a.prefersAVX512Kernels == b.prefersAVX512Kernels && a.isTraining == b.isTraining
+            && a.stepSeed == b.stepSeed && a.recordsGraph == b.recordsGraph && a.profile === b.profile
     }
 
     /// What applies where nothing is bound: the process's environment.

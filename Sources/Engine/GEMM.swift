@@ -38,16 +38,16 @@ public func gemm(
 ) {
     let work = Double(m) * Double(n) * Double(k)
     let useBF16 = reducedPrecision && GEMMSettings.usesBFloat16 && work >= 2_000_000 && m >= 16 && n >= 16 && k >= 16
-    guard Profiler.enabledFlag else {
+    guard let profile = Profiler.active else {
         return gemmUnprofiled(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b,
                               ldb: ldb, bias: bias, beta: beta, c: c, ldc: ldc, bfloat16: useBF16)
     }
-    Profiler.countGEMM(m: m, n: n, k: k)
+    profile.countGEMM(m: m, n: n, k: k)
     let start = Profiler.now()
     gemmUnprofiled(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                    bias: bias, beta: beta, c: c, ldc: ldc, bfloat16: useBF16)
-    Profiler.gemmFinished(GEMMShape(m: m, n: n, k: k, transA: transA, transB: transB, bfloat16: useBF16),
-                          seconds: Double(Profiler.now() &- start) / 1e9)
+    profile.gemmFinished(GEMMShape(m: m, n: n, k: k, transA: transA, transB: transB, bfloat16: useBF16),
+                         seconds: Double(Profiler.now() &- start) / 1e9)
 }
 
 private func gemmUnprofiled(

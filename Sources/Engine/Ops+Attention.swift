@@ -33,7 +33,7 @@ public func scaledDotProductAttention(
     let forwardScratch = products.scratch()
     // Per head: scores (N x N x D) and output (N x D x N) products, 2 FLOPs per multiply-add.
     let productFLOPs = 2 * Double(tokens) * Double(tokens) * Double(headDim) * Double(batch * heads)
-    if Profiler.enabledFlag { Profiler.countAttention(2 * productFLOPs) }
+    Profiler.active?.countAttention(2 * productFLOPs)
 
     /// Where (batch, head) pair `pair`'s columns start in q, k, v and their gradients.
     func headOffset(_ pair: Int) -> Int { (pair / heads) * tokens * width + (pair % heads) * headDim }
@@ -70,10 +70,10 @@ public func scaledDotProductAttention(
         // Per worker: dS, and P when it is recomputed.
         let scratch = Tensor(uninitialized: [Parallel.workerCount, saved == nil ? 2 : 1, tokens, tokens])
         let backwardScratch = products.scratch()
-        if Profiler.enabledFlag {
+        if let profile = Profiler.active {
             let recompute = saved == nil ? 1 : 0
             let products = recompute + (gv != nil ? 1 : 0) + (gq != nil || gk != nil ? 1 : 0) + (gq != nil ? 1 : 0) + (gk != nil ? 1 : 0)
-            Profiler.countAttention(Double(products) * productFLOPs)
+            profile.countAttention(Double(products) * productFLOPs)
         }
         forEachHead(batch * heads) { pair, worker in
             let offset = headOffset(pair)

@@ -1,108 +1,114 @@
 import Foundation
 
-/// Opt-in wall-clock profile of the engine's ops, split into forward and backward.
+/// An opt-in wall-clock profile of the engine's ops, split into forward and backward. It is a value of the
+/// `ExecutionContext` (`context.profile`), so only the code run under that context is profiled and two profiles can
+/// run at once in one process:
 ///
-/// When `isEnabled` is false (the default) the cost is one flag test per op. When it is on:
+/// ```swift
+/// let profile = Profile()
+/// ExecutionContext.with({ $0.profile = profile }) { step() }
+/// print(profile.forward, profile.gemmOperations)
+/// ```
+/// Without a profile (the default) the cost is one check per op. With one:
 /// - forward: every op ends by calling `recording` (whether or not it attaches a backward), so the time since the
 ///   previous op finished (or since `beginForward()`) is charged to the op that just finished;
 /// - backward: each node's backward closure is timed on its own by `Tensor.backward`; the rest of `backward`
 ///   (graph sort, freeing gradients) is charged to "autograd";
 /// - `gemm` counts the floating-point operations it executes (2 m n k), and the attention op its own.
-/// Only the thread that called `start()` is profiled; ops run from other threads are ignored.
-/// Use it from one thread at a time (benchmarks), not in concurrent code.
-public enum Profiler {
-    nonisolated(unsafe) static var enabledFlag = false
-    nonisolated(unsafe) private static var lastMark: UInt64 = 0
-    nonisolated(unsafe) private static var forwardSeconds: [String: Double] = [:]
-    nonisolated(unsafe) private static var backwardSeconds: [String: Double] = [:]
-    nonisolated(unsafe) private static var extraSeconds: [String: Double] = [:]
-    nonisolated(unsafe) private static var gemmFLOPs: Double = 0
-    nonisolated(unsafe) private static var attentionFLOPs: Double = 0
-    nonisolated(unsafe) private static var profiledThread: pthread_t?
-    nonisolated(unsafe) private static var gemmShapeStats: [GEMMShape: (calls: Int, seconds: Double)] = [:]
-    private static let lock = NSLock()
+/// Op times are taken on the thread that created the profile (the engine's workers inherit the context but run no
+/// whole ops); operation counts come from every thread.
+public final class Profile: @unchecked Sendable {
+    private let lock = NSLock()
+    private let thread = pthread_self()
+    private var lastMark: UInt64
+    private var forwardSeconds: [String: Double] = [:]
+    private var backwardSeconds: [String: Double] = [:]
+    private var extraSeconds: [String: Double] = [:]
+    private var gemmFLOPs: Double = 0
+    private var attentionFLOPs: Double = 0
+    private var gemmShapeStats: [GEMMShape: (calls: Int, seconds: Double)] = [:]
 
-    /// Whether ops are being timed.
-    public static var isEnabled: Bool { enabledFlag }
+    /// An empty profile, for the calling thread.
+    public init() { lastMark = Profiler.now() }
 
-    /// Clears all counters and turns the profiler on for the calling thread.
-    public static func start() {
-        forwardSeconds = [:]; backwardSeconds = [:]; extraSeconds = [:]
-        gemmFLOPs = 0; attentionFLOPs = 0; gemmShapeStats = [:]
-        profiledThread = pthread_self()
-        enabledFlag = true
-        lastMark = now()
-    }
+    private func locked<T>(_ body: () -> T) -> T { lock.lock(); defer { lock.unlock() }; return body() }
 
-    /// Turns the profiler off (the counters stay readable).
-    public static func stop() { enabledFlag = false; profiledThread = nil }
-
-    @inline(__always) static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
-
-    @inline(__always) static var onProfiledThread: Bool {
-        guard let thread = profiledThread else { return false }
-        return pthread_equal(thread, pthread_self()) != 0
-    }
+    @inline(__always) var onOwnThread: Bool { pthread_equal(thread, pthread_self()) != 0 }
 
     /// Marks the start of a forward pass: time before this point is not charged to the first op.
-    public static func beginForward() { if enabledFlag { lastMark = now() } }
+    public func beginForward() { if onOwnThread { locked { lastMark = Profiler.now() } } }
 
     /// Called by `recording`: charges the time since the last mark to the forward of `name`.
-    static func forwardOpFinished(_ name: String) {
-        guard onProfiledThread else { return }
-        let t = now()
-        forwardSeconds[name, default: 0] += Double(t &- lastMark) / 1e9
-        lastMark = t
+    func forwardOpFinished(_ name: String) {
+        guard onOwnThread else { return }
+        let t = Profiler.now()
+        locked {
+            forwardSeconds[name, default: 0] += Double(t &- lastMark) / 1e9
+            lastMark = t
+        }
     }
 
     /// Called by `Tensor.backward` for each node.
-    static func backwardOp(_ name: String, seconds: Double) {
-        backwardSeconds[name, default: 0] += seconds
+    func backwardOp(_ name: String, seconds: Double) {
+        locked { backwardSeconds[name, default: 0] += seconds }
     }
 
     /// Adds time measured outside the engine's ops (optimizer, data, autograd bookkeeping) under `label`.
-    public static func add(_ label: String, seconds: Double) {
-        extraSeconds[label, default: 0] += seconds
+    public func add(_ label: String, seconds: Double) {
+        locked { extraSeconds[label, default: 0] += seconds }
     }
 
-    /// Times `body` and charges it to `label` (when enabled).
-    public static func measure<T>(_ label: String, _ body: () throws -> T) rethrows -> T {
-        guard enabledFlag else { return try body() }
-        let start = now()
+    /// Times `body` and charges it to `label`.
+    public func measure<T>(_ label: String, _ body: () throws -> T) rethrows -> T {
+        let start = Profiler.now()
         let result = try body()
-        add(label, seconds: Double(now() &- start) / 1e9)
-        if onProfiledThread { lastMark = now() }
+        add(label, seconds: Double(Profiler.now() &- start) / 1e9)
+        if onOwnThread { locked { lastMark = Profiler.now() } }
         return result
     }
 
-    static func countGEMM(m: Int, n: Int, k: Int) {
-        lock.lock(); gemmFLOPs += 2 * Double(m) * Double(n) * Double(k); lock.unlock()
+    func countGEMM(m: Int, n: Int, k: Int) { locked { gemmFLOPs += 2 * Double(m) * Double(n) * Double(k) } }
+
+    func countAttention(_ flops: Double) { locked { attentionFLOPs += flops } }
+
+    /// Records one `gemm` call of `shape` that took `seconds` (on the profile's own thread only).
+    func gemmFinished(_ shape: GEMMShape, seconds: Double) {
+        guard onOwnThread else { return }
+        locked {
+            let old = gemmShapeStats[shape] ?? (0, 0)
+            gemmShapeStats[shape] = (old.calls + 1, old.seconds + seconds)
+        }
     }
 
-    static func countAttention(_ flops: Double) {
-        lock.lock(); attentionFLOPs += flops; lock.unlock()
-    }
-
-    /// Records one `gemm` call of `shape` that took `seconds` (profiled thread only).
-    static func gemmFinished(_ shape: GEMMShape, seconds: Double) {
-        guard onProfiledThread else { return }
-        let old = gemmShapeStats[shape] ?? (0, 0)
-        gemmShapeStats[shape] = (old.calls + 1, old.seconds + seconds)
-    }
-
-    /// Calls and seconds per GEMM shape so far (products run by `gemm` on the profiled thread).
-    public static var gemmShapes: [GEMMShape: (calls: Int, seconds: Double)] { gemmShapeStats }
-
+    /// Calls and seconds per GEMM shape so far (products run by `gemm` on the profile's thread).
+    public var gemmShapes: [GEMMShape: (calls: Int, seconds: Double)] { locked { gemmShapeStats } }
     /// Seconds per op name in forward passes so far.
-    public static var forward: [String: Double] { forwardSeconds }
+    public var forward: [String: Double] { locked { forwardSeconds } }
     /// Seconds per op name in backward passes so far.
-    public static var backward: [String: Double] { backwardSeconds }
+    public var backward: [String: Double] { locked { backwardSeconds } }
     /// Seconds per label added with `add` / `measure`.
-    public static var extra: [String: Double] { extraSeconds }
+    public var extra: [String: Double] { locked { extraSeconds } }
     /// Floating-point operations executed by `gemm` (linear layers, matmul) so far.
-    public static var gemmOperations: Double { gemmFLOPs }
+    public var gemmOperations: Double { locked { gemmFLOPs } }
     /// Floating-point operations of the matrix products inside fused attention so far.
-    public static var attentionOperations: Double { attentionFLOPs }
+    public var attentionOperations: Double { locked { attentionFLOPs } }
+}
+
+/// The profile in force and the profile tables' helpers.
+public enum Profiler {
+    /// The profile of the running code's context, if it has one.
+    @inline(__always) public static var active: Profile? { ExecutionContext.current.profile }
+
+    /// Whether the running code is being profiled.
+    public static var isEnabled: Bool { active != nil }
+
+    @inline(__always) static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    /// Times `body` under `label` in the active profile (just runs it without one).
+    public static func measure<T>(_ label: String, _ body: () throws -> T) rethrows -> T {
+        guard let profile = active else { return try body() }
+        return try profile.measure(label, body)
+    }
 
     /// Category of an op name, for the profile table.
     public static func category(of op: String) -> String {

@@ -124,7 +124,7 @@ struct ProfileBench: ParsableCommand {
         var keptBytes = 0
         var forwardSeconds = 0.0, backwardSeconds = 0.0
         func step(measureMemory: Bool = false) {
-            Profiler.beginForward()
+            Profiler.active?.beginForward()
             let forwardStart = DispatchTime.now().uptimeNanoseconds
             let before = TensorMemory.liveBytes
             let loss = ModelMode.training(stepSeed: 0) {
@@ -153,31 +153,32 @@ struct ProfileBench: ParsableCommand {
 
         // Profiled steps.
         forwardSeconds = 0; backwardSeconds = 0
-        Profiler.start()
+        let profile = Profile()
         var profiledTotal = 0.0
-        for _ in 0..<repeats {
-            let start = DispatchTime.now().uptimeNanoseconds
-            step()
-            profiledTotal += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            // Batch preparation (resize, RGB, normalise), done by the trainer on a background thread.
-            _ = Profiler.measure("data (batch preparation, background in training)") {
-                preprocessor.batch(greyImages, rows: 28, columns: 28)
+        ExecutionContext.with({ $0.profile = profile }) {
+            for _ in 0..<repeats {
+                let start = DispatchTime.now().uptimeNanoseconds
+                step()
+                profiledTotal += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                // Batch preparation (resize, RGB, normalise), done by the trainer on a background thread.
+                _ = profile.measure("data (batch preparation, background in training)") {
+                    preprocessor.batch(greyImages, rows: 28, columns: 28)
+                }
             }
         }
-        Profiler.stop()
         let runs = Double(repeats)
-        let flops = (Profiler.gemmOperations + Profiler.attentionOperations) / runs
+        let flops = (profile.gemmOperations + profile.attentionOperations) / runs
 
         // Categories.
         var rows: [String: (forward: Double, backward: Double)] = [:]
-        for (op, t) in Profiler.forward { rows[Profiler.category(of: op), default: (0, 0)].forward += t / runs }
-        for (op, t) in Profiler.backward { rows[Profiler.category(of: op), default: (0, 0)].backward += t / runs }
-        let opForward = Profiler.forward.values.reduce(0, +) / runs
-        let opBackward = Profiler.backward.values.reduce(0, +) / runs
+        for (op, t) in profile.forward { rows[Profiler.category(of: op), default: (0, 0)].forward += t / runs }
+        for (op, t) in profile.backward { rows[Profiler.category(of: op), default: (0, 0)].backward += t / runs }
+        let opForward = profile.forward.values.reduce(0, +) / runs
+        let opBackward = profile.backward.values.reduce(0, +) / runs
         rows["autograd (graph walk, freeing)", default: (0, 0)].backward += backwardSeconds / runs - opBackward
         let unaccountedForward = forwardSeconds / runs - opForward
         if unaccountedForward > 0.0005 { rows["forward outside ops", default: (0, 0)].forward += unaccountedForward }
-        for (label, t) in Profiler.extra { rows[label, default: (0, 0)].forward += t / runs }
+        for (label, t) in profile.extra { rows[label, default: (0, 0)].forward += t / runs }
         let stepSeconds = profiledTotal / runs
         let gemmSeconds = rows["GEMM (linear, matmul, SHiRA)"].map { $0.forward + $0.backward } ?? 0
 
@@ -202,18 +203,18 @@ struct ProfileBench: ParsableCommand {
             print("")
             print("| op | forward ms | backward ms |")
             print("|---|---|---|")
-            let names = Set(Profiler.forward.keys).union(Profiler.backward.keys).sorted {
-                (Profiler.forward[$0] ?? 0) + (Profiler.backward[$0] ?? 0) > (Profiler.forward[$1] ?? 0) + (Profiler.backward[$1] ?? 0)
+            let names = Set(profile.forward.keys).union(profile.backward.keys).sorted {
+                (profile.forward[$0] ?? 0) + (profile.backward[$0] ?? 0) > (profile.forward[$1] ?? 0) + (profile.backward[$1] ?? 0)
             }
             for op in names {
-                print("| \(op) | \(ms((Profiler.forward[op] ?? 0) / runs)) | \(ms((Profiler.backward[op] ?? 0) / runs)) |")
+                print("| \(op) | \(ms((profile.forward[op] ?? 0) / runs)) | \(ms((profile.backward[op] ?? 0) / runs)) |")
             }
         }
         if perGemm {
             print("")
             print("| GEMM shape (m x k x n) | calls/step | ms/step | GFLOP/s |")
             print("|---|---|---|---|")
-            for (shape, stat) in Profiler.gemmShapes.sorted(by: { $0.value.seconds > $1.value.seconds }) {
+            for (shape, stat) in profile.gemmShapes.sorted(by: { $0.value.seconds > $1.value.seconds }) {
                 print("| \(shape) | \(String(format: "%.0f", Double(stat.calls) / runs)) | \(ms(stat.seconds / runs)) "
                       + "| \(String(format: "%.0f", shape.flops * Double(stat.calls) / stat.seconds / 1e9)) |")
             }
@@ -232,7 +233,7 @@ struct ProfileBench: ParsableCommand {
         let summary = "| \(name) | \(resolution) | \(String(format: "%.3f", seconds)) | \(String(format: "%.1f", flops / 1e9)) "
             + "| \(String(format: "%.0f", rate)) | \(String(format: "%.0f", peak)) | \(String(format: "%.0f%%", 100 * rate / peak)) "
             + "| \(String(format: "%.0f%%", 100 * (flops / stepCPUSeconds) / peakPerCPUSecond)) "
-            + "| \(String(format: "%.0f", Profiler.gemmOperations / runs / gemmSeconds / 1e9)) "
+            + "| \(String(format: "%.0f", profile.gemmOperations / runs / gemmSeconds / 1e9)) "
             + "| \(mb(keptBytes)) | \(mb(minimum)) | \(mb(peakTensors)) | \(residentPeak) |"
         print(summary)
         return summary
