@@ -9,13 +9,14 @@ import VectorKernels
 /// last dimension as produced by the query/key/value projections), giving [B, N, H*D]. No transposes are
 /// materialised: each head is a strided view with leading dimension H*D.
 ///
-/// `keyMask`, if given, holds B*N additive values (0 to attend, -infinity to ignore a key), e.g. padding.
+/// `keyMask`, if given, holds B*N additive values (0 to attend, -infinity to ignore a key), e.g. padding. With
+/// `causal`, query i attends to keys 0...i only (a decoder's mask); a query with no key left gets zero output.
 /// Backward: dP = dO V^T; dS = P * (dP - rowsum(dP * P)); dQ = scale dS K; dK = scale dS^T Q; dV = P^T dO.
 /// The probabilities P [B, H, N, N] are kept from the forward when N is at most
 /// `AttentionSettings.recomputeAboveTokens`; above it (and without autograd) only one head's P exists at a
 /// time, and the backward recomputes each head's P (one more Q K^T product and softmax per head).
 public func scaledDotProductAttention(
-    query q: Tensor, key k: Tensor, value v: Tensor, heads: Int, keyMask: [Float]? = nil
+    query q: Tensor, key k: Tensor, value v: Tensor, heads: Int, keyMask: [Float]? = nil, causal: Bool = false
 ) -> Tensor {
     precondition(q.rank == 3 && q.shape == k.shape && q.shape == v.shape,
                  "attention: query \(q.shape), key \(k.shape), value \(v.shape) must all be [B, N, C]")
@@ -46,6 +47,7 @@ public func scaledDotProductAttention(
         for i in 0..<tokens {
             let row = scores + i * tokens
             if let keyMask { for j in 0..<tokens { row[j] += keyMask[b * tokens + j] } }
+            if causal { for j in (i + 1)..<tokens { row[j] = -.infinity } }
             softmaxRowInPlace(row, tokens, avx512: products.avx512)
         }
     }

@@ -48,3 +48,19 @@ public final class ModuleList<Element: Module>: Module {
     public subscript(index: Int) -> Element { items[index] }
     public var count: Int { items.count }
 }
+
+/// RMSNorm over the last dimension with a learnable `weight` (Llama's norm: no mean, no shift).
+public final class RMSNorm: Module {
+    public let weight: Tensor
+    public let eps: Float
+
+    /// weight = 1.
+    public init(dimension: Int, eps: Float) {
+        weight = Tensor(shape: [dimension], repeating: 1)
+        self.eps = eps
+    }
+
+    public var ownParameters: [(String, Tensor)] { [("weight", weight)] }
+
+    public func callAsFunction(_ input: Tensor) -> Tensor { rmsNorm(input, weight: weight, eps: eps) }
+}

@@ -1,0 +1,162 @@
+import Engine
+import Layers
+
+/// A Llama block's self-attention: q, k, v and output projections (no biases), rotary positions on q and k,
+/// grouped-query attention with a causal mask.
+public final class LlamaAttention: Module {
+    public let query, key, value, output: Linear
+    let heads: Int, keyValueHeads: Int, ropeBase: Float
+
+    init(_ c: LlamaConfiguration, generator: inout RandomGenerator) {
+        let kvWidth = c.keyValueHeads * c.headDimension
+        query = Linear(inFeatures: c.hiddenSize, outFeatures: c.hiddenSize, bias: false, generator: &generator)
+        key = Linear(inFeatures: c.hiddenSize, outFeatures: kvWidth, bias: false, generator: &generator)
+        value = Linear(inFeatures: c.hiddenSize, outFeatures: kvWidth, bias: false, generator: &generator)
+        output = Linear(inFeatures: c.hiddenSize, outFeatures: c.hiddenSize, bias: false, generator: &generator)
+        heads = c.heads
+        keyValueHeads = c.keyValueHeads
+        ropeBase = c.ropeBase
+    }
+
+    public var children: [(String, any Module)] {
+        [("q_proj", query), ("k_proj", key), ("v_proj", value), ("o_proj", output)]
+    }
+
+    /// x [B, N, D] -> [B, N, D]; `positions` (B * N) place the tokens for the rotary embedding, `keyMask` (B * N
+    /// additive values) hides padding keys.
+    func callAsFunction(_ x: Tensor, positions: [Int], keyMask: [Float]?) -> Tensor {
+        let q = rotaryEmbedding(query(x), heads: heads, positions: positions, base: ropeBase)
+        let k = rotaryEmbedding(key(x), heads: keyValueHeads, positions: positions, base: ropeBase)
+        let groups = heads / keyValueHeads
+        let mixed = scaledDotProductAttention(
+            query: q, key: repeatHeads(k, heads: keyValueHeads, groups: groups),
+            value: repeatHeads(value(x), heads: keyValueHeads, groups: groups), heads: heads, keyMask: keyMask,
+            causal: true)
+        return output(mixed)
+    }
+}
+
+/// A Llama block's SwiGLU feed-forward: down(silu(gate(x)) * up(x)).
+public final class LlamaMLP: Module {
+    public let gate, up, down: Linear
+
+    init(_ c: LlamaConfiguration, generator: inout RandomGenerator) {
+        gate = Linear(inFeatures: c.hiddenSize, outFeatures: c.intermediateSize, bias: false, generator: &generator)
+        up = Linear(inFeatures: c.hiddenSize, outFeatures: c.intermediateSize, bias: false, generator: &generator)
+        down = Linear(inFeatures: c.intermediateSize, outFeatures: c.hiddenSize, bias: false, generator: &generator)
+    }
+
+    public var children: [(String, any Module)] { [("gate_proj", gate), ("up_proj", up), ("down_proj", down)] }
+
+    func callAsFunction(_ x: Tensor) -> Tensor { down(silu(gate(x)) * up(x)) }
+}
+
+/// One pre-norm decoder block: h = x + attention(norm(x)); out = h + mlp(norm(h)).
+public final class LlamaBlock: Module {
+    public let inputNorm: RMSNorm
+    public let attention: LlamaAttention
+    public let postAttentionNorm: RMSNorm
+    public let mlp: LlamaMLP
+
+    init(_ c: LlamaConfiguration, generator: inout RandomGenerator) {
+        inputNorm = RMSNorm(dimension: c.hiddenSize, eps: c.rmsNormEps)
+        attention = LlamaAttention(c, generator: &generator)
+        postAttentionNorm = RMSNorm(dimension: c.hiddenSize, eps: c.rmsNormEps)
+        mlp = LlamaMLP(c, generator: &generator)
+    }
+
+    public var children: [(String, any Module)] {
+        [("input_layernorm", inputNorm), ("self_attn", attention), ("post_attention_layernorm", postAttentionNorm),
+         ("mlp", mlp)]
+    }
+
+    func callAsFunction(_ x: Tensor, positions: [Int], keyMask: [Float]?) -> Tensor {
+        let h = x + attention(inputNorm(x), positions: positions, keyMask: keyMask)
+        return h + mlp(postAttentionNorm(h))
+    }
+}
+
+/// The decoder stack under transformers' `model.`: token embedding, blocks, final norm.
+public final class LlamaDecoder: Module {
+    public let embedding: Embedding
+    public let blocks: [LlamaBlock]
+    public let norm: RMSNorm
+
+    init(_ c: LlamaConfiguration, generator: inout RandomGenerator) {
+        embedding = Embedding(count: c.vocabularySize, dimension: c.hiddenSize, generator: &generator)
+        blocks = (0..<c.layers).map { _ in LlamaBlock(c, generator: &generator) }
+        norm = RMSNorm(dimension: c.hiddenSize, eps: c.rmsNormEps)
+    }
+
+    public var children: [(String, any Module)] {
+        [("embed_tokens", embedding), ("layers", ModuleList(blocks)), ("norm", norm)]
+    }
+}
+
+/// A Llama-family causal language model (transformers' `LlamaForCausalLM`): parameter paths are transformers'
+/// (`model.layers.0.self_attn.q_proj.weight`, `model.embed_tokens.weight`, `lm_head.weight` when not tied), and
+/// q_proj / k_proj rows are in transformers' order (the rotate-half layout), so adapters mean the same to peft.
+public final class LlamaModel: Module {
+    public let configuration: LlamaConfiguration
+    public let decoder: LlamaDecoder
+    /// The output head; nil when tied to the token embedding.
+    public let head: Linear?
+
+    /// A model with random weights (N(0, 0.02^2) projections and embedding, unit norms).
+    public init(_ configuration: LlamaConfiguration, seed: UInt64 = 0) throws {
+        self.configuration = try configuration.validate()
+        var generator = RandomGenerator(seed: seed)
+        decoder = LlamaDecoder(configuration, generator: &generator)
+        head = configuration.tiedEmbeddings ? nil
+            : Linear(inFeatures: configuration.hiddenSize, outFeatures: configuration.vocabularySize, bias: false,
+                     generator: &generator)
+    }
+
+    public var children: [(String, any Module)] {
+        [("model", decoder)] + (head.map { [("lm_head", $0 as any Module)] } ?? [])
+    }
+
+    /// Hidden states after the final norm, [B, N, D], for token ids [B][N] (all rows the same length). Positions
+    /// count from 0 at the first token that is not masked; `attentionMask` (B x N, 1 for a token, 0 for padding)
+    /// hides padding from every query.
+    public func hiddenStates(_ ids: [[Int32]], attentionMask: [[Int]]? = nil) throws -> Tensor {
+        let batch = ids.count, length = ids.first?.count ?? 0
+        guard batch > 0, length > 0, ids.allSatisfy({ $0.count == length }) else {
+            throw LlamaError("token ids must be \(batch) non-empty rows of one length")
+        }
+        guard length <= configuration.contextLength else {
+            throw LlamaError("\(length) tokens exceed the model's context of \(configuration.contextLength)")
+        }
+        for row in ids {
+            if let bad = row.first(where: { $0 < 0 || Int($0) >= configuration.vocabularySize }) {
+                throw LlamaError("token id \(bad) is outside the vocabulary 0..<\(configuration.vocabularySize)")
+            }
+        }
+        var positions = [Int](repeating: 0, count: batch * length)
+        var keyMask: [Float]?
+        if let attentionMask {
+            guard attentionMask.count == batch, attentionMask.allSatisfy({ $0.count == length }) else {
+                throw LlamaError("the attention mask must be \(batch) x \(length)")
+            }
+            var mask = [Float](repeating: 0, count: batch * length)
+            for b in 0..<batch {
+                var next = 0
+                for t in 0..<length {
+                    if attentionMask[b][t] == 0 { mask[b * length + t] = -.infinity } else { positions[b * length + t] = next; next += 1 }
+                }
+            }
+            keyMask = mask
+        } else {
+            for b in 0..<batch { for t in 0..<length { positions[b * length + t] = t } }
+        }
+        var x = decoder.embedding(ids.flatMap { $0 }, shape: [batch, length])
+        for block in decoder.blocks { x = block(x, positions: positions, keyMask: keyMask) }
+        return decoder.norm(x)
+    }
+
+    /// Next-token logits [B, N, vocabulary] for token ids [B][N].
+    public func logits(_ ids: [[Int32]], attentionMask: [[Int]]? = nil) throws -> Tensor {
+        let hidden = try hiddenStates(ids, attentionMask: attentionMask)
+        return linear(hidden, head?.weight ?? decoder.embedding.weight)
+    }
+}
