@@ -8,6 +8,26 @@ public enum PretrainedModels {
     /// Names accepted by `--model`.
     public static let visionNames = ["dinov2-s14", "vit-s16-random", "vit-b16-random"]
     public static let textNames = ["minilm-l6"]
+    /// Causal language models (`peft generate`, `peft chat`).
+    public static let languageNames = ["smollm2-135m"]
+
+    /// What each named model is, for `peft models`.
+    public static let summaries: [(String, String)] = [
+        ("dinov2-s14", "vision: DINOv2 ViT-S/14, 22M parameters (assets/dinov2)"),
+        ("vit-s16-random", "vision: ViT-S/16 with random weights (tests and benchmarks)"),
+        ("vit-b16-random", "vision: ViT-B/16 with random weights (tests and benchmarks)"),
+        ("minilm-l6", "text encoder: all-MiniLM-L6-v2, BERT, 22M parameters (assets/minilm)"),
+        ("smollm2-135m", "causal LM: SmolLM2-135M-Instruct, Llama, GGUF Q4_1 (assets/smollm2), ChatML"),
+    ]
+
+    /// A causal language model and its tokenizer, from its GGUF file in the assets.
+    public static func languageModel(named name: String) throws -> (model: LlamaModel, tokenizer: BytePairTokenizer) {
+        guard name == "smollm2-135m" else {
+            throw ModuleError("unknown language model '\(name)'; choose one of: \(languageNames.joined(separator: ", "))")
+        }
+        let file = try GGUFFile(path: try Assets.file("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf").path)
+        return (try LlamaModel(gguf: file), try BytePairTokenizer(gguf: file))
+    }
 
     /// DINOv2 ViT-S/14 from `assets/dinov2/dinov2-s14.safetensors`, importing it from the ONNX file the first time.
     public static func dinov2Small(progress: (String) -> Void = { _ in }) throws -> VisionTransformer {
@@ -40,6 +60,7 @@ public enum PretrainedModels {
         switch name {
         case "dinov2-s14": return ["dinov2/dinov2-s14.safetensors", "dinov2/vit_s_focus.onnx"].map { Assets.root.appendingPathComponent($0) }
         case "minilm-l6": return ["minilm/model.safetensors", "minilm/config.json", "minilm/vocab.txt"].map { Assets.root.appendingPathComponent($0) }
+        case "smollm2-135m": return [Assets.root.appendingPathComponent("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")]
         default: return []
         }
     }
