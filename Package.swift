@@ -38,13 +38,13 @@ let package = Package(
             dependencies: ["Models", "Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Helpers the test targets share (finite-difference gradient checks).
         .target(name: "TestSupport", dependencies: ["Engine", "Models"], path: "Tests/TestSupport"),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "BLASBinding", "TestSupport"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"], exclude: ["Fixtures"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MethodsTests", dependencies: ["Methods", "Checkpoints", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
         // A model of its own through the public API only (no @testable): attach, train, save, load, merge.
-        .testTarget(name: "PublicAPITests", dependencies: ["Engine", "Layers", "Methods", "Training"]),
+        .testTarget(name: "PublicAPITests", dependencies: ["Engine", "Layers", "Checkpoints", "Models", "Methods", "Training"]),
         // Runs the built `peft` as a subprocess: hostile inputs, run folders, BLAS loading, numeric option table.
         .testTarget(name: "CLITests", dependencies: ["Checkpoints", "Engine"], exclude: ["Fixtures"]),
     ],

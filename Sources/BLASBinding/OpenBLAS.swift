@@ -159,6 +159,15 @@ public final class OpenBLAS: @unchecked Sendable {
     /// each thread that calls it and retries a failed mapping forever, so with many threads a limited process
     /// would hang at a product; with one thread, whose buffer is reserved at load, it cannot.
     public private(set) var confinedToLoadingThread = false
+    /// The thread whose OpenBLAS buffer `reserveBuffers` mapped.
+    private var loadingThread: pthread_t?
+
+    /// Whether OpenBLAS may be called from the running thread: always without an address-space limit; under one,
+    /// only from the thread whose buffer is reserved. `sgemm` computes other threads' products itself.
+    public var mayCallFromThisThread: Bool {
+        guard confinedToLoadingThread, let loadingThread else { return true }
+        return pthread_equal(loadingThread, pthread_self()) != 0
+    }
 
     /// Under an address-space limit, checks that OpenBLAS's buffer fits and makes OpenBLAS map it now, on this
     /// thread, then confines products to it (see `confinedToLoadingThread`). Without a limit nothing is done.
@@ -178,6 +187,7 @@ public final class OpenBLAS: @unchecked Sendable {
                       b: ap.baseAddress!, ldb: n, c: cp.baseAddress!, ldc: n)
             }
         }
+        loadingThread = pthread_self()
         confinedToLoadingThread = true
     }
 
@@ -221,11 +231,37 @@ public final class OpenBLAS: @unchecked Sendable {
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         if m == 0 || n == 0 { return }
+        // Under an address-space limit, another thread's first call would make OpenBLAS map a buffer that may not
+        // fit and retry forever (a hang): those threads' products (image resizing on the prefetch thread) are
+        // computed here instead.
+        guard mayCallFromThisThread else {
+            Self.portableSGEMM(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b,
+                               ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
         sgemmFunction(
             CBLASOrder.rowMajor.rawValue,
             (transA ? CBLASTranspose.trans : .noTrans).rawValue,
             (transB ? CBLASTranspose.trans : .noTrans).rawValue,
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// C = alpha op(A) op(B) + beta C, row-major, in plain Swift (for threads that may not call OpenBLAS).
+    public static func portableSGEMM(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        for i in 0..<m {
+            let row = c + i * ldc
+            if beta == 0 { row.update(repeating: 0, count: n) } else if beta != 1 { for j in 0..<n { row[j] *= beta } }
+            for p in 0..<k {
+                let left = alpha * (transA ? a[p * lda + i] : a[i * lda + p])
+                if left == 0 { continue }
+                if transB { for j in 0..<n { row[j] += left * b[j * ldb + p] } }
+                else { let bRow = b + p * ldb; for j in 0..<n { row[j] += left * bRow[j] } }
+            }
+        }
     }
 
     /// A one-line description for `--verbose` output.

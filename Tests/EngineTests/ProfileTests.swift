@@ -1,6 +1,8 @@
 import XCTest
 import Foundation
 import Engine
+import BLASBinding
+import TestSupport
 
 /// A profile is a value of the execution context: only the code run under it is profiled, and two profiles on two
 /// threads at once each see exactly their own work.
@@ -40,5 +42,24 @@ final class ProfileTests: XCTestCase {
             XCTAssertNotNil(profile.backward["matmul"], "the backward op was timed")
         }
         XCTAssertFalse(Profiler.isEnabled, "no profile leaked into this thread's context")
+    }
+}
+
+/// The plain-Swift product used on threads that may not call OpenBLAS (under an address-space limit) gives what
+/// OpenBLAS gives, for every transpose combination, alpha and beta.
+final class PortableSGEMMTests: XCTestCase {
+    func testMatchesOpenBLAS() throws {
+        let blas = try OpenBLAS.load()
+        for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
+            let m = 5, n = 7, k = 3
+            let a = random([m * k], seed: 1).values, b = random([k * n], seed: 2).values, start = random([m * n], seed: 3).values
+            var expected = start, got = start
+            let lda = transA ? m : k, ldb = transB ? k : n
+            blas.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb,
+                       beta: 2, c: &expected, ldc: n)
+            OpenBLAS.portableSGEMM(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b,
+                                   ldb: ldb, beta: 2, c: &got, ldc: n)
+            for (g, e) in zip(got, expected) { XCTAssertEqual(g, e, accuracy: 1e-5) }
+        }
     }
 }
