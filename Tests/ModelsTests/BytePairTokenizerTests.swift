@@ -55,6 +55,19 @@ final class BytePairTokenizerTests: XCTestCase {
         XCTAssertEqual(tokenizer.decode(tokenizer.encode("<|im_start|>user\nHi<|im_end|>"), skipSpecialTokens: true), "user\nHi")
     }
 
+    func testHuggingFaceTokenizerFilesGiveTheSameTokenizer() throws {
+        let (fromGGUF, fixture) = try load()
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/smollm2-tokenizer")
+        let tokenizer = try BytePairTokenizer(directory: folder)
+        XCTAssertEqual(tokenizer.tokens, fromGGUF.tokens)
+        XCTAssertEqual(tokenizer.specialTokens, fromGGUF.specialTokens)
+        XCTAssertEqual(tokenizer.eosTokenID, 2)
+        XCTAssertEqual(ChatTemplate(source: tokenizer.chatTemplateSource), .smolLM2)
+        for item in fixture.cases { XCTAssertEqual(tokenizer.encode(item.text), item.ids, item.text.debugDescription) }
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("no-tokenizer-\(UUID().uuidString)")
+        XCTAssertThrowsError(try BytePairTokenizer(directory: empty)) { XCTAssertTrue("\($0)".contains("tokenizer.json"), "\($0)") }
+    }
+
     func testBrokenTokenizerMetadataIsRefused() {
         XCTAssertThrowsError(try BytePairTokenizer(tokens: [], merges: [], specialTokenIDs: [], bos: nil, eos: nil, pad: nil, chatTemplate: nil))
         XCTAssertThrowsError(try BytePairTokenizer(tokens: ["a", "b"], merges: ["a"], specialTokenIDs: [], bos: nil, eos: nil, pad: nil, chatTemplate: nil)) {

@@ -3,7 +3,8 @@ for a fixed set of strings and chat conversations, for Tests/ModelsTests/BytePai
 
 Run once (needs transformers, gguf; the asset from scripts/setup.sh):
     python3 scripts/reference/make_smollm2_tokenizer_fixture.py
-Writes Tests/ModelsTests/Fixtures/smollm2_tokenizer_cases.json.
+Writes Tests/ModelsTests/Fixtures/smollm2_tokenizer_cases.json and the Hugging Face files in
+Tests/ModelsTests/Fixtures/smollm2-tokenizer/.
 """
 import json
 import os
@@ -83,5 +84,16 @@ def main():
     print(len(cases), "cases,", len(chats), "chats ->", OUT)
 
 
+
+def save_hugging_face_files():
+    """The same tokenizer as Hugging Face files (tokenizer.json, tokenizer_config.json, chat_template.jinja), for
+    the test of BytePairTokenizer(directory:)."""
+    tokenizer = AutoTokenizer.from_pretrained(os.path.join(ROOT, "assets", "smollm2"),
+                                              gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+    tokenizer.save_pretrained(os.path.join(ROOT, "Tests", "ModelsTests", "Fixtures", "smollm2-tokenizer"))
+
+
+
 if __name__ == "__main__":
     main()
+    save_hugging_face_files()
