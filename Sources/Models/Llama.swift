@@ -160,3 +160,25 @@ public final class LlamaModel: Module {
         return linear(hidden, head?.weight ?? decoder.embedding.weight)
     }
 }
+
+extension LlamaModel {
+    /// The next-token loss: mean cross-entropy of predicting token t + 1 from tokens 0...t, over the targets that
+    /// `lossMask` keeps (B x N, true where the token is a target, e.g. completion tokens; nil: every real token) and
+    /// that the attention mask does not mark as padding.
+    public func languageModelLoss(_ ids: [[Int32]], attentionMask: [[Int]]? = nil, lossMask: [[Bool]]? = nil) throws -> Tensor {
+        let logits = try logits(ids, attentionMask: attentionMask)
+        let batch = ids.count, length = ids[0].count
+        if let lossMask, lossMask.count != batch || !lossMask.allSatisfy({ $0.count == length }) {
+            throw LlamaError("the loss mask must be \(batch) x \(length)")
+        }
+        var targets = [Int](repeating: -100, count: batch * length)
+        for b in 0..<batch {
+            for t in 0..<(length - 1) {
+                let next = t + 1
+                let real = (attentionMask?[b][next] ?? 1) != 0 && (attentionMask?[b][t] ?? 1) != 0
+                if real && (lossMask?[b][next] ?? true) { targets[b * length + t] = Int(ids[b][next]) }
+            }
+        }
+        return tokenCrossEntropy(logits.reshaped([batch * length, configuration.vocabularySize]), targets: targets)
+    }
+}
