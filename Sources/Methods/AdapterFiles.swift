@@ -34,6 +34,10 @@ public struct AdapterConfiguration: Codable, Sendable {
         /// The image side the adapter was trained at (absent for text models and in adapters saved before it was
         /// recorded); `predict` uses it so that answers do not depend on files next to the adapter.
         public var resolution: Int?
+        /// True for an adapter saved by Hugging Face peft itself (no `swiftpeft` section): its method comes from
+        /// `peft_type`, its configuration from the top-level fields, its head size from the stored head; there is no
+        /// base fingerprint to check. Not written.
+        public var savedByPeft = false
 
         public init(method: String, config: ConfigObject, classes: Int, backbone: String, baseFingerprint: String,
                     classNames: [String]? = nil, resolution: Int? = nil) {
@@ -123,7 +127,19 @@ public struct AdapterConfiguration: Codable, Sendable {
         for key in container.allKeys where !Self.ownKeys.contains(key.stringValue) {
             peftFields[key.stringValue] = try container.decode(ConfigValue.self, forKey: key)
         }
-        swiftpeft = try container.decode(Details.self, forKey: Key("swiftpeft"))
+        if container.contains(Key("swiftpeft")) {
+            swiftpeft = try container.decode(Details.self, forKey: Key("swiftpeft"))
+        } else {
+            // Saved by peft: the method whose peft type this is, configured by the top-level fields (applied later).
+            let type = peftType
+            guard let descriptor = MethodRegistry.all.first(where: { $0.peftType == type }) else {
+                let known = MethodRegistry.all.compactMap(\.peftType).sorted().joined(separator: ", ")
+                throw DecodingError.dataCorrupted(.init(codingPath: [Key("peft_type")], debugDescription:
+                    "peft_type '\(type)' is not a method this library reads (it reads \(known))"))
+            }
+            swiftpeft = Details(method: descriptor.name, config: [:], classes: 0, backbone: "", baseFingerprint: "")
+            swiftpeft.savedByPeft = true
+        }
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -226,6 +242,9 @@ public enum AdapterFiles {
             throw ModuleError("\(error)")
         }
         try applyPeftFields(to: &configuration, path: url.path)
+        if configuration.swiftpeft.savedByPeft {
+            configuration.swiftpeft.classes = try peftHeadClasses(in: directory)
+        }
         let details = configuration.swiftpeft
         // 0: an adapter of a module without a classification head (`ModuleAdapters`).
         guard details.classes >= 0 && details.classes <= maximumClasses else {
@@ -264,14 +283,17 @@ public enum AdapterFiles {
     ///
     /// With `headFrom`, the classification head comes from that other adapter directory (same base model) instead:
     /// this is how a fused adapter's body is used with the head of each task it fused (see `Fusion`).
-    public static func load(from directory: URL, into model: any Classifier, headFrom headDirectory: URL? = nil) throws {
+    /// Returns the method as applied (for a peft-saved adapter, its targets in this library's names), to save the
+    /// adapter again with.
+    @discardableResult
+    public static func load(from directory: URL, into model: any Classifier, headFrom headDirectory: URL? = nil) throws -> any PEFTMethod {
         let configuration = try configuration(in: directory)
         let details = configuration.swiftpeft
         let configPath = directory.appendingPathComponent("adapter_config.json").path
         guard details.classes >= 1 else {
             throw ModuleError("\(configPath): an adapter of a module without a classification head (saved by ModuleAdapters); load it with ModuleAdapters.load(from:into:)")
         }
-        guard details.baseFingerprint == model.baseFingerprint else {
+        guard details.savedByPeft || details.baseFingerprint == model.baseFingerprint else {
             throw ModuleError("\(configPath): the adapter was trained on base model '\(configuration.baseModelNameOrPath)' with weight fingerprint \(details.baseFingerprint); this model's base has fingerprint \(model.baseFingerprint)")
         }
         var headFile: SafeTensorsFile?
@@ -292,7 +314,8 @@ public enum AdapterFiles {
         }
         let weightsURL = directory.appendingPathComponent("adapter_model.safetensors")
         let file = try SafeTensorsFile(path: weightsURL.path)
-        let method = try MethodRegistry.method(named: details.method, config: details.config)
+        let methodConfig = details.savedByPeft ? transformersTargets(details.config, in: model) : details.config
+        let method = try MethodRegistry.method(named: details.method, config: methodConfig)
         if try method.attachStored(from: file, to: model) {
             model.head.setRequiresGrad(true)
         } else {
@@ -305,8 +328,11 @@ public enum AdapterFiles {
                 try staged.restoreStage(model, json: stage, tensors: stageTensors)
             }
         }
-        var expected = weightNames(in: file, staged: method as? any StagedMethod)
-        if headFile != nil { expected = expected.filter { !$0.hasPrefix(prefix + "classifier.") } }
+        // Our name of each stored tensor -> its name in the file (transformers 5's module names are translated).
+        var expected: [String: String] = [:]
+        for key in weightNames(in: file, staged: method as? any StagedMethod) where headFile == nil || !key.hasPrefix(prefix + "classifier.") {
+            expected[canonicalTensorName(key)] = key
+        }
         for (name, parameter) in model.trainableParameters {
             let key = prefix + name
             if let headFile, name.hasPrefix("classifier.") {
@@ -318,17 +344,18 @@ public enum AdapterFiles {
                 parameter.assign(value)
                 continue
             }
-            guard expected.remove(key) != nil else {
+            guard let stored = expected.removeValue(forKey: key) else {
                 throw ModuleError("\(weightsURL.path): tensor '\(key)' is missing")
             }
-            let value = try file.tensor(key)
+            let value = try file.tensor(stored)
             guard value.shape == parameter.shape else {
                 throw ModuleError("\(weightsURL.path): tensor '\(key)' has shape \(value.shape), the model expects \(parameter.shape)")
             }
             parameter.assign(value)
         }
-        if let extra = expected.sorted().first {
+        if let extra = expected.values.sorted().first {
             throw ModuleError("\(weightsURL.path): unexpected tensor '\(extra)' (no such parameter in this model)")
         }
+        return method
     }
 }
