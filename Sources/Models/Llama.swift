@@ -5,7 +5,7 @@ import Layers
 /// grouped-query attention with a causal mask.
 public final class LlamaAttention: Module {
     public let query, key, value, output: Linear
-    let heads: Int, keyValueHeads: Int, ropeBase: Float
+    let heads: Int, keyValueHeads: Int
 
     init(_ c: LlamaConfiguration, generator: inout RandomGenerator) {
         let kvWidth = c.keyValueHeads * c.headDimension
@@ -15,24 +15,26 @@ public final class LlamaAttention: Module {
         output = Linear(inFeatures: c.hiddenSize, outFeatures: c.hiddenSize, bias: false, generator: &generator)
         heads = c.heads
         keyValueHeads = c.keyValueHeads
-        ropeBase = c.ropeBase
     }
 
     public var children: [(String, any Module)] {
         [("q_proj", query), ("k_proj", key), ("v_proj", value), ("o_proj", output)]
     }
 
-    /// x [B, N, D] -> [B, N, D]; `positions` (B * N) place the tokens for the rotary embedding, `keyMask` (B * N
-    /// additive values) hides padding keys.
-    func callAsFunction(_ x: Tensor, positions: [Int], keyMask: [Float]?) -> Tensor {
-        let q = rotaryEmbedding(query(x), heads: heads, positions: positions, base: ropeBase)
-        let k = rotaryEmbedding(key(x), heads: keyValueHeads, positions: positions, base: ropeBase)
+    /// x [B, N, D] -> [B, N, D]: q and k rotated by `angles`, then `mix(q, k, v)` (causal attention over the
+    /// sequence, or over a KV cache) and the output projection.
+    func callAsFunction(_ x: Tensor, angles: RotaryAngles, mix: (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
+        let q = rotaryEmbedding(query(x), heads: heads, angles: angles)
+        let k = rotaryEmbedding(key(x), heads: keyValueHeads, angles: angles)
+        return output(mix(q, k, value(x)))
+    }
+
+    /// Causal grouped-query attention over the sequence itself; `keyMask` (B * N additive values) hides padding.
+    func causalMix(_ q: Tensor, _ k: Tensor, _ v: Tensor, keyMask: [Float]?) -> Tensor {
         let groups = heads / keyValueHeads
-        let mixed = scaledDotProductAttention(
+        return scaledDotProductAttention(
             query: q, key: repeatHeads(k, heads: keyValueHeads, groups: groups),
-            value: repeatHeads(value(x), heads: keyValueHeads, groups: groups), heads: heads, keyMask: keyMask,
-            causal: true)
-        return output(mixed)
+            value: repeatHeads(v, heads: keyValueHeads, groups: groups), heads: heads, keyMask: keyMask, causal: true)
     }
 }
 
@@ -70,8 +72,8 @@ public final class LlamaBlock: Module {
          ("mlp", mlp)]
     }
 
-    func callAsFunction(_ x: Tensor, positions: [Int], keyMask: [Float]?) -> Tensor {
-        let h = x + attention(inputNorm(x), positions: positions, keyMask: keyMask)
+    func callAsFunction(_ x: Tensor, angles: RotaryAngles, mix: (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
+        let h = x + attention(inputNorm(x), angles: angles, mix: mix)
         return h + mlp(postAttentionNorm(h))
     }
 }
@@ -127,11 +129,7 @@ public final class LlamaModel: Module {
         guard length <= configuration.contextLength else {
             throw LlamaError("\(length) tokens exceed the model's context of \(configuration.contextLength)")
         }
-        for row in ids {
-            if let bad = row.first(where: { $0 < 0 || Int($0) >= configuration.vocabularySize }) {
-                throw LlamaError("token id \(bad) is outside the vocabulary 0..<\(configuration.vocabularySize)")
-            }
-        }
+        try checkTokenIDs(ids)
         var positions = [Int](repeating: 0, count: batch * length)
         var keyMask: [Float]?
         if let attentionMask {
@@ -149,9 +147,21 @@ public final class LlamaModel: Module {
         } else {
             for b in 0..<batch { for t in 0..<length { positions[b * length + t] = t } }
         }
+        let angles = RotaryAngles(positions: positions, headDimension: configuration.headDimension, base: configuration.ropeBase)
         var x = decoder.embedding(ids.flatMap { $0 }, shape: [batch, length])
-        for block in decoder.blocks { x = block(x, positions: positions, keyMask: keyMask) }
+        for block in decoder.blocks {
+            x = block(x, angles: angles) { q, k, v in block.attention.causalMix(q, k, v, keyMask: keyMask) }
+        }
         return decoder.norm(x)
+    }
+
+    /// Refuses token ids outside the vocabulary.
+    func checkTokenIDs(_ ids: [[Int32]]) throws {
+        for row in ids {
+            if let bad = row.first(where: { $0 < 0 || Int($0) >= configuration.vocabularySize }) {
+                throw LlamaError("token id \(bad) is outside the vocabulary 0..<\(configuration.vocabularySize)")
+            }
+        }
     }
 
     /// Next-token logits [B, N, vocabulary] for token ids [B][N].

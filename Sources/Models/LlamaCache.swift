@@ -48,11 +48,7 @@ extension LlamaModel {
         guard cache.length + count <= cache.capacity else {
             throw LlamaError("\(cache.length) + \(count) tokens exceed the cache's \(cache.capacity)")
         }
-        for row in ids {
-            if let bad = row.first(where: { $0 < 0 || Int($0) >= c.vocabularySize }) {
-                throw LlamaError("token id \(bad) is outside the vocabulary 0..<\(c.vocabularySize)")
-            }
-        }
+        try checkTokenIDs(ids)
         if let attentionMask, attentionMask.count != batch || !attentionMask.allSatisfy({ $0.count == count }) {
             throw LlamaError("the attention mask must be \(batch) x \(count)")
         }
@@ -66,18 +62,14 @@ extension LlamaModel {
                 if real { cache.nextPosition[b] += 1 }
             }
         }
+        let angles = RotaryAngles(positions: positions, headDimension: c.headDimension, base: c.ropeBase)
         return Autograd.withoutGrad {
             var x = decoder.embedding(ids.flatMap { $0 }, shape: [batch, count])
             for (layer, block) in decoder.blocks.enumerated() {
-                let normed = block.inputNorm(x)
-                let attention = block.attention
-                let q = rotaryEmbedding(attention.query(normed), heads: c.heads, positions: positions, base: c.ropeBase)
-                let k = rotaryEmbedding(attention.key(normed), heads: c.keyValueHeads, positions: positions, base: c.ropeBase)
-                let v = attention.value(normed)
-                append(k, v, to: cache, layer: layer, at: start)
-                let mixed = cachedAttention(q, cache: cache, layer: layer, start: start)
-                let h = x + attention.output(mixed)
-                x = h + block.mlp(block.postAttentionNorm(h))
+                x = block(x, angles: angles) { q, k, v in
+                    append(k, v, to: cache, layer: layer, at: start)
+                    return cachedAttention(q, cache: cache, layer: layer, start: start)
+                }
             }
             cache.length = start + count
             return linear(decoder.norm(x), head?.weight ?? decoder.embedding.weight)
