@@ -85,7 +85,13 @@ public final class OpenBLAS: @unchecked Sendable {
         // The engine splits GEMMs over the cores itself (see Engine/GEMM.swift), so OpenBLAS runs each call on the
         // calling thread. Its own pool would otherwise spin and yield between calls, competing with our kernels.
         setenv("OPENBLAS_NUM_THREADS", "1", 1)
-        var candidates = ["libopenblas.so.0", "libopenblas.so", "libopenblasp.so.0", "libopenblas.dylib"]
+        #if os(macOS)
+        // Accelerate's CBLAS (AMX-backed on Apple silicon) first, then a Homebrew OpenBLAS.
+        var candidates = ["/System/Library/Frameworks/Accelerate.framework/Accelerate", "libopenblas.dylib",
+                          "/opt/homebrew/opt/openblas/lib/libopenblas.dylib"]
+        #else
+        var candidates = ["libopenblas.so.0", "libopenblas.so", "libopenblasp.so.0"]
+        #endif
         let override = getenv("PEFT_BLAS_LIBRARY").map { String(cString: $0) } ?? ""
         // A library the user names is the only one tried: silently using another would hide their mistake.
         if !override.isEmpty { candidates = [override] }

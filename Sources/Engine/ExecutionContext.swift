@@ -19,8 +19,9 @@ public struct ExecutionContext: Sendable, Equatable {
     /// Attention recomputes its probabilities in the backward for sequences longer than this (see
     /// `AttentionSettings`).
     public var attentionRecomputeAboveTokens: Int
-    /// Use the AVX-512 kernels where the CPU has them (false: the portable Swift SIMD code).
-    public var prefersAVX512Kernels: Bool
+    /// The most capable kernel family the engine may use (`KernelSet`); the CPU may support less, and then its
+    /// best family runs. `.portable` runs the Swift SIMD code everywhere.
+    public var kernels: KernelSet
     /// Modules run in training mode (dropout active).
     public var isTraining: Bool
     /// Seed of the current training step; stochastic layers derive their randomness from it.
@@ -31,11 +32,11 @@ public struct ExecutionContext: Sendable, Equatable {
     public var profile: Profile?
 
     /// The settings given by an environment (`PEFT_GEMM=bf16|fp32`, `PEFT_ATTENTION_RECOMPUTE_ABOVE=N`,
-    /// `PEFT_SIMD=generic`); training mode off, graph recording on.
+    /// `PEFT_SIMD=portable|avx2|avx512`, `generic` meaning `portable`); training mode off, graph recording on.
     public init(environment: [String: String]) {
         precision = environment["PEFT_GEMM"].flatMap(GEMMPrecision.init(rawValue:)) ?? .float32
         attentionRecomputeAboveTokens = environment["PEFT_ATTENTION_RECOMPUTE_ABOVE"].flatMap { Int($0) } ?? 128
-        prefersAVX512Kernels = environment["PEFT_SIMD"] != "generic"
+        kernels = environment["PEFT_SIMD"].flatMap(KernelSet.init(name:)) ?? .avx512
         isTraining = false
         stepSeed = 0
         recordsGraph = true
@@ -44,7 +45,7 @@ public struct ExecutionContext: Sendable, Equatable {
 
     public static func == (a: ExecutionContext, b: ExecutionContext) -> Bool {
         a.precision == b.precision && a.attentionRecomputeAboveTokens == b.attentionRecomputeAboveTokens
-            && a.prefersAVX512Kernels == b.prefersAVX512Kernels && a.isTraining == b.isTraining
+            && a.kernels == b.kernels && a.isTraining == b.isTraining
             && a.stepSeed == b.stepSeed && a.recordsGraph == b.recordsGraph && a.profile === b.profile
     }
 

@@ -48,7 +48,7 @@ public func scaledDotProductAttention(
             let row = scores + i * tokens
             if let keyMask { for j in 0..<tokens { row[j] += keyMask[b * tokens + j] } }
             if causal { for j in (i + 1)..<tokens { row[j] = -.infinity } }
-            softmaxRowInPlace(row, tokens, avx512: products.avx512)
+            softmaxRowInPlace(row, tokens, kernels: products.kernels)
         }
     }
 
@@ -97,8 +97,8 @@ public func scaledDotProductAttention(
             products.gemm(transA: false, transB: true, m: tokens, n: tokens, k: headDim,
                           a: pg + offset, lda: width, b: pv + offset, ldb: width, c: dScores, ldc: tokens,
                           scratch: operandScratch)
-            if products.avx512 {
-                peft_softmax_backward_rows_avx512(probs, dScores, tokens, tokens)
+            if let kernels = products.kernels {
+                kernels.softmaxBackwardRows(probs, dScores, tokens, tokens)
             } else {
                 for i in 0..<tokens {
                     let p = probs + i * tokens, d = dScores + i * tokens
@@ -138,26 +138,26 @@ public enum AttentionSettings {
     public static var recomputeAboveTokens: Int { ExecutionContext.current.attentionRecomputeAboveTokens }
 }
 
-/// The per-head matrix products of attention. With AVX-512 and up to `smallKernelTokenLimit` tokens they run
-/// on our register-blocked kernels: in float32 (a transposed B is first copied to per-worker scratch), or, when
-/// `GEMMSettings` asks for bfloat16, in bf16 with float32 accumulation (each operand converted to the pair layout
+/// The per-head matrix products of attention. With AVX2 or AVX-512 and up to `smallKernelTokenLimit` tokens they
+/// run on our register-blocked kernels: in float32 (a transposed B is first copied to per-worker scratch), or, when
+/// `GEMMSettings` asks for bfloat16 and the AVX-512 kernels run, in bf16 with float32 accumulation (each operand converted to the pair layout
 /// of VDPBF16PS in per-worker scratch; see BF16SmallKernels.c). A BLAS call on 65 x 64 matrices spends more
 /// time packing and dispatching than multiplying (measured: 13 GFLOP/s for attention at 112 px through
 /// OpenBLAS), so OpenBLAS serves only longer sequences.
 struct HeadProducts {
     static let smallKernelTokenLimit = 1024
     let tokens: Int, headDim: Int, useSmallKernel: Bool, useBFloat16: Bool
-    /// `ElementwiseKernels.useAVX512`, read once per op (it is a task-local read).
-    let avx512: Bool
+    /// `ElementwiseKernels.table`, read once per op (it is a task-local read).
+    let kernels: VectorKernelTable?
     /// Floats of scratch per worker.
     let scratchPerWorker: Int
 
     init(tokens: Int, headDim: Int) {
         self.tokens = tokens
         self.headDim = headDim
-        avx512 = ElementwiseKernels.useAVX512
-        useSmallKernel = avx512 && tokens <= Self.smallKernelTokenLimit
-        useBFloat16 = useSmallKernel && GEMMSettings.usesBFloat16
+        kernels = ElementwiseKernels.table
+        useSmallKernel = kernels != nil && tokens <= Self.smallKernelTokenLimit
+        useBFloat16 = useSmallKernel && ElementwiseKernels.useAVX512 && GEMMSettings.usesBFloat16
         let side = max(tokens, headDim), pairs = (side + 1) / 2
         // bf16: A in row pairs, B in column pairs, and one buffer for an operand before its transpose.
         scratchPerWorker = !useSmallKernel ? 0 : useBFloat16 ? 3 * side * pairs : tokens * headDim
@@ -176,7 +176,7 @@ struct HeadProducts {
     func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
               beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, scratch: UnsafeMutablePointer<Float>) {
-        guard useSmallKernel else {
+        guard useSmallKernel, let kernels else {
             blas.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
                        a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
@@ -189,11 +189,11 @@ struct HeadProducts {
         var b = b, ldb = ldb
         if transB {  // B is stored n x k: copy it transposed (the kernel reads B by rows)
             precondition(n * k <= tokens * headDim, "HeadProducts: transposed B larger than the scratch")
-            peft_transpose_avx512(b, ldb, n, k, scratch, n)
+            kernels.transpose(b, ldb, n, k, scratch, n)
             b = UnsafePointer(scratch); ldb = n
         }
         // A transposed (stored k x m) is read through its strides, without a copy.
-        peft_small_gemm_avx512(m, n, k, alpha, a, transA ? 1 : lda, transA ? lda : 1, b, ldb, beta, c, ldc)
+        kernels.smallGEMM(m, n, k, alpha, a, transA ? 1 : lda, transA ? lda : 1, b, ldb, beta, c, ldc)
     }
 
     /// The bf16 product: A to row pairs, B to column pairs (an operand stored the other way round is converted

@@ -12,12 +12,12 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> 
     let out = Tensor(uninitialized: x.shape)
     let means = Tensor(uninitialized: [rows]), rstds = Tensor(uninitialized: [rows])
     let px = x.data, py = out.data, pw = weight.data, pb = bias.data, pm = means.data, pr = rstds.data
-    let avx512 = ElementwiseKernels.useAVX512
+    let kernels = ElementwiseKernels.table
     Parallel.forEachChunk(rows, grain: max(1, 8192 / max(c, 1))) { range in
-        if avx512 {
+        if let kernels {
             let start = range.lowerBound
-            peft_layernorm_forward_avx512(px + start * c, pw, pb, py + start * c, pm + start, pr + start,
-                                          range.count, c, eps)
+            kernels.layerNormForward(px + start * c, pw, pb, py + start * c, pm + start, pr + start,
+                                     range.count, c, eps)
             return
         }
         for r in range {
@@ -44,9 +44,9 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> 
         DispatchQueueBridge.concurrentPerform(chunkCount) { chunk in
             let start = rows * chunk / chunkCount, end = rows * (chunk + 1) / chunkCount
             let dw = partial.data + chunk * 2 * c, db = dw + c
-            if avx512 {
-                peft_layernorm_backward_avx512(px + start * c, pg + start * c, pw, pm + start, pr + start,
-                                               gx.map { $0 + start * c }, dw, db, end - start, c)
+            if let kernels {
+                kernels.layerNormBackward(px + start * c, pg + start * c, pw, pm + start, pr + start,
+                                          gx.map { $0 + start * c }, dw, db, end - start, c)
                 return
             }
             for r in start..<end {
@@ -80,11 +80,11 @@ public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> 
     }
 }
 
-/// Softmax of `count` floats in place (max-subtracted, vectorised exp); `avx512` is `ElementwiseKernels.useAVX512`,
+/// Softmax of `count` floats in place (max-subtracted, vectorised exp); `kernels` is `ElementwiseKernels.table`,
 /// read once by the caller rather than per row.
 @inline(__always)
-func softmaxRowInPlace(_ row: UnsafeMutablePointer<Float>, _ n: Int, avx512: Bool) {
-    if avx512 { peft_softmax_rows_avx512(row, 1, n, n); return }
+func softmaxRowInPlace(_ row: UnsafeMutablePointer<Float>, _ n: Int, kernels: VectorKernelTable?) {
+    if let kernels { kernels.softmaxRows(row, 1, n, n); return }
     var maxValue = -Float.infinity
     for i in 0..<n { maxValue = max(maxValue, row[i]) }
     if maxValue == -.infinity { row.update(repeating: 0, count: n); return }
@@ -110,9 +110,9 @@ public func softmax(_ x: Tensor) -> Tensor {
     let rows = x.count / max(n, 1)
     let out = x.copy()
     let py = out.data
-    let avx512 = ElementwiseKernels.useAVX512
+    let kernels = ElementwiseKernels.table
     Parallel.forEachChunk(rows, grain: max(1, 4096 / max(n, 1))) { r in
-        for row in r { softmaxRowInPlace(py + row * n, n, avx512: avx512) }
+        for row in r { softmaxRowInPlace(py + row * n, n, kernels: kernels) }
     }
     let outputValues = out.storage, xNode = x.node  // backward reads the output, not the input
     return out.recording("softmax", [x]) { g in

@@ -7,12 +7,12 @@ import VectorKernels
 func transposeMatrix(_ source: UnsafePointer<Float>, rows: Int, columns: Int, sourceStride: Int? = nil,
                      into destination: UnsafeMutablePointer<Float>) {
     let stride = sourceStride ?? columns
-    if ElementwiseKernels.useAVX512 {
-        // Bands of 16 source rows: each band writes its own 16 columns of every destination row.
-        let bands = (rows + 15) / 16
+    if let kernels = ElementwiseKernels.table {
+        // Bands of one register's width of source rows: each band writes its own columns of every destination row.
+        let band = kernels.lanes, bands = (rows + band - 1) / band
         Parallel.forEachChunk(bands, grain: 1) { range in
-            let r0 = range.lowerBound * 16, r1 = min(range.upperBound * 16, rows)
-            peft_transpose_avx512(source + r0 * stride, stride, r1 - r0, columns, destination + r0, rows)
+            let r0 = range.lowerBound * band, r1 = min(range.upperBound * band, rows)
+            kernels.transpose(source + r0 * stride, stride, r1 - r0, columns, destination + r0, rows)
         }
         return
     }
@@ -66,14 +66,14 @@ public func sparseUpdateLinear(_ x: Tensor, fusedWeight: Tensor, bias: Tensor?, 
 func sampledDotProducts(_ left: UnsafePointer<Float>, _ right: UnsafePointer<Float>, length: Int,
                         rows: [Int32], columns: [Int32], scale: Float,
                         accumulateInto destination: UnsafeMutablePointer<Float>) {
-    let avx512 = ElementwiseKernels.useAVX512
+    let kernels = ElementwiseKernels.table
     rows.withUnsafeBufferPointer { rowIndex in
         columns.withUnsafeBufferPointer { columnIndex in
             Parallel.forEachChunk(rowIndex.count, grain: 64) { range in
-                if avx512 {
+                if let kernels, let rowBase = rowIndex.baseAddress, let columnBase = columnIndex.baseAddress {
                     let start = range.lowerBound
-                    peft_sampled_dots_avx512(left, right, length, rowIndex.baseAddress! + start,
-                                             columnIndex.baseAddress! + start, range.count, scale, destination + start)
+                    kernels.sampledDots(left, right, length, rowBase + start, columnBase + start, range.count, scale,
+                                        destination + start)
                     return
                 }
                 for i in range {

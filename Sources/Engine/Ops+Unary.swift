@@ -48,11 +48,11 @@ func geluDerivativeVector(_ x: Float16x) -> Float16x {
 public func gelu(_ x: Tensor) -> Tensor {
     let out = Tensor(uninitialized: x.shape)
     let input = x.data, output = out.data, count = x.count
-    let avx512 = ElementwiseKernels.useAVX512
+    let kernels = ElementwiseKernels.table
     Parallel.forEachChunk(count / 16 + 1, grain: 1024) { range in
-        if avx512 {
+        if let kernels {
             let start = range.lowerBound * 16, end = min(range.upperBound * 16, count)
-            if start < end { peft_gelu_forward_avx512(input + start, output + start, end - start) }
+            if start < end { kernels.geluForward(input + start, output + start, end - start) }
             return
         }
         let end = min(range.upperBound * 16, count)
@@ -66,9 +66,9 @@ public func gelu(_ x: Tensor) -> Tensor {
     return out.recording("gelu", [x]) { g in
         let (gx, fresh) = x.gradPointerForWriting(), pg = g.data
         Parallel.forEachChunk(count / 16 + 1, grain: 1024) { range in
-            if avx512 {
+            if let kernels {
                 let start = range.lowerBound * 16, end = min(range.upperBound * 16, count)
-                if start < end { peft_gelu_backward_avx512(input + start, pg + start, gx + start, end - start, fresh ? 0 : 1) }
+                if start < end { kernels.geluBackward(input + start, pg + start, gx + start, end - start, fresh ? 0 : 1) }
                 return
             }
             let end = min(range.upperBound * 16, count)

@@ -5,20 +5,6 @@ import VectorKernels
 
 public typealias Float16x = SIMD16<Float>
 
-/// Which elementwise kernels run. Swift builds `Float16x` code for baseline x86-64 (SSE2), so on CPUs with
-/// AVX-512 the hot non-GEMM ops (GELU, softmax, LayerNorm and their gradients, transposes, SHiRA's sampled dot
-/// products, attention's per-head products) call C kernels written with AVX-512 intrinsics (VectorKernels, and
-/// BF16Kernels in bf16 mode); elsewhere, or when switched off, the Swift SIMD code and OpenBLAS run. Both give the
-/// same values up to float32 rounding.
-public enum ElementwiseKernels {
-    /// True when this CPU and OS can run the AVX-512 kernels.
-    public static let avx512Supported: Bool = peft_avx512_supported() != 0
-
-    /// Whether the AVX-512 kernels run: when supported and `ExecutionContext.current.prefersAVX512Kernels` (by
-    /// default unless the environment sets `PEFT_SIMD=generic`); tests bind the context to compare both paths.
-    public static var useAVX512: Bool { avx512Supported && ExecutionContext.current.prefersAVX512Kernels }
-}
-
 @inline(__always)
 func loadVector(_ p: UnsafePointer<Float>) -> Float16x {
     UnsafeRawPointer(p).loadUnaligned(as: Float16x.self)

@@ -42,8 +42,13 @@ struct SGEMMBench: ParsableCommand {
     func run() throws {
         try global.announce()
         print("OpenBLAS core: \(OpenBLAS.shared.coreName) (\(OpenBLAS.shared.coreTypeSource)), threads \(OpenBLAS.shared.threadCount)")
-        print("| shape (m x k x n) | what | GFLOP/s |")
-        print("|---|---|---|")
+        print("library: \(OpenBLAS.shared.libraryName)")
+        let peak = MachinePeak.fmaGFLOPS()
+        if let peak {
+            print("FMA peak (\(peak.kernels), \(Parallel.workerCount) cores, measured): \(String(format: "%.0f", peak.gflops)) GFLOP/s")
+        }
+        print("| shape (m x k x n) | what | GFLOP/s | % of FMA peak |")
+        print("|---|---|---|---|")
         let shapes: [(Int, Int, Int, String)] = [
             (2048, 2048, 2048, "square"),
             (32 * 65, 384, 1152, "ViT-S 112px tokens x width x qkv"),
@@ -52,7 +57,9 @@ struct SGEMMBench: ParsableCommand {
             (32 * 257, 1536, 384, "ViT-S 224px fc2"),
         ]
         for (m, k, n, what) in shapes {
-            print("| \(m) x \(k) x \(n) | \(what) | \(String(format: "%.0f", sgemmRate(m: m, n: n, k: k))) |")
+            let rate = sgemmRate(m: m, n: n, k: k)
+            let share = peak.map { String(format: "%.0f%%", 100 * rate / $0.gflops) } ?? "—"
+            print("| \(m) x \(k) x \(n) | \(what) | \(String(format: "%.0f", rate)) | \(share) |")
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BLASBinding
+import Engine
 import Foundation
 
 @main
@@ -15,14 +16,18 @@ struct PeftCommand: ParsableCommand {
 
 /// Options every subcommand shares.
 struct GlobalOptions: ParsableArguments {
-    @Flag(name: .shortAndLong, help: "Print what the library is doing, including the OpenBLAS core in use.")
+    @Flag(name: .shortAndLong, help: "Print what the library is doing, including the OpenBLAS core and the kernel set in use.")
     var verbose = false
 
-    /// Loads OpenBLAS (a clear error if it cannot be) and prints what is in use with `--verbose`.
+    /// Loads OpenBLAS (a clear error if it cannot be) and prints what is in use with `--verbose`: the library and
+    /// its core, and the kernel set chosen for this CPU (avx512-bf16, avx512, avx2-fma or portable).
     func announce() throws {
         let blas: OpenBLAS
         do { blas = try OpenBLAS.load() } catch { throw ValidationError("\(error)") }
-        if verbose { printError(blas.summary) }
+        if verbose {
+            printError(blas.summary)
+            printError("kernels: \(ElementwiseKernels.summary) (best this CPU runs: \(KernelSet.best); PEFT_SIMD chooses a lower one)")
+        }
     }
 }
 

@@ -18,11 +18,11 @@ final class ConcurrentTrainingTests: XCTestCase {
     func testTwoModelsTrainConcurrentlyWithDifferentSettings() throws {
         var first = ExecutionContext.current
         first.precision = .bfloat16
-        first.prefersAVX512Kernels = true
+        first.kernels = .avx512
         first.attentionRecomputeAboveTokens = 1_000
         var second = ExecutionContext.current
         second.precision = .float32
-        second.prefersAVX512Kernels = false
+        second.kernels = .portable
         second.attentionRecomputeAboveTokens = 0
         let aloneFirst = try Self.train(under: first, seed: 1), aloneSecond = try Self.train(under: second, seed: 2)
 

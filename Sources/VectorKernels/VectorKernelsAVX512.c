@@ -352,9 +352,21 @@ TARGET void peft_sampled_dots_avx512(const float *left, const float *right, long
     }
 }
 
+TARGET float peft_fma_loop_avx512(long iterations) {
+    __m512 acc[12];
+    for (int i = 0; i < 12; i++) acc[i] = _mm512_set1_ps((float)i * 1e-3f);
+    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+    for (long it = 0; it < iterations; it++)
+        for (int i = 0; i < 12; i++) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+    __m512 total = acc[0];
+    for (int i = 1; i < 12; i++) total = _mm512_add_ps(total, acc[i]);
+    return _mm512_reduce_add_ps(total);
+}
+
 #else
 
 int peft_avx512_supported(void) { return 0; }
+float peft_fma_loop_avx512(long iterations) { (void)iterations; return 0; }
 void peft_gelu_forward_avx512(const float *x, float *y, long n) { (void)x; (void)y; (void)n; }
 void peft_gelu_backward_avx512(const float *x, const float *g, float *gx, long n, int accumulate) {
     (void)x; (void)g; (void)gx; (void)n; (void)accumulate;
