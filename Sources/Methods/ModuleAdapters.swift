@@ -52,8 +52,10 @@ public enum ModuleAdapters {
     }
 
     /// Writes `module`'s trainable parameters (the adapters, and anything else that trains) and SHiRA masks to
-    /// `directory` in the peft layout (`base_model.model.<path>`), with a config naming `baseModel`.
-    public static func save(_ module: any Module, method: any PEFTMethod, baseModel: String, to directory: URL) throws {
+    /// `directory` in the peft layout (`base_model.model.<path>`), with a config naming `baseModel` and, when given,
+    /// peft's `taskType` (e.g. `CAUSAL_LM` for a decoder, which `AutoPeftModelForCausalLM` needs).
+    public static func save(_ module: any Module, method: any PEFTMethod, baseModel: String, taskType: String? = nil,
+                            to directory: URL) throws {
         let trainable = module.namedParameters().filter { $0.1.requiresGrad }
         guard !trainable.isEmpty else { throw ModuleError("nothing in the module trains: attach a method first") }
         let fingerprint = baseFingerprint(module, excluding: Set(trainable.map(\.0)))
@@ -61,9 +63,11 @@ public enum ModuleAdapters {
             method, baseModel: baseModel,
             details: .init(method: method.name, config: method.config.values, classes: 0, backbone: "module",
                            baseFingerprint: fingerprint))
+        var configured = configuration
+        if let taskType { configured.peftFields["task_type"] = .string(taskType) }
         var tensors: [String: Tensor] = [:]
         for (name, parameter) in trainable { tensors[AdapterFiles.prefix + name] = parameter }
-        try AdapterFiles.write(configuration, tensors: tensors,
+        try AdapterFiles.write(configured, tensors: tensors,
                                integers: AdapterFiles.structureTensors(of: method, in: module), to: directory)
     }
 

@@ -20,6 +20,12 @@ public enum PretrainedModels {
         ("smollm2-135m", "causal LM: SmolLM2-135M-Instruct, Llama, GGUF Q4_1 (assets/smollm2), ChatML"),
     ]
 
+    /// The Hugging Face hub id of a named language model (what adapters record as `base_model_name_or_path`, so
+    /// that transformers and peft find the same base).
+    public static func languageHubID(of name: String) -> String {
+        name == "smollm2-135m" ? "HuggingFaceTB/SmolLM2-135M-Instruct" : name
+    }
+
     /// A causal language model and its tokenizer, from its GGUF file in the assets.
     public static func languageModel(named name: String) throws -> (model: LlamaModel, tokenizer: BytePairTokenizer) {
         guard name == "smollm2-135m" else {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import Methods
 import Models
 
 /// Sampling options shared by `generate` and `chat`.
@@ -13,6 +14,7 @@ struct SamplingFlags: ParsableArguments {
     @Option(name: .customLong("repetition-penalty"), parsing: .unconditional, help: "Above 1, make tokens already present less likely.") var repetitionPenalty: Float = 1
     @Option(help: "Stop when the text ends with this string (repeatable).") var stop: [String] = []
     @Option(parsing: .unconditional, help: "Seed for sampling.") var seed: UInt64 = 0
+    @Option(help: "An adapter directory saved by `peft train-lm` (the peft layout) to apply to the model.") var adapter: String?
 
     func options(eos: Int32?) throws -> GenerationOptions {
         var options = GenerationOptions()
@@ -34,7 +36,15 @@ struct SamplingFlags: ParsableArguments {
         }
         let started = DispatchTime.now().uptimeNanoseconds
         let loaded = try PretrainedModels.languageModel(named: model)
-        printError(String(format: "loaded %@ in %.1f s", model, Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9))
+        if let adapter {
+            // Loaded, then folded into the base weights: generation runs at the base model's speed.
+            try ModuleAdapters.load(from: URL(fileURLWithPath: adapter), into: loaded.model)
+            do { try Merging.mergeLinearAdapters(in: loaded.model) } catch {
+                printError("the adapter runs unmerged (\(error))")
+            }
+        }
+        printError(String(format: "loaded %@%@ in %.1f s", model, adapter.map { " with the adapter \($0)" } ?? "",
+                          Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9))
         return loaded
     }
 }

@@ -1,0 +1,198 @@
+import ArgumentParser
+import Dispatch
+import Engine
+import Foundation
+import Methods
+import Models
+import Training
+
+/// `peft train-lm`: fine-tune the causal language model with a PEFT method on JSONL instruction data.
+struct TrainLanguageModelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-lm",
+        abstract: "Fine-tune a causal language model with a PEFT method on JSONL instruction data.",
+        discussion: """
+        Example: peft train-lm --data train.jsonl --method lora --rank 8 --target-modules q_proj,v_proj --epochs 1 --out runs/lm
+        Each line of --data is {"prompt": ..., "completion": ...}, {"messages": [{"role": ..., "content": ...}, ...]} or
+        {"text": ...}; the loss counts the completion, the assistant's messages, or all text. Writes the adapter in the
+        peft layout (task_type CAUSAL_LM, transformers' LlamaForCausalLM module names) to --out, atomically, with
+        result.json; `peft generate --adapter DIR` uses it.
+        """)
+
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "Language model (see `peft models`).") var model = "smollm2-135m"
+    @Option(help: "Training data: a JSONL file.") var data: String
+    @Option(help: "Validation data (JSONL); without it, a seeded 5% of --data when it has at least 20 examples.") var validation: String?
+    @Option(help: "PEFT method that adapts linear layers by name: lora, shira, ia3.") var method = "lora"
+    @OptionGroup var methodFlags: MethodFlags
+    @Option(parsing: .unconditional, help: "Passes over the training data.") var epochs = 1
+    @Option(name: .customLong("max-steps"), parsing: .unconditional, help: "Stop after this many steps (0: no limit).") var maxSteps = 0
+    @Option(parsing: .unconditional, help: "Examples per step.") var batch = 8
+    @Option(parsing: .unconditional, help: "Peak learning rate (AdamW, linear warm-up, cosine decay).") var lr: Float = 2e-4
+    @Option(name: .customLong("warmup-steps"), parsing: .unconditional, help: "Linear warm-up steps.") var warmupSteps = 10
+    @Option(name: .customLong("max-tokens"), parsing: .unconditional, help: "Examples are cut to this many tokens.") var maxTokens = 256
+    @Option(help: "How prompt-completion pairs are shown to the model: chat (a user message and the assistant's reply, as `peft generate` prompts) or plain (prompt text then completion).")
+    var format = "chat"
+    @Option(parsing: .unconditional, help: "Seed for initialisation, masks and data order.") var seed: UInt64 = 0
+    @Option(name: .customLong("log-every"), parsing: .unconditional, help: "Print the loss every this many steps.") var logEvery = 10
+    @Option(help: "Output directory for the adapter and result.json.") var out: String
+
+    func validate() throws {
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
+        guard maxSteps >= 0 else { throw ValidationError("--max-steps must be 0 or more") }
+        guard (1...4096).contains(batch) else { throw ValidationError("--batch must be 1...4096") }
+        guard lr.isFinite && lr > 0 else { throw ValidationError("--lr must be a positive number") }
+        guard warmupSteps >= 0 else { throw ValidationError("--warmup-steps must be 0 or more") }
+        guard (2...8192).contains(maxTokens) else { throw ValidationError("--max-tokens must be 2...8192") }
+        guard ["chat", "plain"].contains(format) else { throw ValidationError("--format must be chat or plain") }
+        guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1") }
+        guard PretrainedModels.languageNames.contains(model) else {
+            throw ValidationError("unknown language model '\(model)'; choose one of: \(PretrainedModels.languageNames.joined(separator: ", "))")
+        }
+    }
+
+    /// The method's config: the flags, with q_proj, v_proj as the targets when none are given (peft's default
+    /// for Llama).
+    func methodConfig() throws -> ConfigObject {
+        var flags = methodFlags
+        let assigned = flags.assignments.contains { $0.trimmingCharacters(in: .whitespaces).hasPrefix("target_modules") }
+        if flags.targetModules == nil && !assigned { flags.targetModules = method == "ia3" ? "k_proj,v_proj,down_proj" : "q_proj,v_proj" }
+        if method == "ia3", !flags.assignments.contains(where: { $0.hasPrefix("feedforward_modules") }) {
+            flags.assignments.append("feedforward_modules=down_proj")
+        }
+        return try flags.config(for: method, seed: seed)
+    }
+
+    func run() throws {
+        try global.announce()
+        guard ModuleAdapters.moduleMethods.contains(method) else {
+            throw ValidationError("--method \(method): not a method that adapts a language model's linear layers; use one of: \(ModuleAdapters.moduleMethods.joined(separator: ", "))")
+        }
+        let config = try methodConfig()
+        let trainURL = URL(fileURLWithPath: data)
+        let outURL = URL(fileURLWithPath: out)
+        var trainExamples = try InstructionData.read(trainURL)
+        var validationExamples: [InstructionExample] = []
+        if let validation {
+            validationExamples = try InstructionData.read(URL(fileURLWithPath: validation))
+        } else if trainExamples.count >= 20 {
+            var generator = RandomGenerator(seed: seed &+ 17)
+            let held = Set((0..<trainExamples.count).shuffled(using: &generator).prefix(max(1, trainExamples.count / 20)))
+            validationExamples = held.sorted().map { trainExamples[$0] }
+            trainExamples = trainExamples.indices.filter { !held.contains($0) }.map { trainExamples[$0] }
+        }
+
+        let started = DispatchTime.now().uptimeNanoseconds
+        let (network, tokenizer) = try PretrainedModels.languageModel(named: model)
+        printError(String(format: "loaded %@ in %.1f s", model, seconds(since: started)))
+        let template = ChatTemplate(source: tokenizer.chatTemplateSource) ?? .smolLM2
+        let encoder = InstructionTokenizer(tokenizer: tokenizer, template: template, chat: format == "chat",
+                                           maximumTokens: maxTokens)
+        let train = try tokenize(trainExamples, with: encoder, what: data)
+        let held = validationExamples.isEmpty ? [] : try tokenize(validationExamples, with: encoder, what: validation ?? "validation split")
+
+        guard let adapting = try MethodRegistry.method(named: method, config: config) as? any ModuleAdaptingMethod else {
+            throw ValidationError("--method \(method): adapts classifiers only; on a language model use one of: \(ModuleAdapters.moduleMethods.joined(separator: ", "))")
+        }
+        let targets = try adapting.attach(to: network)
+        let trainable = network.namedParameters().filter { $0.1.requiresGrad }.reduce(0) { $0 + $1.1.count }
+        let total = network.namedParameters().reduce(0) { $0 + $1.1.count }
+        printError("\(method) on \(targets.count) layers; \(trainable) trainable parameters (\(String(format: "%.3f", 100 * Double(trainable) / Double(total)))% of \(total))")
+
+        let padToken = tokenizer.padTokenID ?? tokenizer.eosTokenID ?? 0
+        let stepsPerEpoch = (train.count + batch - 1) / batch
+        let plannedSteps = maxSteps > 0 ? min(maxSteps, stepsPerEpoch * epochs) : stepsPerEpoch * epochs
+        let trainer = try LossTrainer(module: network, learningRate: lr, totalSteps: plannedSteps,
+                                      warmupSteps: min(warmupSteps, plannedSteps), seed: seed)
+        printError("\(train.count) training examples, \(held.count) validation; \(plannedSteps) steps of \(batch)")
+        var history: [[String: Any]] = []
+        var step = 0
+        let trainingStarted = DispatchTime.now().uptimeNanoseconds
+        var tokensSeen = 0, windowLoss = 0.0, windowSteps = 0
+        epochLoop: for epoch in 0..<epochs {
+            for batchData in LanguageBatches.epoch(train, batchSize: batch, padToken: padToken, seed: seed, epoch: epoch) {
+                if step >= plannedSteps { break epochLoop }
+                var failure: Error?
+                let loss: Float
+                do {
+                    loss = try trainer.step {
+                        do {
+                            return try network.languageModelLoss(batchData.ids, attentionMask: batchData.attentionMask,
+                                                                 lossMask: batchData.lossMask)
+                        } catch {
+                            failure = error
+                            return Tensor(shape: [1], values: [.nan])
+                        }
+                    }
+                } catch {
+                    throw failure ?? error
+                }
+                step += 1
+                tokensSeen += batchData.realTokens
+                windowLoss += Double(loss); windowSteps += 1
+                if step % logEvery == 0 || step == plannedSteps {
+                    let elapsed = seconds(since: trainingStarted)
+                    printError(String(format: "step %d/%d  epoch %d  loss %.4f  %.0f tokens/s", step, plannedSteps, epoch + 1,
+                                      windowLoss / Double(windowSteps), Double(tokensSeen) / max(elapsed, 1e-9)))
+                    history.append(["step": step, "epoch": epoch + 1, "train_loss": windowLoss / Double(windowSteps)])
+                    windowLoss = 0; windowSteps = 0
+                }
+            }
+            if !held.isEmpty {
+                let loss = try validationLoss(network, held, padToken: padToken)
+                printError(String(format: "epoch %d: validation loss %.4f (perplexity %.2f)", epoch + 1, loss, exp(loss)))
+                history.append(["epoch": epoch + 1, "validation_loss": loss])
+            }
+        }
+        try ModuleAdapters.save(network, method: adapting, baseModel: PretrainedModels.languageHubID(of: model),
+                                taskType: "CAUSAL_LM", to: outURL)
+        let result: [String: Any] = [
+            "model": model, "method": method, "data": data, "steps": step, "epochs": epochs,
+            "train_examples": train.count, "validation_examples": held.count, "trainable_parameters": trainable,
+            "seconds": seconds(since: trainingStarted), "history": history,
+        ]
+        let json = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])
+        try json.write(to: outURL.appendingPathComponent("result.json"), options: .atomic)
+        printError("wrote the adapter to \(out)")
+    }
+
+    /// Token ids and targets of `examples`, reporting what was cut and refusing examples with nothing to learn.
+    func tokenize(_ examples: [InstructionExample], with encoder: InstructionTokenizer, what: String) throws -> [TokenizedExample] {
+        var result: [TokenizedExample] = []
+        var truncated = 0, empty = 0
+        for example in examples {
+            let (tokenized, cut) = encoder.tokenize(example)
+            if cut { truncated += 1 }
+            if tokenized.targetCount == 0 { empty += 1; continue }
+            result.append(tokenized)
+        }
+        if truncated > 0 {
+            printError("\(what): \(truncated) of \(examples.count) examples were cut to --max-tokens \(encoder.maximumTokens)")
+        }
+        if empty > 0 {
+            printError("\(what): \(empty) examples had no target token left after cutting and were left out")
+        }
+        guard !result.isEmpty else { throw ValidationError("\(what): no example has a token to learn (raise --max-tokens?)") }
+        return result
+    }
+
+    /// Mean loss per target token over `examples`, without gradients.
+    func validationLoss(_ network: LlamaModel, _ examples: [TokenizedExample], padToken: Int32) throws -> Double {
+        var weighted = 0.0, count = 0
+        var start = 0
+        while start < examples.count {
+            let chunk = Array(examples[start..<min(start + batch, examples.count)])
+            let padded = LanguageBatches.pad(chunk, padToken: padToken)
+            let targets = chunk.reduce(0) { $0 + $1.targetCount }
+            let loss = try Autograd.withoutGrad {
+                try network.languageModelLoss(padded.ids, attentionMask: padded.attentionMask, lossMask: padded.lossMask).item
+            }
+            weighted += Double(loss) * Double(targets)
+            count += targets
+            start += batch
+        }
+        return weighted / Double(max(count, 1))
+    }
+
+    private func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+}

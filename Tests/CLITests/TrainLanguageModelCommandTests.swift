@@ -1,0 +1,63 @@
+import Foundation
+import XCTest
+
+/// `peft train-lm` as a user runs it on the real SmolLM2-135M-Instruct: a LoRA trained for a few steps on a JSONL
+/// file lowers the loss, lands in the peft layout (task_type CAUSAL_LM, LlamaForCausalLM module names, the hub id
+/// of the base) and `peft generate --adapter` applies it; a bad line is refused with its file and line.
+final class TrainLanguageModelCommandTests: XCTestCase {
+    func folder() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("train-lm-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+
+    func testLoRAOnJSONLTrainsSavesInThePeftLayoutAndGenerates() throws {
+        let dir = try folder()
+        let data = dir.appendingPathComponent("train.jsonl")
+        let lines = (0..<8).map { i in
+            "{\"prompt\": \"Say the code word \(i % 2 == 0 ? "please" : "now").\", \"completion\": \"The code word is pelican.\"}"
+        }
+        try Data(lines.joined(separator: "\n").utf8).write(to: data)
+        let out = dir.appendingPathComponent("adapter")
+        let outcome = try PeftProcess.run(["train-lm", "--data", data.path, "--method", "lora", "--rank", "4", "--batch", "4",
+                                           "--epochs", "5", "--max-steps", "10", "--warmup-steps", "0", "--lr", "1e-2", "--log-every", "1",
+                                           "--max-tokens", "64", "--out", out.path], timeout: 600)
+        assertSuccess(outcome)
+        XCTAssertTrue(outcome.stderr.contains("step 10/10"), outcome.summary)
+        let result = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("result.json"))) as? [String: Any]
+        let losses = (result?["history"] as? [[String: Any]] ?? []).compactMap { $0["train_loss"] as? Double }
+        XCTAssertEqual(losses.count, 10, outcome.summary)
+        XCTAssertLessThan(losses.last ?? .infinity, 0.2 * (losses.first ?? 0), "the loss falls: \(losses)")
+
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("adapter_config.json"))) as? [String: Any]
+        XCTAssertEqual(config?["task_type"] as? String, "CAUSAL_LM")
+        XCTAssertEqual(config?["peft_type"] as? String, "LORA")
+        XCTAssertEqual(config?["base_model_name_or_path"] as? String, "HuggingFaceTB/SmolLM2-135M-Instruct")
+        XCTAssertEqual(Set(config?["target_modules"] as? [String] ?? []), ["q_proj", "v_proj"])
+        XCTAssertEqual(config?["r"] as? Int, 4)
+        let weights = try Data(contentsOf: out.appendingPathComponent("adapter_model.safetensors"))
+        let header = String(decoding: weights.prefix(4096), as: UTF8.self)
+        XCTAssertTrue(header.contains("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"), String(header.prefix(300)))
+
+        let generated = try PeftProcess.run(["generate", "--adapter", out.path, "--prompt", "Say the code word please.",
+                                             "--max-new-tokens", "8"], timeout: 120)
+        assertSuccess(generated)
+        XCTAssertTrue(generated.stdout.lowercased().contains("pelican"), "the adapter's answer: \(generated.summary)")
+        XCTAssertTrue(generated.stderr.contains("with the adapter"), generated.summary)
+    }
+
+    func testBadDataAndOptionsAreRefusedWithTheirNames() throws {
+        let dir = try folder()
+        let data = dir.appendingPathComponent("bad.jsonl")
+        try Data("{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": \"a\", \"completion\": }\n".utf8).write(to: data)
+        let out = dir.appendingPathComponent("adapter")
+        assertCleanFailure(try PeftProcess.run(["train-lm", "--data", data.path, "--out", out.path], timeout: 120),
+                           mentions: "bad.jsonl:2: not a JSON object")
+        assertCleanFailure(try PeftProcess.run(["train-lm", "--data", data.path, "--out", out.path, "--format", "xml"], timeout: 60),
+                           mentions: "--format must be chat or plain")
+        assertCleanFailure(try PeftProcess.run(["train-lm", "--data", data.path, "--out", out.path, "--method", "vpt"], timeout: 120),
+                           mentions: "vpt")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "nothing is written for a refused run")
+    }
+}
