@@ -44,7 +44,8 @@ let package = Package(
         .testTarget(name: "MethodsTests", dependencies: ["Methods", "Checkpoints", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
         // A model of its own through the public API only (no @testable): attach, train, save, load, merge.
-        .testTarget(name: "PublicAPITests", dependencies: ["Engine", "Layers", "Checkpoints", "Models", "Methods", "Training"]),
+        .testTarget(name: "PublicAPITests", dependencies: ["Engine", "Layers", "Checkpoints", "Models", "Methods", "Training"],
+                    exclude: ["Fixtures"]),
         // Runs the built `peft` as a subprocess: hostile inputs, run folders, BLAS loading, numeric option table.
         .testTarget(name: "CLITests", dependencies: ["Checkpoints", "Engine"], exclude: ["Fixtures"]),
     ],

@@ -148,7 +148,10 @@ public struct AdapterConfiguration: Codable, Sendable {
         try container.encode(peftType, forKey: Key("peft_type"))
         try container.encode(baseModelNameOrPath, forKey: Key("base_model_name_or_path"))
         try container.encode(inferenceMode, forKey: Key("inference_mode"))
-        try container.encode(modulesToSave, forKey: Key("modules_to_save"))
+        // peft writes null when nothing besides the adapters is saved (a module without a head).
+        if modulesToSave.isEmpty { try container.encodeNil(forKey: Key("modules_to_save")) } else {
+            try container.encode(modulesToSave, forKey: Key("modules_to_save"))
+        }
         try container.encode(swiftpeft, forKey: Key("swiftpeft"))
     }
 }

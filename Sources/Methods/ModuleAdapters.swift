@@ -64,6 +64,7 @@ public enum ModuleAdapters {
             details: .init(method: method.name, config: method.config.values, classes: 0, backbone: "module",
                            baseFingerprint: fingerprint))
         var configured = configuration
+        configured.modulesToSave = []  // no head: the trainable parameters are all saved as the adapter
         if let taskType { configured.peftFields["task_type"] = .string(taskType) }
         var tensors: [String: Tensor] = [:]
         for (name, parameter) in trainable { tensors[AdapterFiles.prefix + name] = parameter }
@@ -85,7 +86,8 @@ public enum ModuleAdapters {
         let method = try MethodRegistry.method(named: details.method, config: details.config)
         let saved = Set(AdapterFiles.weightNames(in: file, staged: nil).map { String($0.dropFirst(AdapterFiles.prefix.count)) })
         let fingerprint = baseFingerprint(module, excluding: saved)
-        guard fingerprint == details.baseFingerprint else {
+        // An adapter saved by peft records no fingerprint of its base (only its name).
+        guard details.savedByPeft || fingerprint == details.baseFingerprint else {
             throw ModuleError("\(configPath): the adapter was trained on base '\(configuration.baseModelNameOrPath)' with weight fingerprint \(details.baseFingerprint); this module's is \(fingerprint)")
         }
         if try !method.attachStored(from: file, to: module) {
