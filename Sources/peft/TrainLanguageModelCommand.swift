@@ -109,9 +109,9 @@ struct TrainLanguageModelCommand: ParsableCommand {
         var step = 0
         let trainingStarted = DispatchTime.now().uptimeNanoseconds
         var tokensSeen = 0, windowLoss = 0.0, windowSteps = 0
-        epochLoop: for epoch in 0..<epochs {
+        for epoch in 0..<epochs {
             for batchData in LanguageBatches.epoch(train, batchSize: batch, padToken: padToken, seed: seed, epoch: epoch) {
-                if step >= plannedSteps { break epochLoop }
+                if step >= plannedSteps { break }
                 var failure: Error?
                 let loss: Float
                 do {
@@ -143,6 +143,7 @@ struct TrainLanguageModelCommand: ParsableCommand {
                 printError(String(format: "epoch %d: validation loss %.4f (perplexity %.2f)", epoch + 1, loss, exp(loss)))
                 history.append(["epoch": epoch + 1, "validation_loss": loss])
             }
+            if step >= plannedSteps { break }  // --max-steps reached (the validation above still ran)
         }
         try ModuleAdapters.save(network, method: adapting, baseModel: PretrainedModels.languageHubID(of: model),
                                 taskType: "CAUSAL_LM", to: outURL)

@@ -20,13 +20,18 @@ final class TrainLanguageModelCommandTests: XCTestCase {
         }
         try Data(lines.joined(separator: "\n").utf8).write(to: data)
         let out = dir.appendingPathComponent("adapter")
-        let outcome = try PeftProcess.run(["train-lm", "--data", data.path, "--method", "lora", "--rank", "4", "--batch", "4",
+        let outcome = try PeftProcess.run(["train-lm", "--data", data.path, "--validation", data.path, "--method", "lora", "--rank", "4", "--batch", "4",
                                            "--epochs", "5", "--max-steps", "10", "--warmup-steps", "0", "--lr", "1e-2", "--log-every", "1",
                                            "--max-tokens", "64", "--out", out.path], timeout: 600)
         assertSuccess(outcome)
         XCTAssertTrue(outcome.stderr.contains("step 10/10"), outcome.summary)
+        XCTAssertTrue(outcome.stderr.contains("epoch 5: validation loss"), outcome.summary)
         let result = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("result.json"))) as? [String: Any]
-        let losses = (result?["history"] as? [[String: Any]] ?? []).compactMap { $0["train_loss"] as? Double }
+        let history = result?["history"] as? [[String: Any]] ?? []
+        let losses = history.compactMap { $0["train_loss"] as? Double }
+        let validation = history.compactMap { $0["validation_loss"] as? Double }
+        XCTAssertEqual(validation.count, 5, outcome.summary)
+        XCTAssertLessThan(validation.last ?? .infinity, validation.first ?? 0, "the validation loss falls: \(validation)")
         XCTAssertEqual(losses.count, 10, outcome.summary)
         XCTAssertLessThan(losses.last ?? .infinity, 0.2 * (losses.first ?? 0), "the loss falls: \(losses)")
 
