@@ -13,10 +13,17 @@ extension AdapterFiles {
         (".attention.v_proj.", ".attention.attention.value."), (".attention.o_proj.", ".attention.output.dense."),
     ]
 
-    /// `key` (a tensor name of an adapter file) with transformers 5's DINOv2 attention names replaced by ours.
+    /// NEAT's tensor names before they took peft's PEANuT names, and the current ones.
+    static let formerNEATNames = [
+        (".neat_A.", ".peanut_A."), (".neat_B.", ".peanut_B."), (".neat_encoder.", ".peanut_encoders."),
+        (".neat_decoder.", ".peanut_decoders."),
+    ]
+
+    /// `key` (a tensor name of an adapter file) with transformers 5's DINOv2 attention names replaced by ours and
+    /// NEAT's former tensor names by the current (peft's) ones.
     static func canonicalTensorName(_ key: String) -> String {
         var name = key
-        for (theirs, ours) in transformersAttentionNames where name.contains(theirs) {
+        for (theirs, ours) in transformersAttentionNames + formerNEATNames where name.contains(theirs) {
             name = name.replacingOccurrences(of: theirs, with: ours)
         }
         return name

@@ -69,10 +69,14 @@ public protocol MethodConfig: Codable, Sendable, Equatable {
     static var options: [MethodOptionSpec] { get }
     /// The coding key of `seed` (default "seed"; SHiRA's is peft's `random_seed`).
     static var seedKey: String { get }
+    /// Keys options had before they were renamed (old -> current), read as the current key by `decoded(from:)`
+    /// so that saved configurations keep loading (default none).
+    static var renamedOptions: [String: String] { get }
 }
 
 extension MethodConfig {
     public static var seedKey: String { "seed" }
+    public static var renamedOptions: [String: String] { [:] }
 
     /// The defaults changed by `edit`: `LoRA.Config { $0.r = 4; $0.useDoRA = true }`.
     public init(_ edit: (inout Self) -> Void) {
@@ -87,9 +91,14 @@ extension MethodConfig {
         return object
     }
 
-    /// The configuration `object` describes: its keys that are options of this type override the defaults, other
-    /// keys are ignored. A value the type cannot hold is refused naming the key.
+    /// The configuration `object` describes: its keys that are options of this type (or their former names,
+    /// `renamedOptions`) override the defaults, other keys are ignored. A value the type cannot hold is refused
+    /// naming the key.
     public static func decoded(from object: ConfigObject) throws -> Self {
+        var object = object
+        for (old, new) in renamedOptions where object[new] == nil {
+            if let value = object.removeValue(forKey: old) { object[new] = value }
+        }
         var merged = Self().values
         for spec in options {
             guard let value = object[spec.key] else { continue }

@@ -84,7 +84,12 @@ public enum ModuleAdapters {
         let weightsPath = directory.appendingPathComponent("adapter_model.safetensors").path
         let file = try SafeTensorsFile(path: weightsPath)
         let method = try MethodRegistry.method(named: details.method, config: details.config)
-        let saved = Set(AdapterFiles.weightNames(in: file, staged: nil).map { String($0.dropFirst(AdapterFiles.prefix.count)) })
+        // Our parameter path of each stored tensor -> its name in the file.
+        var stored: [String: String] = [:]
+        for key in AdapterFiles.weightNames(in: file, staged: nil) {
+            stored[String(AdapterFiles.canonicalTensorName(key).dropFirst(AdapterFiles.prefix.count))] = key
+        }
+        let saved = Set(stored.keys)
         let fingerprint = baseFingerprint(module, excluding: saved)
         // An adapter saved by peft records no fingerprint of its base (only its name).
         guard details.savedByPeft || fingerprint == details.baseFingerprint else {
@@ -94,13 +99,13 @@ public enum ModuleAdapters {
             try attach(details.method, config: details.config, to: module)
         }
         let parameters = Dictionary(module.namedParameters(), uniquingKeysWith: { first, _ in first })
-        for name in saved.sorted() {
+        for (name, key) in stored.sorted(by: { $0.key < $1.key }) {
             guard let parameter = parameters[name] else {
-                throw ModuleError("\(weightsPath): unexpected tensor '\(AdapterFiles.prefix + name)' (no such parameter in this module)")
+                throw ModuleError("\(weightsPath): unexpected tensor '\(key)' (no such parameter in this module)")
             }
-            let value = try file.tensor(AdapterFiles.prefix + name)
+            let value = try file.tensor(key)
             guard value.shape == parameter.shape else {
-                throw ModuleError("\(weightsPath): tensor '\(AdapterFiles.prefix + name)' has shape \(value.shape), the module expects \(parameter.shape)")
+                throw ModuleError("\(weightsPath): tensor '\(key)' has shape \(value.shape), the module expects \(parameter.shape)")
             }
             parameter.assign(value)
             parameter.requiresGrad = true

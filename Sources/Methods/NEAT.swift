@@ -33,10 +33,11 @@ public final class NEATAdapter: LinearAdapter {
         setRequiresGrad(true)
     }
 
+    /// peft's PEANuT names (`peanut_A` is P, `peanut_B` is Q), so peft reads the tensors as they are.
     public var ownParameters: [(String, Tensor)] {
-        var list = [("neat_A.weight", p), ("neat_B.weight", q)]
-        for (k, e) in encoders.enumerated() { list.append(("neat_encoder.\(k).weight", e)) }
-        for (k, d) in decoders.enumerated() { list.append(("neat_decoder.\(k).weight", d)) }
+        var list = [("peanut_A.weight", p), ("peanut_B.weight", q)]
+        for (k, e) in encoders.enumerated() { list.append(("peanut_encoders.\(k).weight", e)) }
+        for (k, d) in decoders.enumerated() { list.append(("peanut_decoders.\(k).weight", d)) }
         return list
     }
 
@@ -58,31 +59,40 @@ public final class NEATAdapter: LinearAdapter {
     public func deltaWeight(original: Tensor) -> Tensor { matmul(q, hidden(original).transposed()).scaled(by: scale) }
 }
 
-/// The NEAT method: a `NEATAdapter` on every target Linear layer (default query and value).
-public struct NEAT: PEFTMethod {
-    /// peft's `PeanutConfig` `r` and `target_modules`, and the deep variant's pairs and the update's scale.
+/// The NEAT method: a `NEATAdapter` on every target Linear layer (default query and value), of a classifier's
+/// backbone or of any module (a causal LM's `q_proj`, ...). The math, the initialisation and the names are peft's
+/// PEANuT (`PeanutConfig`), so each library reads the other's adapters.
+public struct NEAT: PEFTMethod, ModuleAdaptingMethod {
+    /// peft's `PeanutConfig`: `r`, `depth` (encoder/decoder pairs of the deep variant), `scaling`, `act_fn`,
+    /// `target_modules`.
     public struct Config: MethodConfig {
         /// Width of the network.
         public var r = 8
         public var targetModules: TargetModules = .names(["query", "value"])
         /// Encoder/decoder pairs of the deep variant (0: the depth-2 network).
-        public var neatPairs = 0
+        public var depth = 0
         /// Multiplier s of the update.
-        public var neatScale: Float = 1
+        public var scaling: Float = 1
+        /// The nonlinearity; only peft's default, "relu", is implemented.
+        public var actFn = "relu"
         public var seed: UInt64 = 0
         public init() {}
 
         enum CodingKeys: String, CodingKey {
-            case r, targetModules = "target_modules", neatPairs = "neat_pairs", neatScale = "neat_scale", seed
+            case r, targetModules = "target_modules", depth, scaling, actFn = "act_fn", seed
         }
 
         public static let options = [
             MethodOptionSpec("r", .integer, "width of the network", peft: true, legacyField: "rank"),
             .targetModules(),
-            MethodOptionSpec("neat_pairs", .integer, "encoder/decoder pairs of the deep variant (0: depth 2)", legacyField: "neatPairs"),
-            MethodOptionSpec("neat_scale", .real, "multiplier of the update", legacyField: "neatScale"),
+            MethodOptionSpec("depth", .integer, "encoder/decoder pairs of the deep variant (0: depth 2)", peft: true, legacyField: "neatPairs"),
+            MethodOptionSpec("scaling", .real, "multiplier of the update", peft: true, legacyField: "neatScale"),
+            MethodOptionSpec("act_fn", .text, "the nonlinearity (relu)", peft: true),
             .seed(),
         ]
+
+        /// The keys these options had before they took peft's names.
+        public static let renamedOptions = ["neat_pairs": "depth", "neat_scale": "scaling"]
     }
 
     public let name = "neat"
@@ -90,19 +100,30 @@ public struct NEAT: PEFTMethod {
     public init(config: Config = Config()) { self.config = config }
 
     public func apply(to model: any Classifier) throws {
-        guard config.r > 0 else { throw ModuleError("NEAT rank must be positive, got \(config.r)") }
-        guard config.neatPairs >= 0 && config.neatPairs <= 32 else {
-            throw ModuleError("NEAT pairs must be in 0...32, got \(config.neatPairs)")
-        }
         model.freezeBackbone()
-        var generator = RandomGenerator(seed: config.seed &+ 0x4EA7)
-        for (path, layer) in try config.targetModules.select(in: model.backbone) {
-            guard config.r <= layer.outFeatures else {
-                throw ModuleError("NEAT rank \(config.r) is larger than layer '\(path)' (\(layer.outFeatures) outputs)")
-            }
-            layer.adapter = NEATAdapter(inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, rank: config.r,
-                                        pairs: config.neatPairs, scale: config.neatScale, generator: &generator)
+        try attach(to: model.backbone)
+    }
+
+    /// Attaches a `NEATAdapter` to every target `Linear` layer of `module` and freezes the module's own weights;
+    /// returns the adapted paths. Checks every target before changing anything.
+    @discardableResult
+    public func attach(to module: any Module) throws -> [String] {
+        guard config.r > 0 else { throw ModuleError("NEAT rank must be positive, got \(config.r)") }
+        guard config.depth >= 0 && config.depth <= 32 else {
+            throw ModuleError("NEAT depth (encoder/decoder pairs) must be in 0...32, got \(config.depth)")
         }
+        guard config.actFn == "relu" else { throw ModuleError("NEAT act_fn '\(config.actFn)' is not implemented; only relu is") }
+        let targets = try config.targetModules.select(in: module)
+        for (path, layer) in targets where config.r > layer.outFeatures {
+            throw ModuleError("NEAT rank \(config.r) is larger than layer '\(path)' (\(layer.outFeatures) outputs)")
+        }
+        module.setRequiresGrad(false)
+        var generator = RandomGenerator(seed: config.seed &+ 0x4EA7)
+        for (_, layer) in targets {
+            layer.adapter = NEATAdapter(inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, rank: config.r,
+                                        pairs: config.depth, scale: config.scaling, generator: &generator)
+        }
+        return targets.map(\.0)
     }
 }
 

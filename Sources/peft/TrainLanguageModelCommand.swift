@@ -23,7 +23,7 @@ struct TrainLanguageModelCommand: ParsableCommand {
     @Option(help: "Language model (see `peft models`).") var model = "smollm2-135m"
     @Option(help: "Training data: a JSONL file.") var data: String
     @Option(help: "Validation data (JSONL); without it, a seeded 5% of --data when it has at least 20 examples.") var validation: String?
-    @Option(help: "PEFT method that adapts linear layers by name: lora, shira, ia3.") var method = "lora"
+    @Option(help: "PEFT method that adapts linear layers by name: lora, shira, neat, ia3.") var method = "lora"
     @OptionGroup var methodFlags: MethodFlags
     @Option(parsing: .unconditional, help: "Passes over the training data.") var epochs = 1
     @Option(name: .customLong("max-steps"), parsing: .unconditional, help: "Stop after this many steps (0: no limit).") var maxSteps = 0

@@ -11,7 +11,7 @@ final class NumericOptionTableTests: XCTestCase {
     static let trainOptions: [(String, String)] = [
         ("--rank", "lora"), ("--alpha", "lora"), ("lora_dropout", "lora"), ("adapter_width", "adapter"),
         ("adapter_scale", "adapter"), ("num_virtual_tokens", "vpt"), ("--density", "shira"), ("mask_part", "shira"),
-        ("r", "shira"), ("neat_pairs", "neat"), ("neat_scale", "neat"), ("stage_fraction", "ttc"),
+        ("r", "shira"), ("depth", "neat"), ("scaling", "neat"), ("stage_fraction", "ttc"),
         ("scoring_batches", "ttc"), ("channels", "ttc"), ("prune_fraction", "pear"), ("r", "pear"), ("--epochs", "lora"), ("--batch-size", "lora"),
         ("--lr", "lora"), ("--head-lr", "lora"), ("--weight-decay", "lora"), ("--warmup-epochs", "lora"),
         ("--label-smoothing", "lora"), ("--clip-norm", "lora"), ("--resolution", "lora"), ("--seed", "lora"),

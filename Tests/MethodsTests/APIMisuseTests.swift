@@ -40,13 +40,13 @@ final class APIMisuseTests: XCTestCase {
         }
         assertRefused("lora", ["lora_dropout": 1], mentions: "dropout must be in [0, 1)")
         assertRefused("lora", ["lora_dropout": -0.5], mentions: "dropout must be in [0, 1)")
-        assertRefused("neat", ["neat_pairs": -1], mentions: "NEAT pairs must be in 0...32")
+        assertRefused("neat", ["depth": -1], mentions: "NEAT depth (encoder/decoder pairs) must be in 0...32")
         assertRefused("adapter", ["adapter_width": 0], mentions: "adapter width must be positive")
         assertRefused("vpt", ["num_virtual_tokens": 0], mentions: "prompt")
         // Sizes that would allocate without bound if an adapter config asked for them.
         assertRefused("vpt", ["num_virtual_tokens": ConfigValue(1 << 40)], mentions: "at most 1024 prompt tokens")
         assertRefused("adapter", ["adapter_width": ConfigValue(1 << 40)], mentions: "more than 4 x the model width")
-        assertRefused("neat", ["neat_pairs": ConfigValue(1 << 40)], mentions: "NEAT pairs must be in 0...32")
+        assertRefused("neat", ["depth": ConfigValue(1 << 40)], mentions: "NEAT depth (encoder/decoder pairs) must be in 0...32")
         assertRefused("ttc", ["channels": 0], mentions: "channels per layer must be in 1...16")
         assertRefused("ttc", ["channels": 17], mentions: "channels per layer must be in 1...16")
         assertRefused("ttc", ["stage_fraction": .real(.nan)], mentions: "'stage_fraction' is nan; it takes a float")

@@ -19,7 +19,7 @@ final class NEATTests: XCTestCase {
         let before = logits(model, images)
         var options: ConfigObject = [:]
         options["r"] = 3
-        options["neat_pairs"] = 1
+        options["depth"] = 1
         try NEAT(config: try .decoded(from: options)).apply(to: model)
         assertAllClose(logits(model, images), before, tolerance: 0, "Q = 0 at start")
         // query and value of 2 blocks: P r x out + Q out x r + one encoder and one decoder r x r; plus the head.

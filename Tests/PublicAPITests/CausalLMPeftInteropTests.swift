@@ -7,7 +7,7 @@ import Models
 /// Causal-LM adapters shared with Hugging Face peft, checked against the real other side on SmolLM2-135M-Instruct
 /// (fixtures from scripts/reference/make_causal_lm_adapter_fixtures.py, transformers 5.24 + peft 0.21.2):
 /// a LoRA trained by `peft train-lm` gives, loaded here, the logits peft's `PeftModel.from_pretrained` gives on
-/// transformers' LlamaForCausalLM; a LoRA made and saved by peft (`save_pretrained`, no section of ours) loads here
+/// transformers' LlamaForCausalLM, and so does a NEAT adapter in peft's PEANuT; a LoRA made and saved by peft (`save_pretrained`, no section of ours) loads here
 /// and gives peft's logits.
 final class CausalLMPeftInteropTests: XCTestCase {
     struct Record: Decodable {
@@ -23,6 +23,7 @@ final class CausalLMPeftInteropTests: XCTestCase {
         let prompt: String
         let ids: [Int32]
         let ours_in_peft: Record
+        let neat_ours_in_peft: Record
         let peft_made: Record
     }
 
@@ -69,6 +70,16 @@ final class CausalLMPeftInteropTests: XCTestCase {
         XCTAssertEqual(tokenizer.encode(prompt), expected.ids, "the prompt's ids as transformers' chat template gives them")
         XCTAssertTrue(expected.ours_in_peft.greedy_text.contains("pelican"), "peft runs our adapter: \(expected.ours_in_peft.greedy_text)")
         try check(adapter: "smollm2-lora-ours", against: expected.ours_in_peft, ids: expected.ids)
+    }
+
+    /// NEAT with one encoder/decoder pair, under peft's PEANuT names and fields (`depth`, `scaling`, `act_fn`).
+    func testOurTrainedNEATGivesPeftsPEANuTLogits() throws {
+        let expected = try expected()
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.fixtures.appendingPathComponent("smollm2-neat-ours/adapter_config.json"))) as? [String: Any]
+        XCTAssertEqual(config?["peft_type"] as? String, "PEANUT")
+        XCTAssertEqual(config?["depth"] as? Int, 1)
+        XCTAssertEqual(config?["act_fn"] as? String, "relu")
+        try check(adapter: "smollm2-neat-ours", against: expected.neat_ours_in_peft, ids: expected.ids)
     }
 
     func testAPeftSavedLoRALoadsAndGivesPeftsLogits() throws {

