@@ -36,6 +36,7 @@ struct TrainLanguageModelCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seed for initialisation, masks and data order.") var seed: UInt64 = 0
     @Option(name: .customLong("log-every"), parsing: .unconditional, help: "Print the loss every this many steps.") var logEvery = 10
     @Option(help: "Output directory for the adapter and result.json.") var out: String
+    @Flag(help: "Replace what --out holds (without it, a non-empty --out is refused).") var overwrite = false
 
     func validate() throws {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
@@ -65,6 +66,10 @@ struct TrainLanguageModelCommand: ParsableCommand {
 
     func run() throws {
         try global.announce()
+        let existing = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
+        guard overwrite || existing.isEmpty else {
+            throw ValidationError("--out \(out) already holds files (\(existing.sorted().prefix(3).joined(separator: ", "))); choose another folder or pass --overwrite")
+        }
         guard ModuleAdapters.moduleMethods.contains(method) else {
             throw ValidationError("--method \(method): not a method that adapts a language model's linear layers; use one of: \(ModuleAdapters.moduleMethods.joined(separator: ", "))")
         }
@@ -132,8 +137,10 @@ struct TrainLanguageModelCommand: ParsableCommand {
                 windowLoss += Double(loss); windowSteps += 1
                 if step % logEvery == 0 || step == plannedSteps {
                     let elapsed = seconds(since: trainingStarted)
-                    printError(String(format: "step %d/%d  epoch %d  loss %.4f  %.0f tokens/s", step, plannedSteps, epoch + 1,
-                                      windowLoss / Double(windowSteps), Double(tokensSeen) / max(elapsed, 1e-9)))
+                    let remaining = elapsed / Double(step) * Double(plannedSteps - step)
+                    printError(String(format: "step %d/%d  epoch %d  loss %.4f  %.0f tokens/s  ETA %@", step, plannedSteps,
+                                      epoch + 1, windowLoss / Double(windowSteps), Double(tokensSeen) / max(elapsed, 1e-9),
+                                      Self.clock(remaining)))
                     history.append(["step": step, "epoch": epoch + 1, "train_loss": windowLoss / Double(windowSteps)])
                     windowLoss = 0; windowSteps = 0
                 }
@@ -196,4 +203,12 @@ struct TrainLanguageModelCommand: ParsableCommand {
     }
 
     private func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+
+    /// "1h02m", "3m05s" or "12s".
+    static func clock(_ seconds: Double) -> String {
+        let total = Int(seconds.rounded())
+        if total >= 3600 { return String(format: "%dh%02dm", total / 3600, (total % 3600) / 60) }
+        if total >= 60 { return String(format: "%dm%02ds", total / 60, total % 60) }
+        return "\(total)s"
+    }
 }

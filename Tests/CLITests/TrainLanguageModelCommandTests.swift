@@ -64,5 +64,11 @@ final class TrainLanguageModelCommandTests: XCTestCase {
         assertCleanFailure(try PeftProcess.run(["train-lm", "--data", data.path, "--out", out.path, "--method", "vpt"], timeout: 120),
                            mentions: "vpt")
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "nothing is written for a refused run")
+        // A folder that holds something is never replaced without --overwrite.
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try Data("keep".utf8).write(to: out.appendingPathComponent("notes.txt"))
+        assertCleanFailure(try PeftProcess.run(["train-lm", "--data", data.path, "--out", out.path], timeout: 60),
+                           mentions: "already holds files (notes.txt)")
+        XCTAssertEqual(try String(contentsOf: out.appendingPathComponent("notes.txt"), encoding: .utf8), "keep")
     }
 }

@@ -16,7 +16,7 @@ public enum InstructionExample: Sendable, Equatable {
 /// ``InstructionExample`` (other keys are ignored; blank lines are skipped).
 public enum InstructionData {
     /// Files larger than this are refused before reading (they would not fit the examples in memory anyway).
-    public static let maximumFileBytes = 2 << 30
+    public static let maximumFileBytes = 1 << 30
     /// The roles a message may have.
     public static let roles: Set<String> = ["system", "user", "assistant"]
 
