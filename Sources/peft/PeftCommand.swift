@@ -9,7 +9,7 @@ struct PeftCommand: ParsableCommand {
         commandName: "peft",
         abstract: "Parameter-efficient fine-tuning of pretrained transformers on the CPU.",
         subcommands: [TrainCommand.self, EvalCommand.self, MergeCommand.self, FuseCommand.self, EvalAdapterCommand.self, PredictCommand.self, TasksCommand.self, MethodsCommand.self, ReportCommand.self, DemoCommand.self,
-                      ImportCommand.self, TrainLanguageModelCommand.self, GenerateCommand.self, ChatCommand.self, ModelsCommand.self,
+                      ImportCommand.self, TrainLanguageModelCommand.self, EvaluateLanguageModelCommand.self, GenerateCommand.self, ChatCommand.self, ModelsCommand.self,
                       BenchCommand.self],
         defaultSubcommand: TrainCommand.self)
 }

@@ -21,7 +21,9 @@ struct TrainLanguageModelCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Option(help: "Language model (see `peft models`).") var model = "smollm2-135m"
-    @Option(help: "Training data: a JSONL file.") var data: String
+    @Option(help: "Training data: a JSONL file (or use --task).") var data: String?
+    @Option(help: "A language task instead of --data: \(LanguageTasks.names.joined(separator: ", ")) (its train split; validation from its validation split).")
+    var task: String?
     @Option(help: "Validation data (JSONL); without it, a seeded 5% of --data when it has at least 20 examples.") var validation: String?
     @Option(help: "PEFT method that adapts linear layers by name: lora, shira, neat, ia3.") var method = "lora"
     @OptionGroup var methodFlags: MethodFlags
@@ -39,6 +41,10 @@ struct TrainLanguageModelCommand: ParsableCommand {
     @Flag(help: "Replace what --out holds (without it, a non-empty --out is refused).") var overwrite = false
 
     func validate() throws {
+        guard (data == nil) != (task == nil) else { throw ValidationError("give exactly one of --data FILE and --task NAME") }
+        if let task, !LanguageTasks.names.contains(task) {
+            throw ValidationError("--task: unknown language task '\(task)'; valid: \(LanguageTasks.names.joined(separator: ", "))")
+        }
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
         guard maxSteps >= 0 else { throw ValidationError("--max-steps must be 0 or more") }
         guard (1...4096).contains(batch) else { throw ValidationError("--batch must be 1...4096") }
@@ -74,13 +80,20 @@ struct TrainLanguageModelCommand: ParsableCommand {
             throw ValidationError("--method \(method): not a method that adapts a language model's linear layers; use one of: \(ModuleAdapters.moduleMethods.joined(separator: ", "))")
         }
         let config = try methodConfig()
-        let trainURL = URL(fileURLWithPath: data)
         let outURL = URL(fileURLWithPath: out)
-        var trainExamples = try InstructionData.read(trainURL)
+        var trainExamples: [InstructionExample]
         var validationExamples: [InstructionExample] = []
+        let source = data ?? task ?? ""
+        if let task {
+            let loaded = try LanguageTasks.task(named: task, seed: seed)
+            trainExamples = LanguageTask.instructions(loaded.train)
+            validationExamples = LanguageTask.instructions(loaded.validation)
+        } else {
+            trainExamples = try InstructionData.read(URL(fileURLWithPath: source))
+        }
         if let validation {
             validationExamples = try InstructionData.read(URL(fileURLWithPath: validation))
-        } else if trainExamples.count >= 20 {
+        } else if task == nil && trainExamples.count >= 20 {
             var generator = RandomGenerator(seed: seed &+ 17)
             let held = Set((0..<trainExamples.count).shuffled(using: &generator).prefix(max(1, trainExamples.count / 20)))
             validationExamples = held.sorted().map { trainExamples[$0] }
@@ -93,7 +106,7 @@ struct TrainLanguageModelCommand: ParsableCommand {
         let template = ChatTemplate(source: tokenizer.chatTemplateSource) ?? .smolLM2
         let encoder = InstructionTokenizer(tokenizer: tokenizer, template: template, chat: format == "chat",
                                            maximumTokens: maxTokens)
-        let train = try tokenize(trainExamples, with: encoder, what: data)
+        let train = try tokenize(trainExamples, with: encoder, what: source)
         let held = validationExamples.isEmpty ? [] : try tokenize(validationExamples, with: encoder, what: validation ?? "validation split")
 
         guard let adapting = try MethodRegistry.method(named: method, config: config) as? any ModuleAdaptingMethod else {
@@ -155,7 +168,7 @@ struct TrainLanguageModelCommand: ParsableCommand {
         try ModuleAdapters.save(network, method: adapting, baseModel: PretrainedModels.languageHubID(of: model),
                                 taskType: "CAUSAL_LM", to: outURL)
         let result: [String: Any] = [
-            "model": model, "method": method, "data": data, "steps": step, "epochs": epochs,
+            "model": model, "method": method, "data": source, "steps": step, "epochs": epochs,
             "train_examples": train.count, "validation_examples": held.count, "trainable_parameters": trainable,
             "seconds": seconds(since: trainingStarted), "history": history,
         ]

@@ -52,6 +52,15 @@ final class TrainLanguageModelCommandTests: XCTestCase {
         XCTAssertTrue(generated.stderr.contains("with the adapter"), generated.summary)
     }
 
+    /// `eval-lm` scores the greedy answers by exact match and says how many were right.
+    func testEvalLMScoresATask() throws {
+        let outcome = try PeftProcess.run(["eval-lm", "--task", "add-lm", "--limit", "3", "--batch", "3", "--max-new-tokens", "8"],
+                                          timeout: 180)
+        assertSuccess(outcome)
+        XCTAssertTrue(outcome.stdout.hasPrefix("add-lm test (3 examples): exact match "), outcome.summary)
+        XCTAssertTrue(outcome.stderr.contains("(expected "), outcome.summary)
+    }
+
     func testBadDataAndOptionsAreRefusedWithTheirNames() throws {
         let dir = try folder()
         let data = dir.appendingPathComponent("bad.jsonl")
@@ -64,6 +73,12 @@ final class TrainLanguageModelCommandTests: XCTestCase {
         assertCleanFailure(try PeftProcess.run(["train-lm", "--data", data.path, "--out", out.path, "--method", "vpt"], timeout: 120),
                            mentions: "vpt")
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "nothing is written for a refused run")
+        assertCleanFailure(try PeftProcess.run(["train-lm", "--data", data.path, "--task", "add-lm", "--out", out.path], timeout: 60),
+                           mentions: "give exactly one of --data FILE and --task NAME")
+        assertCleanFailure(try PeftProcess.run(["train-lm", "--task", "chess-lm", "--out", out.path], timeout: 60),
+                           mentions: "unknown language task 'chess-lm'")
+        assertCleanFailure(try PeftProcess.run(["eval-lm", "--task", "add-lm", "--split", "train"], timeout: 60),
+                           mentions: "--split must be test or validation")
         // A folder that holds something is never replaced without --overwrite.
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         try Data("keep".utf8).write(to: out.appendingPathComponent("notes.txt"))
