@@ -30,9 +30,7 @@ struct EvaluateLanguageModelCommand: ParsableCommand {
         guard limit >= 0 else { throw ValidationError("--limit must be 0 or more") }
         guard (1...256).contains(batch) else { throw ValidationError("--batch must be 1...256") }
         guard (1...512).contains(maxNewTokens) else { throw ValidationError("--max-new-tokens must be 1...512") }
-        guard PretrainedModels.languageNames.contains(model) else {
-            throw ValidationError("unknown language model '\(model)'; choose one of: \(PretrainedModels.languageNames.joined(separator: ", "))")
-        }
+        try checkLanguageModelName(model)
     }
 
     func run() throws {
@@ -41,10 +39,7 @@ struct EvaluateLanguageModelCommand: ParsableCommand {
         var examples = split == "test" ? loadedTask.test : loadedTask.validation
         if limit > 0 { examples = Array(examples.prefix(limit)) }
         let (network, tokenizer) = try PretrainedModels.languageModel(named: model)
-        if let adapter {
-            try ModuleAdapters.load(from: URL(fileURLWithPath: adapter), into: network)
-            do { try Merging.mergeLinearAdapters(in: network) } catch { printError("the adapter runs unmerged (\(error))") }
-        }
+        if let adapter { try applyAdapter(adapter, to: network) }
         let template = ChatTemplate(source: tokenizer.chatTemplateSource) ?? .smolLM2
         var options = GenerationOptions()
         options.maxNewTokens = maxNewTokens

@@ -31,18 +31,10 @@ struct SamplingFlags: ParsableArguments {
     }
 
     func load() throws -> (LlamaModel, BytePairTokenizer) {
-        guard PretrainedModels.languageNames.contains(model) else {
-            throw ValidationError("unknown language model '\(model)'; choose one of: \(PretrainedModels.languageNames.joined(separator: ", "))")
-        }
+        try checkLanguageModelName(model)
         let started = DispatchTime.now().uptimeNanoseconds
         let loaded = try PretrainedModels.languageModel(named: model)
-        if let adapter {
-            // Loaded, then folded into the base weights: generation runs at the base model's speed.
-            try ModuleAdapters.load(from: URL(fileURLWithPath: adapter), into: loaded.model)
-            do { try Merging.mergeLinearAdapters(in: loaded.model) } catch {
-                printError("the adapter runs unmerged (\(error))")
-            }
-        }
+        if let adapter { try applyAdapter(adapter, to: loaded.model) }
         printError(String(format: "loaded %@%@ in %.1f s", model, adapter.map { " with the adapter \($0)" } ?? "",
                           Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9))
         return loaded
@@ -154,4 +146,18 @@ struct ModelsCommand: ParsableCommand {
             print("\(name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(summary)")
         }
     }
+}
+
+/// Refuses a language model name the library has no loader for, listing the ones it has.
+func checkLanguageModelName(_ name: String) throws {
+    guard PretrainedModels.languageNames.contains(name) else {
+        throw ValidationError("unknown language model '\(name)'; choose one of: \(PretrainedModels.languageNames.joined(separator: ", "))")
+    }
+}
+
+/// Loads the adapter directory `path` (saved by `peft train-lm`) into `model`, then folds it into the base weights
+/// so that generation runs at the base model's speed (an adapter that cannot be merged runs unmerged).
+func applyAdapter(_ path: String, to model: LlamaModel) throws {
+    try ModuleAdapters.load(from: URL(fileURLWithPath: path), into: model)
+    do { try Merging.mergeLinearAdapters(in: model) } catch { printError("the adapter runs unmerged (\(error))") }
 }

@@ -53,9 +53,7 @@ struct TrainLanguageModelCommand: ParsableCommand {
         guard (2...8192).contains(maxTokens) else { throw ValidationError("--max-tokens must be 2...8192") }
         guard ["chat", "plain"].contains(format) else { throw ValidationError("--format must be chat or plain") }
         guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1") }
-        guard PretrainedModels.languageNames.contains(model) else {
-            throw ValidationError("unknown language model '\(model)'; choose one of: \(PretrainedModels.languageNames.joined(separator: ", "))")
-        }
+        try checkLanguageModelName(model)
     }
 
     /// The method's config: the flags, with q_proj, v_proj as the targets when none are given (peft's default
