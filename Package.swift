@@ -13,6 +13,11 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The HTTP server of `peft serve` (Hummingbird 2 on SwiftNIO), its logs and its Prometheus metrics.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // OpenBLAS, loaded at run time after the right core type is chosen (see BLASBinding/OpenBLAS.swift).
@@ -33,9 +38,20 @@ let package = Package(
         .target(name: "Methods", dependencies: ["Models", "Checkpoints"]),
         // Datasets, the 1k protocol, input pipeline, optimisers and the trainer.
         .target(name: "Training", dependencies: ["Methods"]),
+        // Many adapters on one base model: the adapter catalog, the resident set, switching and the inference worker.
+        .target(name: "Serving", dependencies: ["Training", .product(name: "Metrics", package: "swift-metrics")]),
+        // `peft serve`: the JSON API over HTTP (Hummingbird 2), logs and Prometheus metrics.
+        .target(name: "ServingHTTP", dependencies: [
+            "Serving",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         .executableTarget(
             name: "peft",
-            dependencies: ["Models", "Training", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["Models", "Training", "Serving", "ServingHTTP",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Helpers the test targets share (finite-difference gradient checks).
         .target(name: "TestSupport", dependencies: ["Engine", "Models"], path: "Tests/TestSupport"),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "BLASBinding", "TestSupport"]),
@@ -43,6 +59,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MethodsTests", dependencies: ["Methods", "Checkpoints", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Engine", "Training", "Methods", "Models", "TestSupport"]),
         // A model of its own through the public API only (no @testable): attach, train, save, load, merge.
         .testTarget(name: "PublicAPITests", dependencies: ["Engine", "Layers", "Checkpoints", "Models", "Methods", "Training"],
                     exclude: ["Fixtures"]),

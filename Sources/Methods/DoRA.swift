@@ -86,6 +86,8 @@ extension DoRAAdapter: MergeableAdapter {
         }
     }
 
+    /// `unmerge` writes back the values saved by `merge`.
+    public var unmergeRestoresExactly: Bool { true }
     public func unmerge(from layer: Linear) {
         if let savedWeight { layer.weight.assign(savedWeight) }
         savedWeight = nil

@@ -8,6 +8,14 @@ public protocol MergeableAdapter: LinearAdapter {
     func merge(into layer: Linear)
     /// Restores the weights `merge` changed.
     func unmerge(from layer: Linear)
+    /// Whether `unmerge` puts back the very values `merge` overwrote (saved before the merge), so a merge and
+    /// unmerge leave the weights bit-identical. False when `unmerge` subtracts what `merge` added (float32
+    /// rounding makes that inexact): a caller that needs the exact base restores it from its own copy.
+    var unmergeRestoresExactly: Bool { get }
+}
+
+extension MergeableAdapter {
+    public var unmergeRestoresExactly: Bool { false }
 }
 
 /// An output adapter whose effect can be folded into its host layer's weight and bias (and taken out again).

@@ -450,6 +450,8 @@ extension ShiraAdapter: MergeableAdapter {
             }
         }
     }
+    /// `unmerge` writes back the values saved by `merge`.
+    public var unmergeRestoresExactly: Bool { true }
     public func unmerge(from layer: Linear) {
         let weight = layer.weight.data
         flatPositions.withUnsafeBufferPointer { positions in

@@ -28,10 +28,13 @@ public struct InputImage: Sendable {
     /// [N, rows, columns] for N, [N, rows, columns, 3] for N RGB images; raw or gzipped). Pixels are scaled by
     /// 1/255. Errors name the file.
     public static func load(_ url: URL) throws -> [InputImage] {
-        let bytes = try DataFileBytes.read(url)
-        let name = url.lastPathComponent
+        try decode(DataFileBytes.read(url), name: url.lastPathComponent, path: url.path)
+    }
+
+    /// Decodes the bytes of a PNG or IDX file (as `load`); errors name `path`, images are named from `name`.
+    public static func decode(_ bytes: [UInt8], name: String, path: String) throws -> [InputImage] {
         if PNGImage.hasSignature(bytes) {
-            let png = try PNGImage.decode(bytes, name: url.path)
+            let png = try PNGImage.decode(bytes, name: path)
             let plane = png.width * png.height
             var planes = [Float](repeating: 0, count: 3 * plane)
             for i in 0..<plane {
@@ -40,17 +43,17 @@ public struct InputImage: Sendable {
             return [InputImage(name: name, rows: png.height, columns: png.width, planes: planes)]
         }
         guard bytes.count >= 4, bytes[0] == 0, bytes[1] == 0 else {
-            throw DataReaderError(file: url.path, problem: "neither a PNG nor an IDX file (unknown signature)")
+            throw DataReaderError(file: path, problem: "neither a PNG nor an IDX file (unknown signature)")
         }
-        let idx = try IDXFile.parse(bytes, name: url.path)
+        let idx = try IDXFile.parse(bytes, name: path)
         let d = idx.dimensions
         guard d.allSatisfy({ $0 > 0 }) else {
-            throw DataReaderError(file: url.path, problem: "IDX dimensions \(d) hold a zero: no image to classify")
+            throw DataReaderError(file: path, problem: "IDX dimensions \(d) hold a zero: no image to classify")
         }
         if d.count >= 2 {
             let rows = d[d.count == 4 ? 1 : d.count - 2], columns = d[d.count == 4 ? 2 : d.count - 1]
             guard rows <= PNGImage.maximumSide, columns <= PNGImage.maximumSide else {
-                throw DataReaderError(file: url.path, problem: "IDX images of \(rows) x \(columns) pixels exceed \(PNGImage.maximumSide) per side")
+                throw DataReaderError(file: path, problem: "IDX images of \(rows) x \(columns) pixels exceed \(PNGImage.maximumSide) per side")
             }
         }
         let scaled = idx.data.map { Float($0) / 255 }
@@ -70,7 +73,7 @@ public struct InputImage: Sendable {
                 return InputImage(name: "\(name)[\(i)]", rows: d[1], columns: d[2], planes: planes)
             }
         default:
-            throw DataReaderError(file: url.path, problem: "IDX dimensions \(d) are not images ([rows, columns], [N, rows, columns] or [N, rows, columns, 3])")
+            throw DataReaderError(file: path, problem: "IDX dimensions \(d) are not images ([rows, columns], [N, rows, columns] or [N, rows, columns, 3])")
         }
     }
 }

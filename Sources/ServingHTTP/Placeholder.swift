@@ -1,0 +1,5 @@
+import Hummingbird
+import Prometheus
+import Logging
+import Metrics
+import Serving
