@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.0.0"),
     ],
     targets: [
         // OpenBLAS, loaded at run time after the right core type is chosen (see BLASBinding/OpenBLAS.swift).
@@ -47,11 +48,13 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .executableTarget(
             name: "peft",
             dependencies: ["Models", "Training", "Serving", "ServingHTTP",
-                           .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")]),
         // Helpers the test targets share (finite-difference gradient checks).
         .target(name: "TestSupport", dependencies: ["Engine", "Models"], path: "Tests/TestSupport"),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "BLASBinding", "TestSupport"]),
@@ -64,7 +67,7 @@ let package = Package(
         .testTarget(name: "PublicAPITests", dependencies: ["Engine", "Layers", "Checkpoints", "Models", "Methods", "Training"],
                     exclude: ["Fixtures"]),
         // Runs the built `peft` as a subprocess: hostile inputs, run folders, BLAS loading, numeric option table.
-        .testTarget(name: "CLITests", dependencies: ["Checkpoints", "Engine"], exclude: ["Fixtures"]),
+        .testTarget(name: "CLITests", dependencies: ["Checkpoints", "Engine", "Training"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -22,7 +22,10 @@ public final class ShiraAdapter: LinearAdapter {
     /// Scale alpha of the sparse update (1 while training; adjustable at inference).
     public var scale: Float = 1
     /// W0 + alpha S, refreshed at the mask positions on every forward (O(nnz)).
-    let fusedWeight: Tensor
+    /// W0 + alpha s for the unfused forward: a copy of the base weight made on the first unfused forward (training),
+    /// never for an adapter that is only merged (serving), so a resident SHiRA adapter costs only its mask and values.
+    private var fusedWeightCopy: Tensor?
+    private let inFeatures: Int
     /// The base values at the mask positions while merged (restored exactly by unmerge).
     var savedBaseValues: [Float] = []
     /// Row-major positions of the mask in the [out, in] weight.
@@ -35,7 +38,7 @@ public final class ShiraAdapter: LinearAdapter {
         self.columns = columns
         values = Tensor(zeros: [rows.count])
         values.requiresGrad = true
-        fusedWeight = base.weight.copy()
+        inFeatures = base.inFeatures
         flatPositions = zip(rows, columns).map { Int($0) * base.inFeatures + Int($1) }
     }
 
@@ -46,18 +49,25 @@ public final class ShiraAdapter: LinearAdapter {
 
     /// Flat (row-major) positions of the mask in a [out, in] weight.
     public func flatIndices(inFeatures: Int) -> [Int] {
-        inFeatures == fusedWeight.shape[1] ? flatPositions : zip(rows, columns).map { Int($0) * inFeatures + Int($1) }
+        inFeatures == self.inFeatures ? flatPositions : zip(rows, columns).map { Int($0) * inFeatures + Int($1) }
     }
 
-    func refreshFusedWeight(from base: Linear) {
+    /// The fused weight, up to date with `values` and the base at the mask positions.
+    func refreshFusedWeight(from base: Linear) -> Tensor {
+        let fusedWeight: Tensor
+        if let existing = fusedWeightCopy { fusedWeight = existing } else {
+            fusedWeight = base.weight.copy()
+            fusedWeightCopy = fusedWeight
+        }
         let fused = fusedWeight.data, original = base.weight.data, s = values.data, alpha = scale
         flatPositions.withUnsafeBufferPointer { positions in
             for i in 0..<positions.count { fused[positions[i]] = original[positions[i]] + alpha * s[i] }
         }
+        return fusedWeight
     }
 
     public func forward(_ input: Tensor, base: Linear) -> Tensor {
-        refreshFusedWeight(from: base)
+        let fusedWeight = refreshFusedWeight(from: base)
         return sparseUpdateLinear(input, fusedWeight: fusedWeight, bias: base.bias, values: values,
                                   valueScale: scale, rows: rows, columns: columns)
     }

@@ -4,12 +4,12 @@ import Engine
 import Foundation
 
 @main
-struct PeftCommand: ParsableCommand {
+struct PeftCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "peft",
         abstract: "Parameter-efficient fine-tuning of pretrained transformers on the CPU.",
         subcommands: [TrainCommand.self, EvalCommand.self, MergeCommand.self, FuseCommand.self, EvalAdapterCommand.self, PredictCommand.self, TasksCommand.self, MethodsCommand.self, ReportCommand.self, DemoCommand.self,
-                      ImportCommand.self, TrainLanguageModelCommand.self, EvaluateLanguageModelCommand.self, GenerateCommand.self, ChatCommand.self, ModelsCommand.self,
+                      ImportCommand.self, TrainLanguageModelCommand.self, EvaluateLanguageModelCommand.self, GenerateCommand.self, ChatCommand.self, ModelsCommand.self, ServeCommand.self,
                       BenchCommand.self],
         defaultSubcommand: TrainCommand.self)
 }

@@ -146,4 +146,116 @@ final class AdapterServerTests: XCTestCase {
         XCTAssertTrue(pristine)
         await server.shutdown()
     }
+
+    func testResidentSetStaysWithinItsLimitsAndEvictsTheLeastRecentlyUsed() async throws {
+        let entries = try SyntheticAdapters.write(model: Self.model, method: "shira", config: ["density": 0.02, "target_modules": ["query", "value"]],
+                                                  count: 6, resolution: Self.side, to: root)
+        var options = ServingOptions()
+        options.maximumResident = 2
+        let server = try AdapterServer(model: Self.model, adapters: entries, options: options)
+        let input = images(1, seed: 3).map { ServingInput.image($0) }
+        for round in 0..<2 {
+            for entry in entries {
+                _ = try await server.classify(adapter: entry.name, inputs: input)
+                let resident = server.adapterStatuses().filter(\.resident).map(\.name)
+                XCTAssertLessThanOrEqual(resident.count, 2, "round \(round): \(resident)")
+                XCTAssertTrue(resident.contains(entry.name), "the adapter just used is resident")
+            }
+        }
+        // shira-4 then shira-5 were used last; using shira-4 again and loading shira-0 must evict shira-5.
+        _ = try await server.classify(adapter: "shira-4", inputs: input)
+        _ = try await server.classify(adapter: "shira-0", inputs: input)
+        XCTAssertEqual(Set(server.adapterStatuses().filter(\.resident).map(\.name)), ["shira-4", "shira-0"])
+        XCTAssertEqual(server.currentStatistics().loads, 13)
+        XCTAssertEqual(server.currentStatistics().evictions, 11)
+
+        // A byte limit of one adapter's size keeps one resident.
+        let bytes = try XCTUnwrap(server.adapterStatuses().first { $0.resident }?.bytes)
+        await server.shutdown()
+        var byBytes = ServingOptions()
+        byBytes.maximumAdapterBytes = bytes + bytes / 2
+        let small = try AdapterServer(model: Self.model, adapters: entries, options: byBytes)
+        for entry in entries { _ = try await small.classify(adapter: entry.name, inputs: input) }
+        XCTAssertEqual(small.adapterStatuses().filter(\.resident).map(\.name), ["shira-5"])
+        let pristine = try await small.baseIsPristine()
+        XCTAssertTrue(pristine)
+        await small.shutdown()
+    }
+
+    func testAdaptersComeAndGoWhileRequestsAreInFlight() async throws {
+        let entries = try writeAdapters().filter { ["shira-0", "lora-0", "vpt-0"].contains($0.name) }
+        let input = images(1, seed: 5)
+        let server = try AdapterServer(model: Self.model, adapters: entries)
+        let shira = try XCTUnwrap(entries.first { $0.name == "shira-0" })
+        let expected = try reference(shira, input)
+        // Requests for shira-0 queued before its removal are answered; later ones get "not found".
+        let queued = (0..<8).map { _ in Task { try await server.classify(adapter: "shira-0", inputs: input.map { .image($0) }) } }
+        try await Task.sleep(nanoseconds: 1_000_000)
+        let removed = try await server.removeAdapter(named: "shira-0")
+        XCTAssertFalse(removed.resident)
+        var answered = 0
+        for task in queued {
+            do {
+                let answer = try await task.value
+                assertClose(answer[0], expected[0], tolerance: 2e-5, "request accepted before the removal")
+                answered += 1
+            } catch let error as ServingError {
+                XCTAssertEqual(error.kind, .notFound, "only requests made after the removal fail, as not found")
+            }
+        }
+        XCTAssertGreaterThan(answered, 0)
+        do {
+            _ = try await server.classify(adapter: "shira-0", inputs: input.map { .image($0) })
+            XCTFail("a removed adapter still answers")
+        } catch let error as ServingError { XCTAssertEqual(error.kind, .notFound) }
+
+        // Add it back under another name while other clients keep the worker busy; a taken name is refused.
+        let traffic = Task {
+            for _ in 0..<10 { _ = try await server.classify(adapter: "lora-0", inputs: input.map { .image($0) }) }
+        }
+        let status = try await server.addAdapter(name: "again/shira", directory: shira.directory)
+        XCTAssertTrue(status.resident)
+        XCTAssertEqual(status.method, "shira")
+        let again = try await server.classify(adapter: "again/shira", inputs: input.map { .image($0) })
+        assertClose(again[0], expected[0], tolerance: 2e-5, "re-added adapter")
+        do {
+            _ = try await server.addAdapter(name: "lora-0", directory: shira.directory)
+            XCTFail("a taken name was accepted")
+        } catch let error as ServingError { XCTAssertEqual(error.kind, .conflict) }
+        do {
+            _ = try await server.addAdapter(name: "broken", directory: root.appendingPathComponent("nowhere"))
+            XCTFail("a missing folder was accepted")
+        } catch let error as ServingError {
+            XCTAssertEqual(error.kind, .unprocessable)
+            XCTAssertNil(server.catalog.entry(named: "broken"), "a refused adapter is not left in the catalog")
+        }
+        try await traffic.value
+        let pristine = try await server.baseIsPristine()
+        XCTAssertTrue(pristine)
+        await server.shutdown()
+        do {
+            _ = try await server.classify(adapter: "lora-0", inputs: input.map { .image($0) })
+            XCTFail("a stopped server still answers")
+        } catch let error as ServingError { XCTAssertEqual(error.kind, .unavailable) }
+    }
+
+    func testDiscoveryNamesAdaptersByTheirPath() throws {
+        let entries = try SyntheticAdapters.write(model: Self.model, method: "bitfit", count: 1, resolution: Self.side, to: root)
+        let source = try XCTUnwrap(entries.first).directory
+        let manager = FileManager.default
+        for path in ["runs/a/adapter", "team/b", "c"] {
+            let target = root.appendingPathComponent("tree").appendingPathComponent(path)
+            try manager.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try manager.copyItem(at: source, to: target)
+        }
+        try manager.createDirectory(at: root.appendingPathComponent("tree/empty/deeper"), withIntermediateDirectories: true)
+        let found = try AdapterCatalog.discover(in: root.appendingPathComponent("tree"))
+        XCTAssertEqual(found.map(\.name), ["c", "runs/a", "team/b"])
+        XCTAssertThrowsError(try AdapterCatalog.discover(in: root.appendingPathComponent("missing"))) { error in
+            XCTAssertTrue("\(error)".contains("missing"), "\(error)")
+        }
+        let catalog = AdapterCatalog(found)
+        XCTAssertThrowsError(try catalog.add(AdapterEntry(name: "c", directory: source)))
+        XCTAssertThrowsError(try catalog.add(AdapterEntry(name: "bad name!", directory: source)))
+    }
 }

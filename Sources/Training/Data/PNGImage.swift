@@ -63,6 +63,39 @@ public struct PNGImage: Sendable {
         guard finished != 0 else { throw failure("corrupt or truncated PNG: \(message())") }
         return PNGImage(width: width, height: height, rgb: rgb)
     }
+
+    /// Encodes 8-bit RGB pixels (`rgb`: width x height x 3, row by row) as PNG bytes (libpng, default compression).
+    public static func encode(width: Int, height: Int, rgb: [UInt8]) throws -> [UInt8] {
+        guard width > 0, height > 0, width <= maximumSide, height <= maximumSide, rgb.count == width * height * 3 else {
+            throw DataReaderError(file: "PNG", problem: "cannot encode \(rgb.count) bytes as a \(width) x \(height) RGB image")
+        }
+        let library = try LibPNG.shared()
+        guard let write = library.writeToMemory else {
+            throw DataReaderError(file: "libpng", problem: "png_image_write_to_memory is missing (libpng older than 1.6.29)")
+        }
+        let control = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 8)
+        defer { control.deallocate() }
+        func reset() {
+            control.initializeMemory(as: UInt8.self, repeating: 0, count: 128)
+            control.storeBytes(of: UInt32(1), toByteOffset: 8, as: UInt32.self)  // PNG_IMAGE_VERSION
+            control.storeBytes(of: UInt32(width), toByteOffset: 12, as: UInt32.self)
+            control.storeBytes(of: UInt32(height), toByteOffset: 16, as: UInt32.self)
+            control.storeBytes(of: UInt32(2), toByteOffset: 20, as: UInt32.self)  // PNG_FORMAT_RGB
+        }
+        reset()
+        var size = 0
+        // First call: the size needed; second: the bytes.
+        guard rgb.withUnsafeBytes({ write(control, nil, &size, 0, $0.baseAddress, Int32(width * 3), nil) }) != 0, size > 0 else {
+            throw DataReaderError(file: "PNG", problem: "libpng could not size a \(width) x \(height) image")
+        }
+        var bytes = [UInt8](repeating: 0, count: size)
+        reset()
+        let written = bytes.withUnsafeMutableBytes { out in
+            rgb.withUnsafeBytes { write(control, out.baseAddress, &size, 0, $0.baseAddress, Int32(width * 3), nil) }
+        }
+        guard written != 0 else { throw DataReaderError(file: "PNG", problem: "libpng could not encode a \(width) x \(height) image") }
+        return Array(bytes.prefix(size))
+    }
 }
 
 /// The few libpng functions used, looked up once.
@@ -70,15 +103,20 @@ final class LibPNG: @unchecked Sendable {
     typealias BeginRead = @convention(c) (UnsafeMutableRawPointer, UnsafeRawPointer?, Int) -> Int32
     typealias FinishRead = @convention(c) (UnsafeMutableRawPointer, UnsafeRawPointer?, UnsafeMutableRawPointer, Int32, UnsafeMutableRawPointer?) -> Int32
     typealias Free = @convention(c) (UnsafeMutableRawPointer) -> Void
+    typealias WriteToMemory = @convention(c) (UnsafeMutableRawPointer, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>, Int32,
+                                              UnsafeRawPointer?, Int32, UnsafeRawPointer?) -> Int32
 
     let beginRead: BeginRead
     let finishRead: FinishRead
     let free: Free
+    /// Present from libpng 1.6.29 on.
+    let writeToMemory: WriteToMemory?
 
-    private init(beginRead: BeginRead, finishRead: FinishRead, free: Free) {
+    private init(beginRead: BeginRead, finishRead: FinishRead, free: Free, writeToMemory: WriteToMemory?) {
         self.beginRead = beginRead
         self.finishRead = finishRead
         self.free = free
+        self.writeToMemory = writeToMemory
     }
 
     private static let loaded: Result<LibPNG, DataReaderError> = {
@@ -92,7 +130,8 @@ final class LibPNG: @unchecked Sendable {
             }
             return .success(LibPNG(beginRead: unsafeBitCast(begin, to: BeginRead.self),
                                    finishRead: unsafeBitCast(finish, to: FinishRead.self),
-                                   free: unsafeBitCast(free, to: Free.self)))
+                                   free: unsafeBitCast(free, to: Free.self),
+                                   writeToMemory: dlsym(handle, "png_image_write_to_memory").map { unsafeBitCast($0, to: WriteToMemory.self) }))
         }
         return .failure(DataReaderError(file: names.joined(separator: ", "),
                                         problem: "libpng 1.6 not found; install it with `apt-get install libpng16-16` (or set PEFT_PNG_LIBRARY)"))

@@ -1,5 +1,0 @@
-import Hummingbird
-import Prometheus
-import Logging
-import Metrics
-import Serving

@@ -1,0 +1,304 @@
+import ArgumentParser
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Engine
+import Methods
+import Serving
+import Training
+
+/// `peft bench serve`: switching cost inside the adapter server, then requests/s and latency of a real `peft serve`
+/// process on loopback under a bounded load generator (random adapter per request), then optionally a memory soak.
+struct ServeBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Benchmark serving: switch cost vs forward, HTTP requests/s and p50/p95/p99 for 1/10/100 adapters, RSS soak.")
+    @OptionGroup var global: GlobalOptions
+    @Option(parsing: .upToNextOption, help: "Models for the switch-cost table.") var switchModels: [String] = ["dinov2-s14", "vit-b16-random"]
+    @Option(help: "Model for the HTTP load table and the soak.") var loadModel = "dinov2-s14"
+    @Option(parsing: .unconditional, help: "Image side in pixels of every adapter.") var resolution = 224
+    @Option(parsing: .upToNextOption, help: "Adapter counts for the load table.") var adapterCounts: [Int] = [1, 10, 100]
+    @Option(parsing: .unconditional, help: "Requests per load measurement.") var requests = 200
+    @Option(parsing: .unconditional, help: "Concurrent client connections.") var concurrency = 8
+    @Option(parsing: .unconditional, help: "Switches timed per adapter kind (switch table).") var switches = 20
+    @Option(parsing: .unconditional, help: "Seconds of random-adapter load while sampling the server's RSS (0: no soak).") var soakSeconds = 0
+    @Flag(help: "Skip the switch-cost table.") var skipSwitch = false
+    @Flag(help: "Skip the HTTP load table.") var skipLoad = false
+    @Option(help: "Folder for the synthetic adapters (default: a temporary folder, removed afterwards).") var work: String?
+
+    /// The adapter kinds compared: SHiRA at 1% and 2% and LoRA r=8, all on every linear layer.
+    static let kinds: [(label: String, method: String, config: ConfigObject)] = [
+        ("SHiRA 1%", "shira", ["density": 0.01, "target_modules": "all-linear"]),
+        ("SHiRA 2%", "shira", ["density": 0.02, "target_modules": "all-linear"]),
+        ("LoRA r=8", "lora", ["r": 8, "target_modules": "all-linear"]),
+    ]
+
+    func run() async throws {
+        try global.announce()
+        let root: URL
+        if let work { root = URL(fileURLWithPath: work) } else {
+            root = FileManager.default.temporaryDirectory.appendingPathComponent("peft-bench-serve-\(UUID().uuidString)")
+        }
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { if work == nil { try? FileManager.default.removeItem(at: root) } }
+        if !skipSwitch { try await switchTable(root: root) }
+        if !skipLoad || soakSeconds > 0 { try await loadTables(root: root) }
+    }
+
+    // MARK: Switch cost
+
+    func switchTable(root: URL) async throws {
+        print("Switch cost inside the server (fused; detach the old adapter and attach the new one, median of \(switches)) against one batch-1 forward, \(resolution) px:\n")
+        print("| model | adapter (all linear layers) | adapter tensors | switch ms | batch-1 forward ms | switch / forward | LoRA switch / this |")
+        print("|---|---|---|---|---|---|---|")
+        for model in switchModels {
+            let folder = root.appendingPathComponent("switch-\(model)")
+            var loraSwitch: Double?
+            var rows: [(String, Int, Double, Double)] = []
+            for kind in Self.kinds {
+                let entries = try SyntheticAdapters.write(model: model, method: kind.method, config: kind.config, count: 2,
+                                                          resolution: resolution, namePrefix: "\(kind.method)-\(Int(rows.count))",
+                                                          to: folder, progress: printError)
+                var options = ServingOptions()
+                options.policy = .fused
+                let server = try AdapterServer(model: model, adapters: entries, options: options)
+                let image = ServingInput.image(InputImage(name: "probe", rows: resolution, columns: resolution,
+                                                          grey: (0..<(resolution * resolution)).map { Float($0 % 251) / 251 }))
+                _ = try await server.classify(adapter: entries[0].name, inputs: [image])
+                _ = try await server.classify(adapter: entries[1].name, inputs: [image])
+                // Same adapter twice in a row: forward only; alternating: one switch per request.
+                var forward: [Double] = [], switchTimes: [Double] = []
+                for index in 0..<switches {
+                    var before = server.currentStatistics()
+                    _ = try await server.classify(adapter: entries[index % 2].name, inputs: [image])
+                    var after = server.currentStatistics()
+                    if after.switches > before.switches { switchTimes.append(after.switchSeconds - before.switchSeconds) }
+                    before = after
+                    _ = try await server.classify(adapter: entries[index % 2].name, inputs: [image])
+                    after = server.currentStatistics()
+                    forward.append(after.forwardSeconds - before.forwardSeconds)
+                }
+                let values = server.adapterStatuses().first?.bytes ?? 0
+                await server.shutdown()
+                let switchMedian = median(switchTimes), forwardMedian = median(forward)
+                if kind.method == "lora" { loraSwitch = switchMedian }
+                rows.append((kind.label, values, switchMedian, forwardMedian))
+            }
+            for (label, bytes, switchSeconds, forwardSeconds) in rows {
+                let ratio = loraSwitch.map { $0 / switchSeconds }
+                print("| \(model) | \(label) | \(bytes / 1024) KiB | \(format(switchSeconds * 1000, 3)) | \(format(forwardSeconds * 1000, 1)) | "
+                      + "\(format(100 * switchSeconds / forwardSeconds, 2))% | \(ratio.map { format($0, 1) + "x" } ?? "-") |")
+            }
+            try? FileManager.default.removeItem(at: folder)
+        }
+        print("")
+    }
+
+    // MARK: HTTP load
+
+    func loadTables(root: URL) async throws {
+        let most = max(adapterCounts.max() ?? 1, 1)
+        let folder = root.appendingPathComponent("load")
+        var written = 0
+        for (method, config) in [("shira", ["density": 0.01, "target_modules": "all-linear"] as ConfigObject),
+                                 ("lora", ["r": 8, "target_modules": "all-linear"] as ConfigObject)] {
+            let existing = (try? FileManager.default.contentsOfDirectory(atPath: folder.path))?.filter { $0.hasPrefix(method + "-") }.count ?? 0
+            if existing < most {
+                printError("writing \(most) \(method) adapters for \(loadModel)")
+                _ = try SyntheticAdapters.write(model: loadModel, method: method, config: config, count: most,
+                                                resolution: resolution, to: folder, progress: printError)
+                written += most
+            }
+        }
+        var generator = RandomGenerator(seed: 11)
+        let rgb = (0..<(resolution * resolution * 3)).map { _ in UInt8(Int(generator.next() % 256)) }
+        let image = Data(try PNGImage.encode(width: resolution, height: resolution, rgb: rgb)).base64EncodedString()
+        if !skipLoad {
+            print("HTTP on loopback: `peft serve --model \(loadModel)` in its own process, \(concurrency) concurrent clients (URLSession), "
+                  + "\(requests) requests per row, each for an adapter drawn at random, one \(resolution) px PNG per request; adapters "
+                  + "loaded before timing:\n")
+            print("| adapters | served as | requests/s | p50 ms | p95 ms | p99 ms | switches per request | examples per batch |")
+            print("|---|---|---|---|---|---|---|---|")
+            for (label, method, policy) in [("SHiRA 1% fused", "shira", "fused"), ("LoRA r=8 fused", "lora", "fused"),
+                                            ("LoRA r=8 unfused", "lora", "unfused"), ("LoRA r=8 auto", "lora", "auto")] {
+                let process = try ServeProcess(model: loadModel, adapters: folder, policy: policy)
+                defer { process.stop() }
+                for count in adapterCounts {
+                    let names = (0..<count).map { "\(method)-\($0)" }
+                    let client = LoadClient(port: process.port, image: image)
+                    for name in names { _ = try await client.classify(name) }  // load every adapter first
+                    let before = try await client.statistics()
+                    let result = try await client.run(names: names, requests: requests, concurrency: concurrency, seed: UInt64(count))
+                    let after = try await client.statistics()
+                    let switchesPerRequest = Double(after.switches - before.switches) / Double(max(1, after.requests - before.requests))
+                    let perBatch = Double(after.examples - before.examples) / Double(max(1, after.batches - before.batches))
+                    print("| \(count) | \(label) | \(format(result.requestsPerSecond, 1)) | \(format(result.percentile(0.5) * 1000, 1)) | "
+                          + "\(format(result.percentile(0.95) * 1000, 1)) | \(format(result.percentile(0.99) * 1000, 1)) | "
+                          + "\(format(switchesPerRequest, 2)) | \(format(perBatch, 1)) |")
+                }
+                let exit = process.stop()
+                if exit != 0 { printError("warning: peft serve exited with status \(exit) after SIGTERM") }
+            }
+            print("")
+        }
+        if soakSeconds > 0 { try await soak(folder: folder, image: image, count: most) }
+    }
+
+    /// Random-adapter load for `soakSeconds` against a server limited to a quarter of the adapters resident (so it
+    /// loads and evicts all along), sampling its resident set size.
+    func soak(folder: URL, image: String, count: Int) async throws {
+        let resident = max(1, count / 4)
+        let process = try ServeProcess(model: loadModel, adapters: folder, policy: "auto", extra: ["--max-resident", "\(resident)"])
+        defer { process.stop() }
+        let names = (0..<count).flatMap { ["shira-\($0)", "lora-\($0)"] }
+        let client = LoadClient(port: process.port, image: image)
+        var samples: [(Double, Int)] = []
+        let start = Date()
+        samples.append((0, process.residentKiB()))
+        var served = 0, round = 0
+        while Date().timeIntervalSince(start) < Double(soakSeconds) {
+            let result = try await client.run(names: names, requests: 100, concurrency: concurrency, seed: UInt64(round))
+            served += result.latencies.count
+            round += 1
+            samples.append((Date().timeIntervalSince(start), process.residentKiB()))
+        }
+        let statistics = try await client.statistics()
+        print("Soak: \(soakSeconds) s of random-adapter requests over \(names.count) adapters (SHiRA and LoRA, auto), at most "
+              + "\(resident) resident: \(served) requests, \(statistics.loads) loads, \(statistics.evictions) evictions.\n")
+        print("| minute | server RSS MiB |")
+        print("|---|---|")
+        var minute = -1
+        for (seconds, kib) in samples where Int(seconds / 60) > minute || seconds == samples.last?.0 {
+            minute = Int(seconds / 60)
+            print("| \(format(seconds / 60, 1)) | \(format(Double(kib) / 1024, 0)) |")
+        }
+        let peak = samples.map(\.1).max() ?? 0
+        print("\npeak RSS \(format(Double(peak) / 1024, 0)) MiB")
+        let exit = process.stop()
+        if exit != 0 { printError("warning: peft serve exited with status \(exit) after SIGTERM") }
+    }
+
+    func median(_ values: [Double]) -> Double {
+        guard !values.isEmpty else { return .nan }
+        return values.sorted()[values.count / 2]
+    }
+
+    func format(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
+}
+
+/// A `peft serve` child process on a free loopback port.
+final class ServeProcess: @unchecked Sendable {
+    let process = Process()
+    let port: Int
+    private var exitStatus: Int32?
+
+    init(model: String, adapters: URL, policy: String, extra: [String] = []) throws {
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        process.executableURL = FileManager.default.isExecutableFile(atPath: executable.path)
+            ? executable : URL(fileURLWithPath: CommandLine.arguments[0])
+        process.arguments = ["serve", "--model", model, "--adapters", adapters.path, "--port", "0", "--policy", policy,
+                             "--log-level", "warning"] + extra
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        // Wait for "listening on http://host:PORT" (the base loads first).
+        var text = ""
+        let deadline = Date().addingTimeInterval(600)
+        while !text.contains("\n") {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty || Date() > deadline {
+                process.terminate()
+                throw ValidationError("peft serve did not start (exit \(process.isRunning ? "-" : String(process.terminationStatus)))")
+            }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("listening on") }),
+              let portText = line.split(separator: ":").last, let port = Int(portText) else {
+            process.terminate()
+            throw ValidationError("peft serve printed '\(text)' instead of its address")
+        }
+        self.port = port
+    }
+
+    /// SIGTERM, then the exit status (once; later calls return it again).
+    @discardableResult func stop() -> Int32 {
+        if let exitStatus { return exitStatus }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        exitStatus = process.terminationStatus
+        return process.terminationStatus
+    }
+
+    /// The process's resident set size in KiB (from /proc; 0 where unavailable).
+    func residentKiB() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+}
+
+/// A bounded load generator: `concurrency` clients, each sending its share of requests one after another.
+struct LoadClient: Sendable {
+    let port: Int
+    let image: String
+    let session: URLSession
+
+    init(port: Int, image: String) {
+        self.port = port
+        self.image = image
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpMaximumConnectionsPerHost = 64
+        configuration.timeoutIntervalForRequest = 300
+        session = URLSession(configuration: configuration)
+    }
+
+    struct Result {
+        var latencies: [Double]
+        var seconds: Double
+        var requestsPerSecond: Double { Double(latencies.count) / seconds }
+        func percentile(_ p: Double) -> Double {
+            let sorted = latencies.sorted()
+            return sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
+        }
+    }
+
+    func classify(_ adapter: String) async throws -> Double {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/classify")!)
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.httpBody = try JSONSerialization.data(withJSONObject: ["adapter": adapter, "image": image, "top_k": 3])
+        let start = DispatchTime.now().uptimeNanoseconds
+        let (data, response) = try await session.data(for: request)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        guard (response as? HTTPURLResponse)?.statusCode == 200 else {
+            throw ValidationError("classify \(adapter): HTTP \((response as? HTTPURLResponse)?.statusCode ?? 0): \(String(decoding: data, as: UTF8.self))")
+        }
+        return seconds
+    }
+
+    func statistics() async throws -> ServingStatistics {
+        let (data, _) = try await session.data(from: URL(string: "http://127.0.0.1:\(port)/health")!)
+        struct Health: Decodable { var statistics: ServingStatistics }
+        return try JSONDecoder().decode(Health.self, from: data).statistics
+    }
+
+    func run(names: [String], requests: Int, concurrency: Int, seed: UInt64) async throws -> Result {
+        var generator = RandomGenerator(seed: seed)
+        let plan = (0..<requests).map { _ in names[Int(generator.next() % UInt64(names.count))] }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+            for client in 0..<concurrency {
+                group.addTask {
+                    var mine: [Double] = []
+                    for index in stride(from: client, to: plan.count, by: concurrency) { mine.append(try await classify(plan[index])) }
+                    return mine
+                }
+            }
+            var all: [Double] = []
+            for try await part in group { all += part }
+            return all
+        }
+        return Result(latencies: latencies, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+}
