@@ -13,7 +13,7 @@ WHEELS="$ASSETS/wheels"
 log() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
-APT_PACKAGES=(libopenblas-dev dataset-fashion-mnist fortunes libpng-dev unzip)
+APT_PACKAGES=(libopenblas-dev dataset-fashion-mnist fortunes libpng-dev libturbojpeg0 unzip)
 
 # Wheels: key | pip requirement | file name | sha256 of the wheel.
 # scikit-learn is platform specific; it is fetched for one fixed platform so its file and hash never vary.

@@ -19,7 +19,7 @@ struct ServeBench: AsyncParsableCommand {
     @Option(help: "Model for the HTTP load table and the soak.") var loadModel = "dinov2-s14"
     @Option(parsing: .unconditional, help: "Image side in pixels of every adapter.") var resolution = 224
     @Option(parsing: .upToNextOption, help: "Adapter counts for the load table.") var adapterCounts: [Int] = [1, 10, 100]
-    @Option(parsing: .unconditional, help: "Requests per load measurement.") var requests = 200
+    @Option(parsing: .unconditional, help: "Seconds of load per row of the load table (wrk).") var seconds = 20
     @Option(parsing: .unconditional, help: "Concurrent client connections.") var concurrency = 8
     @Option(parsing: .unconditional, help: "Switches timed per adapter kind (switch table).") var switches = 20
     @Option(parsing: .unconditional, help: "Seconds of random-adapter load while sampling the server's RSS (0: no soak).") var soakSeconds = 0
@@ -49,9 +49,9 @@ struct ServeBench: AsyncParsableCommand {
     // MARK: Switch cost
 
     func switchTable(root: URL) async throws {
-        print("Switch cost inside the server (fused; detach the old adapter and attach the new one, median of \(switches)) against one batch-1 forward, \(resolution) px:\n")
-        print("| model | adapter (all linear layers) | adapter tensors | switch ms | batch-1 forward ms | switch / forward | LoRA switch / this |")
-        print("|---|---|---|---|---|---|---|")
+        emit("Switch cost inside the server (fused; detach the old adapter and attach the new one, median of \(switches)) against one batch-1 forward, \(resolution) px:\n")
+        emit("| model | adapter (all linear layers) | adapter tensors | switch ms | batch-1 forward ms | switch / forward | LoRA switch / this |")
+        emit("|---|---|---|---|---|---|---|")
         for model in switchModels {
             let folder = root.appendingPathComponent("switch-\(model)")
             var loraSwitch: Double?
@@ -87,12 +87,12 @@ struct ServeBench: AsyncParsableCommand {
             }
             for (label, bytes, switchSeconds, forwardSeconds) in rows {
                 let ratio = loraSwitch.map { $0 / switchSeconds }
-                print("| \(model) | \(label) | \(bytes / 1024) KiB | \(format(switchSeconds * 1000, 3)) | \(format(forwardSeconds * 1000, 1)) | "
+                emit("| \(model) | \(label) | \(bytes / 1024) KiB | \(format(switchSeconds * 1000, 3)) | \(format(forwardSeconds * 1000, 1)) | "
                       + "\(format(100 * switchSeconds / forwardSeconds, 2))% | \(ratio.map { format($0, 1) + "x" } ?? "-") |")
             }
             try? FileManager.default.removeItem(at: folder)
         }
-        print("")
+        emit("")
     }
 
     // MARK: HTTP load
@@ -115,11 +115,12 @@ struct ServeBench: AsyncParsableCommand {
         let rgb = (0..<(resolution * resolution * 3)).map { _ in UInt8(Int(generator.next() % 256)) }
         let image = Data(try PNGImage.encode(width: resolution, height: resolution, rgb: rgb)).base64EncodedString()
         if !skipLoad {
-            print("HTTP on loopback: `peft serve --model \(loadModel)` in its own process, \(concurrency) concurrent clients (URLSession), "
-                  + "\(requests) requests per row, each for an adapter drawn at random, one \(resolution) px PNG per request; adapters "
-                  + "loaded before timing:\n")
-            print("| adapters | served as | requests/s | p50 ms | p95 ms | p99 ms | switches per request | examples per batch |")
-            print("|---|---|---|---|---|---|---|---|")
+            let wrk = try Wrk()
+            emit("HTTP on loopback: `peft serve --model \(loadModel)` in its own process; load from `wrk -t1 -c\(concurrency) -d\(seconds)s` "
+                  + "(\(wrk.version)) with a Lua script drawing the adapter of each request at random; one \(resolution) px PNG "
+                  + "(\(image.count / 1024) KiB of base64) per request; every adapter loaded before timing:\n")
+            emit("| adapters | served as | requests/s | p50 ms | p95 ms | p99 ms | switches per request | examples per batch | errors |")
+            emit("|---|---|---|---|---|---|---|---|---|")
             for (label, method, policy) in [("SHiRA 1% fused", "shira", "fused"), ("LoRA r=8 fused", "lora", "fused"),
                                             ("LoRA r=8 unfused", "lora", "unfused"), ("LoRA r=8 auto", "lora", "auto")] {
                 let process = try ServeProcess(model: loadModel, adapters: folder, policy: policy)
@@ -129,18 +130,19 @@ struct ServeBench: AsyncParsableCommand {
                     let client = LoadClient(port: process.port, image: image)
                     for name in names { _ = try await client.classify(name) }  // load every adapter first
                     let before = try await client.statistics()
-                    let result = try await client.run(names: names, requests: requests, concurrency: concurrency, seed: UInt64(count))
+                    let result = try wrk.run(port: process.port, names: names, image: image, connections: concurrency,
+                                             seconds: seconds, seed: count)
                     let after = try await client.statistics()
                     let switchesPerRequest = Double(after.switches - before.switches) / Double(max(1, after.requests - before.requests))
                     let perBatch = Double(after.examples - before.examples) / Double(max(1, after.batches - before.batches))
-                    print("| \(count) | \(label) | \(format(result.requestsPerSecond, 1)) | \(format(result.percentile(0.5) * 1000, 1)) | "
-                          + "\(format(result.percentile(0.95) * 1000, 1)) | \(format(result.percentile(0.99) * 1000, 1)) | "
-                          + "\(format(switchesPerRequest, 2)) | \(format(perBatch, 1)) |")
+                    emit("| \(count) | \(label) | \(format(result.requestsPerSecond, 1)) | \(format(result.p50 * 1000, 1)) | "
+                          + "\(format(result.p95 * 1000, 1)) | \(format(result.p99 * 1000, 1)) | "
+                          + "\(format(switchesPerRequest, 2)) | \(format(perBatch, 1)) | \(result.errors) |")
                 }
                 let exit = process.stop()
                 if exit != 0 { printError("warning: peft serve exited with status \(exit) after SIGTERM") }
             }
-            print("")
+            emit("")
         }
         if soakSeconds > 0 { try await soak(folder: folder, image: image, count: most) }
     }
@@ -157,24 +159,25 @@ struct ServeBench: AsyncParsableCommand {
         let start = Date()
         samples.append((0, process.residentKiB()))
         var served = 0, round = 0
+        let wrk = try Wrk()
         while Date().timeIntervalSince(start) < Double(soakSeconds) {
-            let result = try await client.run(names: names, requests: 100, concurrency: concurrency, seed: UInt64(round))
-            served += result.latencies.count
+            let result = try wrk.run(port: process.port, names: names, image: image, connections: concurrency, seconds: 10, seed: round)
+            served += result.requests
             round += 1
             samples.append((Date().timeIntervalSince(start), process.residentKiB()))
         }
         let statistics = try await client.statistics()
-        print("Soak: \(soakSeconds) s of random-adapter requests over \(names.count) adapters (SHiRA and LoRA, auto), at most "
+        emit("Soak: \(soakSeconds) s of random-adapter requests over \(names.count) adapters (SHiRA and LoRA, auto), at most "
               + "\(resident) resident: \(served) requests, \(statistics.loads) loads, \(statistics.evictions) evictions.\n")
-        print("| minute | server RSS MiB |")
-        print("|---|---|")
+        emit("| minute | server RSS MiB |")
+        emit("|---|---|")
         var minute = -1
         for (seconds, kib) in samples where Int(seconds / 60) > minute || seconds == samples.last?.0 {
             minute = Int(seconds / 60)
-            print("| \(format(seconds / 60, 1)) | \(format(Double(kib) / 1024, 0)) |")
+            emit("| \(format(seconds / 60, 1)) | \(format(Double(kib) / 1024, 0)) |")
         }
         let peak = samples.map(\.1).max() ?? 0
-        print("\npeak RSS \(format(Double(peak) / 1024, 0)) MiB")
+        emit("\npeak RSS \(format(Double(peak) / 1024, 0)) MiB")
         let exit = process.stop()
         if exit != 0 { printError("warning: peft serve exited with status \(exit) after SIGTERM") }
     }
@@ -253,16 +256,6 @@ struct LoadClient: Sendable {
         session = URLSession(configuration: configuration)
     }
 
-    struct Result {
-        var latencies: [Double]
-        var seconds: Double
-        var requestsPerSecond: Double { Double(latencies.count) / seconds }
-        func percentile(_ p: Double) -> Double {
-            let sorted = latencies.sorted()
-            return sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
-        }
-    }
-
     func classify(_ adapter: String) async throws -> Double {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/classify")!)
         request.httpMethod = "POST"
@@ -283,22 +276,77 @@ struct LoadClient: Sendable {
         return try JSONDecoder().decode(Health.self, from: data).statistics
     }
 
-    func run(names: [String], requests: Int, concurrency: Int, seed: UInt64) async throws -> Result {
-        var generator = RandomGenerator(seed: seed)
-        let plan = (0..<requests).map { _ in names[Int(generator.next() % UInt64(names.count))] }
-        let start = DispatchTime.now().uptimeNanoseconds
-        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
-            for client in 0..<concurrency {
-                group.addTask {
-                    var mine: [Double] = []
-                    for index in stride(from: client, to: plan.count, by: concurrency) { mine.append(try await classify(plan[index])) }
-                    return mine
-                }
-            }
-            var all: [Double] = []
-            for try await part in group { all += part }
-            return all
+}
+
+/// The `wrk` load generator (Debian package `wrk`), driven by a Lua script that draws each request's adapter at
+/// random and reports the latency percentiles.
+struct Wrk {
+    let executable: URL
+    let version: String
+
+    init() throws {
+        let candidates = ["/usr/bin/wrk", "/usr/local/bin/wrk"]
+        guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw ValidationError("wrk not found; install it with `apt-get install wrk`")
         }
-        return Result(latencies: latencies, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        executable = URL(fileURLWithPath: path)
+        let probe = Process()
+        probe.executableURL = executable
+        probe.arguments = ["--version"]
+        let pipe = Pipe()
+        probe.standardOutput = pipe
+        probe.standardError = pipe
+        try probe.run()
+        probe.waitUntilExit()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        version = text.split(separator: "\n").first.map { String($0.split(separator: " ").prefix(2).joined(separator: " ")) } ?? "wrk"
     }
+
+    struct Result {
+        var requests: Int
+        var seconds: Double
+        var p50: Double, p95: Double, p99: Double
+        var errors: Int
+        var requestsPerSecond: Double { Double(requests) / seconds }
+    }
+
+    func run(port: Int, names: [String], image: String, connections: Int, seconds: Int, seed: Int) throws -> Result {
+        let script = FileManager.default.temporaryDirectory.appendingPathComponent("peft-wrk-\(UUID().uuidString).lua")
+        defer { try? FileManager.default.removeItem(at: script) }
+        let list = names.map { "\"\($0)\"" }.joined(separator: ",")
+        let lua = """
+        local names = {\(list)}
+        local head = '{"top_k": 3, "image": "\(image)", "adapter": "'
+        math.randomseed(\(seed))
+        request = function()
+          return wrk.format("POST", "/v1/classify", {["Content-Type"] = "application/json"}, head .. names[math.random(#names)] .. '"}')
+        end
+        done = function(summary, latency, requests)
+          local e = summary.errors
+          io.write(string.format("RESULT %d %d %d %d %d %d\\n", summary.requests, summary.duration, latency:percentile(50),
+            latency:percentile(95), latency:percentile(99), e.connect + e.read + e.write + e.status + e.timeout))
+        end
+        """
+        try lua.write(to: script, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = ["-t1", "-c\(connections)", "-d\(seconds)s", "--timeout", "60s", "-s", script.path, "http://127.0.0.1:\(port)/v1/classify"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix("RESULT ") }) else {
+            throw ValidationError("wrk printed no result: \(output.suffix(400))")
+        }
+        let fields = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+        guard fields.count == 6 else { throw ValidationError("wrk result '\(line)' is not understood") }
+        return Result(requests: Int(fields[0]), seconds: fields[1] / 1e6, p50: fields[2] / 1e6, p95: fields[3] / 1e6,
+                      p99: fields[4] / 1e6, errors: Int(fields[5]))
+    }
+}
+
+/// Writes a line to standard output at once (unbuffered, so a long benchmark's tables appear row by row in a file too).
+func emit(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }

@@ -163,6 +163,12 @@ final class ServeCommandTests: XCTestCase {
             assertSame(predictions(batch)[1], expectedSecond, "\(name) batch[1]")
         }
 
+        // A JPEG (made by Pillow) is read too, and answered as `peft predict` answers for the file.
+        let jpegFile = JPEGInputTests.fixtures.appendingPathComponent("rgb-420-baseline.jpg")
+        let jpeg = try await server.post("/v1/classify", ["adapter": "shira-run", "image": try Data(contentsOf: jpegFile).base64EncodedString()])
+        XCTAssertEqual(jpeg.status, 200, jpeg.error)
+        assertSame(try XCTUnwrap(predictions(jpeg).first), try predicted(root.appendingPathComponent("shira-run/adapter"), jpegFile), "JPEG")
+
         // Bad requests: a clear JSON error and the right status, never a crash.
         func expect(_ reply: ServeProcess.Reply, _ status: Int, mentions text: String, file: StaticString = #filePath, line: UInt = #line) {
             XCTAssertEqual(reply.status, status, reply.error, file: file, line: line)

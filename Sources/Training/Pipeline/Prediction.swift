@@ -24,17 +24,17 @@ public struct InputImage: Sendable {
         self.init(name: name, rows: rows, columns: columns, planes: grey + grey + grey)
     }
 
-    /// Reads a PNG file (one image) or an IDX file of unsigned bytes ([rows, columns] for one grey image,
+    /// Reads a PNG or JPEG file (one image) or an IDX file of unsigned bytes ([rows, columns] for one grey image,
     /// [N, rows, columns] for N, [N, rows, columns, 3] for N RGB images; raw or gzipped). Pixels are scaled by
     /// 1/255. Errors name the file.
     public static func load(_ url: URL) throws -> [InputImage] {
         try decode(DataFileBytes.read(url), name: url.lastPathComponent, path: url.path)
     }
 
-    /// Decodes the bytes of a PNG or IDX file (as `load`); errors name `path`, images are named from `name`.
+    /// Decodes the bytes of a PNG, JPEG or IDX file (as `load`); errors name `path`, images are named from `name`.
     public static func decode(_ bytes: [UInt8], name: String, path: String) throws -> [InputImage] {
-        if PNGImage.hasSignature(bytes) {
-            let png = try PNGImage.decode(bytes, name: path)
+        if PNGImage.hasSignature(bytes) || JPEGImage.hasSignature(bytes) {
+            let png = PNGImage.hasSignature(bytes) ? try PNGImage.decode(bytes, name: path) : try JPEGImage.decode(bytes, name: path)
             let plane = png.width * png.height
             var planes = [Float](repeating: 0, count: 3 * plane)
             for i in 0..<plane {
@@ -43,7 +43,7 @@ public struct InputImage: Sendable {
             return [InputImage(name: name, rows: png.height, columns: png.width, planes: planes)]
         }
         guard bytes.count >= 4, bytes[0] == 0, bytes[1] == 0 else {
-            throw DataReaderError(file: path, problem: "neither a PNG nor an IDX file (unknown signature)")
+            throw DataReaderError(file: path, problem: "neither a PNG, a JPEG nor an IDX file (unknown signature)")
         }
         let idx = try IDXFile.parse(bytes, name: path)
         let d = idx.dimensions
