@@ -4,7 +4,7 @@ import Engine
 import Foundation
 
 @main
-struct PeftCommand: AsyncParsableCommand {
+struct PeftCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "peft",
         abstract: "Parameter-efficient fine-tuning of pretrained transformers on the CPU.",
@@ -35,3 +35,20 @@ struct GlobalOptions: ParsableArguments {
 func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
+
+/// Runs async work from a synchronous command and waits for it. The root command stays synchronous so the commands
+/// that need no concurrency never start Swift's thread pool (each of its threads reserves a malloc arena of address
+/// space, which the `ulimit -v` limits of RELIABILITY.md count).
+func runBlocking(_ body: @escaping @Sendable () async throws -> Void) throws {
+    final class Outcome: @unchecked Sendable { var error: (any Error)? }  // written before the signal, read after
+    let outcome = Outcome(), done = DispatchSemaphore(value: 0)
+    Task {
+        do { try await body() } catch { outcome.error = error }
+        done.signal()
+    }
+    done.wait()
+    if let error = outcome.error { throw error }
+}
+
+/// A command value handed to the async work of `runBlocking` (only that work uses it).
+struct CommandBox<Command>: @unchecked Sendable { let command: Command }

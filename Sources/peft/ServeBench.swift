@@ -10,7 +10,7 @@ import Training
 
 /// `peft bench serve`: switching cost inside the adapter server, then requests/s and latency of a real `peft serve`
 /// process on loopback under a bounded load generator (random adapter per request), then optionally a memory soak.
-struct ServeBench: AsyncParsableCommand {
+struct ServeBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Benchmark serving: switch cost vs forward, HTTP requests/s and p50/p95/p99 for 1/10/100 adapters, RSS soak.")
@@ -34,7 +34,12 @@ struct ServeBench: AsyncParsableCommand {
         ("LoRA r=8", "lora", ["r": 8, "target_modules": "all-linear"]),
     ]
 
-    func run() async throws {
+    func run() throws {
+        let box = CommandBox(command: self)
+        try runBlocking { try await box.command.runAsync() }
+    }
+
+    func runAsync() async throws {
         try global.announce()
         let root: URL
         if let work { root = URL(fileURLWithPath: work) } else {

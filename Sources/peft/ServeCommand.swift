@@ -5,7 +5,7 @@ import Serving
 import ServingHTTP
 
 /// `peft serve`: one base model, every adapter under a folder, a JSON API over HTTP.
-struct ServeCommand: AsyncParsableCommand {
+struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve many adapters from one base model over HTTP (JSON API, Prometheus metrics).",
@@ -47,7 +47,12 @@ struct ServeCommand: AsyncParsableCommand {
         guard (1...1024).contains(maxBodyMB) else { throw ValidationError("--max-body-mb \(maxBodyMB): must be between 1 and 1024") }
     }
 
-    func run() async throws {
+    func run() throws {
+        let box = CommandBox(command: self)
+        try runBlocking { try await box.command.runAsync() }
+    }
+
+    func runAsync() async throws {
         try global.announce()
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
