@@ -63,7 +63,7 @@ struct ServeBench: ParsableCommand {
             var rows: [(String, Int, Double, Double)] = []
             for kind in Self.kinds {
                 let entries = try SyntheticAdapters.write(model: model, method: kind.method, config: kind.config, count: 2,
-                                                          resolution: resolution, namePrefix: "\(kind.method)-\(Int(rows.count))",
+                                                          resolution: resolution, namePrefix: "\(kind.method)-\(rows.count)",
                                                           to: folder, progress: printError)
                 var options = ServingOptions()
                 options.policy = .fused
