@@ -13,7 +13,8 @@ WHEELS="$ASSETS/wheels"
 log() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
-APT_PACKAGES=(libopenblas-dev dataset-fashion-mnist fortunes libpng-dev libturbojpeg0 unzip)
+# wrk is the load generator of `peft bench serve` (not needed by the tests).
+APT_PACKAGES=(libopenblas-dev dataset-fashion-mnist fortunes libpng-dev libturbojpeg0 unzip wrk)
 
 # Wheels: key | pip requirement | file name | sha256 of the wheel.
 # scikit-learn is platform specific; it is fetched for one fixed platform so its file and hash never vary.

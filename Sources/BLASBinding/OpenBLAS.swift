@@ -134,7 +134,7 @@ public final class OpenBLAS: @unchecked Sendable {
     static let bytesPerCallingThread = 136 << 20
 
     /// The soft address-space limit (`ulimit -v`), or nil when there is none.
-    static func addressSpaceLimit() -> Int? {
+    public static func addressSpaceLimit() -> Int? {
         var limit = rlimit()
         #if os(Linux)
         let resource = __rlimit_resource_t(RLIMIT_AS.rawValue)
@@ -179,6 +179,16 @@ public final class OpenBLAS: @unchecked Sendable {
     /// thread, then confines products to it (see `confinedToLoadingThread`). Without a limit nothing is done.
     func reserveBuffers() throws {
         guard let limit = OpenBLAS.addressSpaceLimit() else { return }
+        #if os(Linux)
+        // glibc gives each new allocating thread an arena that reserves 64 MiB of address space up front; three of
+        // them (data loader, workers) took 192 MB of a 600 MB limit before a tensor was allocated. Under a limit
+        // every thread shares the main heap instead.
+        // mallopt is declared in <malloc.h>, which the Glibc module does not export; M_ARENA_MAX is -8 there.
+        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {
+            _ = unsafeBitCast(symbol, to: Mallopt.self)(-8, 1)
+        }
+        #endif
         let needed = OpenBLAS.bytesPerCallingThread
         let used = OpenBLAS.virtualSize() ?? 0
         guard limit - used >= needed + (64 << 20) else {

@@ -1,8 +1,5 @@
 import ArgumentParser
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Engine
 import Methods
 import Serving
@@ -133,11 +130,11 @@ struct ServeBench: ParsableCommand {
                 for count in adapterCounts {
                     let names = (0..<count).map { "\(method)-\($0)" }
                     let client = LoadClient(port: process.port, image: image)
-                    for name in names { _ = try await client.classify(name) }  // load every adapter first
-                    let before = try await client.statistics()
+                    for name in names { _ = try client.classify(name) }  // load every adapter first
+                    let before = try client.statistics()
                     let result = try wrk.run(port: process.port, names: names, image: image, connections: concurrency,
                                              seconds: seconds, seed: count)
-                    let after = try await client.statistics()
+                    let after = try client.statistics()
                     let switchesPerRequest = Double(after.switches - before.switches) / Double(max(1, after.requests - before.requests))
                     let perBatch = Double(after.examples - before.examples) / Double(max(1, after.batches - before.batches))
                     emit("| \(count) | \(label) | \(format(result.requestsPerSecond, 1)) | \(format(result.p50 * 1000, 1)) | "
@@ -171,7 +168,7 @@ struct ServeBench: ParsableCommand {
             round += 1
             samples.append((Date().timeIntervalSince(start), process.residentKiB()))
         }
-        let statistics = try await client.statistics()
+        let statistics = try client.statistics()
         emit("Soak: \(soakSeconds) s of random-adapter requests over \(names.count) adapters (SHiRA and LoRA, auto), at most "
               + "\(resident) resident: \(served) requests, \(statistics.loads) loads, \(statistics.evictions) evictions.\n")
         emit("| minute | server RSS MiB |")
@@ -246,41 +243,33 @@ final class ServeProcess: @unchecked Sendable {
     }
 }
 
-/// A bounded load generator: `concurrency` clients, each sending its share of requests one after another.
+/// Warm-up requests and statistics for `peft bench serve` (the timed load comes from `wrk`).
 struct LoadClient: Sendable {
-    let port: Int
+    let http: LoopbackHTTPClient
     let image: String
-    let session: URLSession
 
     init(port: Int, image: String) {
-        self.port = port
+        http = LoopbackHTTPClient(port: port)
         self.image = image
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.httpMaximumConnectionsPerHost = 64
-        configuration.timeoutIntervalForRequest = 300
-        session = URLSession(configuration: configuration)
     }
 
-    func classify(_ adapter: String) async throws -> Double {
-        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/classify")!)
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.httpBody = try JSONSerialization.data(withJSONObject: ["adapter": adapter, "image": image, "top_k": 3])
+    /// Classifies the image with `adapter`; returns the seconds it took.
+    func classify(_ adapter: String) throws -> Double {
+        let body = try JSONSerialization.data(withJSONObject: ["adapter": adapter, "image": image, "top_k": 3])
         let start = DispatchTime.now().uptimeNanoseconds
-        let (data, response) = try await session.data(for: request)
+        let response = try http.send("POST", "/v1/classify", json: body)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        guard (response as? HTTPURLResponse)?.statusCode == 200 else {
-            throw ValidationError("classify \(adapter): HTTP \((response as? HTTPURLResponse)?.statusCode ?? 0): \(String(decoding: data, as: UTF8.self))")
+        guard response.status == 200 else {
+            throw ValidationError("classify \(adapter): HTTP \(response.status): \(String(decoding: response.body, as: UTF8.self))")
         }
         return seconds
     }
 
-    func statistics() async throws -> ServingStatistics {
-        let (data, _) = try await session.data(from: URL(string: "http://127.0.0.1:\(port)/health")!)
+    func statistics() throws -> ServingStatistics {
+        let response = try http.send("GET", "/health")
         struct Health: Decodable { var statistics: ServingStatistics }
-        return try JSONDecoder().decode(Health.self, from: data).statistics
+        return try JSONDecoder().decode(Health.self, from: response.body).statistics
     }
-
 }
 
 /// The `wrk` load generator (Debian package `wrk`), driven by a Lua script that draws each request's adapter at

@@ -34,6 +34,14 @@ final class BLASLoadingTests: XCTestCase {
             assertSuccess(run)
             XCTAssertTrue(run.stdout.contains("test accuracy"), run.summary)
         }
+        // Every limit between refusal and success: a run or a clean error, never a crash or a hang (a thread whose
+        // stack no longer fits made libdispatch retry forever; a Swift runtime allocation failure aborts).
+        for megabytes in stride(from: 300, to: 400, by: 10) {
+            let run = try underLimit(megabytes: megabytes, quickTrain(out: out.appendingPathComponent("edge-\(megabytes)"), epochs: 1))
+            XCTAssertFalse(run.timedOut || run.signalled, "\(megabytes) MB: \(run.summary)")
+            XCTAssertTrue([0, 64, 71].contains(run.status), "\(megabytes) MB: \(run.summary)")
+            if run.status != 0 { XCTAssertTrue(run.stderr.contains("ulimit -v"), "\(megabytes) MB: \(run.summary)") }
+        }
         // Too small for this model and batch: a clear out-of-memory exit (71), not a crash or a hang.
         let big = try underLimit(megabytes: 700, ["train", "--model", "vit-b16-random", "--task", "digits-1k", "--method", "full",
                                                   "--resolution", "224", "--batch-size", "64", "--epochs", "1", "--max-steps", "1",

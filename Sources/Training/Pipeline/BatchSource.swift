@@ -93,6 +93,13 @@ final class Prefetcher {
     func start(_ work: @escaping () -> ClassifierInput) {
         let slot = Slot()
         self.slot = slot
+        // Under an address-space limit the batch is made here: a prefetch thread might not fit (see
+        // `Parallel.mayStartThreads`).
+        guard Parallel.mayStartThreads else {
+            slot.value = work()
+            pending = nil
+            return
+        }
         let item = DispatchWorkItem { slot.value = work() }
         pending = item
         queue.async(execute: item)
