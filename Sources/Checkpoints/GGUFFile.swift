@@ -152,6 +152,34 @@ public final class GGUFFile: @unchecked Sendable {
         return result
     }
 
+    /// Matrix `name` [out, in] kept in its quantised form, when its type is one the quantised kernels read (Q4_0,
+    /// Q4_1, Q8_0); nil for other types (read those with `tensor`). A block with a NaN or infinite scale is refused
+    /// naming the tensor.
+    public func quantizedMatrix(_ name: String) throws -> QuantizedMatrix? {
+        guard let info = info(name) else {
+            throw CheckpointError(.missingTensor, path: path, tensor: name, "not in the file (\(tensorInfos.count) tensors)")
+        }
+        let format: QuantizedMatrix.Format
+        switch info.type {
+        case .q4_0: format = .q4_0
+        case .q4_1: format = .q4_1
+        case .q8_0: format = .q8_0
+        default: return nil
+        }
+        guard info.ne.count == 2, let base = file.base else { return nil }
+        let matrix: QuantizedMatrix
+        do {
+            matrix = try QuantizedMatrix(format: format, rows: info.ne[1], columns: info.ne[0],
+                                         bytes: UnsafeRawBufferPointer(start: UnsafeRawPointer(base) + dataOffset + info.offset, count: info.byteCount))
+        } catch {
+            throw CheckpointError(.invalidArgument, path: path, tensor: name, "\(error)")
+        }
+        if let bad = matrix.firstNonFiniteBlock() {
+            throw CheckpointError(.nonFinite, path: path, tensor: name, "block \(bad) has a NaN or infinite scale")
+        }
+        return matrix
+    }
+
     /// A cursor over the header bytes; every read checks the bytes left.
     struct Reader {
         let bytes: UnsafeRawBufferPointer

@@ -67,6 +67,20 @@ final class BufferPool: @unchecked Sendable {
 
     private static var liveTensorText: String { "\(shared.liveBytes >> 20) MB held by tensors" }
 
+    /// Bytes of released buffers kept on the free lists.
+    var pooledByteCount: Int { lock.lock(); defer { lock.unlock() }; return pooledBytes }
+
+    /// Frees every pooled buffer and asks the C library to return free heap pages to the system.
+    func drain() {
+        lock.lock()
+        let lists = freeLists
+        freeLists = [:]
+        pooledBytes = 0
+        lock.unlock()
+        for pointer in lists.values.joined() { free(pointer) }
+        SystemMemory.trim()
+    }
+
     func release(_ pointer: UnsafeMutableRawPointer, count: Int) {
         let size = Self.sizeClass(count)
         if count >= Self.minimumPooledCount {
@@ -92,4 +106,23 @@ public enum TensorMemory {
     public static var peakLiveBytes: Int { BufferPool.shared.peakLiveBytes }
     /// Starts a new peak measurement.
     public static func resetPeak() { BufferPool.shared.resetPeak() }
+    /// Bytes of released tensor buffers the pool keeps for reuse.
+    public static var pooledBytes: Int { BufferPool.shared.pooledByteCount }
+    /// Frees the pool's buffers and returns free heap pages to the system (after a long-lived process drops
+    /// models or adapters; the next allocations are fresh pages).
+    public static func releasePooled() { BufferPool.shared.drain() }
+}
+
+/// The C library's heap.
+enum SystemMemory {
+    /// Returns free memory at the top and in the middle of the heap to the system (glibc's `malloc_trim`, looked
+    /// up at run time because the Glibc module does not export <malloc.h>; nothing elsewhere).
+    static func trim() {
+        #if os(Linux)
+        typealias MallocTrim = @convention(c) (Int) -> Int32
+        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") {
+            _ = unsafeBitCast(symbol, to: MallocTrim.self)(0)
+        }
+        #endif
+    }
 }

@@ -32,6 +32,12 @@ public final class Embedding: Module {
         weight = Tensor.randomNormal([count, dimension], std: 0.02, generator: &generator)
     }
 
+    /// A table over a given tensor [count, dimension].
+    public init(weight: Tensor) {
+        precondition(weight.rank == 2, "Embedding weight must be [count, dimension], got \(weight.shape)")
+        self.weight = weight
+    }
+
     public var ownParameters: [(String, Tensor)] { [("weight", weight)] }
 
     /// Rows for `ids` laid out as `shape`.

@@ -1,18 +1,28 @@
 import Engine
 import Layers
 
+/// Makes the bias-free projection at a transformers path (`model.layers.N.self_attn.q_proj`) of given in and out
+/// features: random, empty for loading, or quantised from a GGUF file.
+typealias LlamaLinearFactory = (_ path: String, _ inFeatures: Int, _ outFeatures: Int) throws -> Linear
+
+/// Holds a generator for a factory closure (closures cannot capture `inout`).
+final class GeneratorBox {
+    var generator: RandomGenerator
+    init(_ generator: RandomGenerator) { self.generator = generator }
+}
+
 /// A Llama block's self-attention: q, k, v and output projections (no biases), rotary positions on q and k,
 /// grouped-query attention with a causal mask.
 public final class LlamaAttention: Module {
     public let query, key, value, output: Linear
     let heads: Int, keyValueHeads: Int
 
-    init(_ c: LlamaConfiguration, generator: inout RandomGenerator) {
-        let kvWidth = c.keyValueHeads * c.headDimension
-        query = Linear(inFeatures: c.hiddenSize, outFeatures: c.hiddenSize, bias: false, generator: &generator)
-        key = Linear(inFeatures: c.hiddenSize, outFeatures: kvWidth, bias: false, generator: &generator)
-        value = Linear(inFeatures: c.hiddenSize, outFeatures: kvWidth, bias: false, generator: &generator)
-        output = Linear(inFeatures: c.hiddenSize, outFeatures: c.hiddenSize, bias: false, generator: &generator)
+    init(_ c: LlamaConfiguration, layer: Int, make: LlamaLinearFactory) throws {
+        let kvWidth = c.keyValueHeads * c.headDimension, prefix = "model.layers.\(layer).self_attn."
+        query = try make(prefix + "q_proj", c.hiddenSize, c.hiddenSize)
+        key = try make(prefix + "k_proj", c.hiddenSize, kvWidth)
+        value = try make(prefix + "v_proj", c.hiddenSize, kvWidth)
+        output = try make(prefix + "o_proj", c.hiddenSize, c.hiddenSize)
         heads = c.heads
         keyValueHeads = c.keyValueHeads
     }
@@ -42,10 +52,11 @@ public final class LlamaAttention: Module {
 public final class LlamaMLP: Module {
     public let gate, up, down: Linear
 
-    init(_ c: LlamaConfiguration, generator: inout RandomGenerator) {
-        gate = Linear(inFeatures: c.hiddenSize, outFeatures: c.intermediateSize, bias: false, generator: &generator)
-        up = Linear(inFeatures: c.hiddenSize, outFeatures: c.intermediateSize, bias: false, generator: &generator)
-        down = Linear(inFeatures: c.intermediateSize, outFeatures: c.hiddenSize, bias: false, generator: &generator)
+    init(_ c: LlamaConfiguration, layer: Int, make: LlamaLinearFactory) throws {
+        let prefix = "model.layers.\(layer).mlp."
+        gate = try make(prefix + "gate_proj", c.hiddenSize, c.intermediateSize)
+        up = try make(prefix + "up_proj", c.hiddenSize, c.intermediateSize)
+        down = try make(prefix + "down_proj", c.intermediateSize, c.hiddenSize)
     }
 
     public var children: [(String, any Module)] { [("gate_proj", gate), ("up_proj", up), ("down_proj", down)] }
@@ -60,11 +71,11 @@ public final class LlamaBlock: Module {
     public let postAttentionNorm: RMSNorm
     public let mlp: LlamaMLP
 
-    init(_ c: LlamaConfiguration, generator: inout RandomGenerator) {
+    init(_ c: LlamaConfiguration, layer: Int, make: LlamaLinearFactory) throws {
         inputNorm = RMSNorm(dimension: c.hiddenSize, eps: c.rmsNormEps)
-        attention = LlamaAttention(c, generator: &generator)
+        attention = try LlamaAttention(c, layer: layer, make: make)
         postAttentionNorm = RMSNorm(dimension: c.hiddenSize, eps: c.rmsNormEps)
-        mlp = LlamaMLP(c, generator: &generator)
+        mlp = try LlamaMLP(c, layer: layer, make: make)
     }
 
     public var children: [(String, any Module)] {
@@ -84,9 +95,9 @@ public final class LlamaDecoder: Module {
     public let blocks: [LlamaBlock]
     public let norm: RMSNorm
 
-    init(_ c: LlamaConfiguration, generator: inout RandomGenerator) {
-        embedding = Embedding(count: c.vocabularySize, dimension: c.hiddenSize, generator: &generator)
-        blocks = (0..<c.layers).map { _ in LlamaBlock(c, generator: &generator) }
+    init(_ c: LlamaConfiguration, embedding: Embedding, make: LlamaLinearFactory) throws {
+        self.embedding = embedding
+        blocks = try (0..<c.layers).map { try LlamaBlock(c, layer: $0, make: make) }
         norm = RMSNorm(dimension: c.hiddenSize, eps: c.rmsNormEps)
     }
 
@@ -103,15 +114,29 @@ public final class LlamaModel: Module {
     public let decoder: LlamaDecoder
     /// The output head; nil when tied to the token embedding.
     public let head: Linear?
+    /// With a tied head and quantised weights (`init(gguf:quantizedWeights:)`): the token embedding as the file
+    /// stores it, which the logits read instead of the float32 table (at one token per row that product reads the
+    /// whole table: 113 MB as float32, 30 MB as Q8_0). Unused while the embedding trains.
+    public internal(set) var tiedHeadQuantized: QuantizedMatrix?
 
     /// A model with random weights (N(0, 0.02^2) projections and embedding, unit norms).
-    public init(_ configuration: LlamaConfiguration, seed: UInt64 = 0) throws {
+    public convenience init(_ configuration: LlamaConfiguration, seed: UInt64 = 0) throws {
+        let configuration = try configuration.validate()  // before any allocation sized by it
+        let box = GeneratorBox(RandomGenerator(seed: seed))
+        let embedding = Embedding(count: configuration.vocabularySize, dimension: configuration.hiddenSize,
+                                  generator: &box.generator)
+        try self.init(configuration, embedding: embedding) { _, inFeatures, outFeatures in
+            Linear(inFeatures: inFeatures, outFeatures: outFeatures, bias: false, generator: &box.generator)
+        }
+    }
+
+    /// A model whose projections (and untied head, `lm_head`) come from `make(path, in, out)`, path being
+    /// transformers' (`model.layers.0.self_attn.q_proj`).
+    init(_ configuration: LlamaConfiguration, embedding: Embedding, make: LlamaLinearFactory) throws {
         self.configuration = try configuration.validate()
-        var generator = RandomGenerator(seed: seed)
-        decoder = LlamaDecoder(configuration, generator: &generator)
+        decoder = try LlamaDecoder(configuration, embedding: embedding, make: make)
         head = configuration.tiedEmbeddings ? nil
-            : Linear(inFeatures: configuration.hiddenSize, outFeatures: configuration.vocabularySize, bias: false,
-                     generator: &generator)
+            : try make("lm_head", configuration.hiddenSize, configuration.vocabularySize)
     }
 
     public var children: [(String, any Module)] {
@@ -167,7 +192,15 @@ public final class LlamaModel: Module {
     /// Next-token logits [B, N, vocabulary] for token ids [B][N].
     public func logits(_ ids: [[Int32]], attentionMask: [[Int]]? = nil) throws -> Tensor {
         let hidden = try hiddenStates(ids, attentionMask: attentionMask)
-        return linear(hidden, head?.weight ?? decoder.embedding.weight)
+        return outputLogits(hidden)
+    }
+
+    /// Logits for final hidden states [..., D]: the head, or the token embedding when tied (read from its
+    /// quantised copy while the embedding does not train, see `tiedHeadQuantized`).
+    func outputLogits(_ hidden: Tensor) -> Tensor {
+        if let head { return head(hidden) }
+        if let tiedHeadQuantized, !decoder.embedding.weight.requiresGrad { return quantizedLinear(hidden, tiedHeadQuantized) }
+        return linear(hidden, decoder.embedding.weight)
     }
 }
 

@@ -72,7 +72,7 @@ extension LlamaModel {
                 }
             }
             cache.length = start + count
-            return linear(decoder.norm(x), head?.weight ?? decoder.embedding.weight)
+            return outputLogits(decoder.norm(x))
         }
     }
 

@@ -36,39 +36,75 @@ extension LlamaConfiguration {
 }
 
 extension LlamaModel {
-    /// The model in a GGUF file (llama.cpp's names: `token_embd`, `blk.N.attn_q`, ...), dequantised to float32.
+    /// The model in a GGUF file (llama.cpp's names: `token_embd`, `blk.N.attn_q`, ...). With `quantizedWeights`,
+    /// the projections stored as Q4_0, Q4_1 or Q8_0 stay in that form in memory (`Linear(quantized:)`; about 7x less
+    /// than float32 for Q4_1) and every other tensor is dequantised to float32; without it, everything is.
     /// llama.cpp's converter permutes the rows of `attn_q` and `attn_k` within each head for its interleaved rotary
-    /// pairs; they are put back in transformers' order, so the model uses the rotate-half layout and its q_proj /
-    /// k_proj weights equal transformers'. Every tensor's shape is checked against the configuration.
-    public convenience init(gguf file: GGUFFile) throws {
-        try self.init(try LlamaConfiguration(gguf: file))
-        let c = configuration
+    /// pairs; they are put back in transformers' order (also in quantised form: rows are independent), so the model
+    /// uses the rotate-half layout and its q_proj / k_proj weights equal transformers'. Every tensor's shape is
+    /// checked against the configuration.
+    public convenience init(gguf file: GGUFFile, quantizedWeights: Bool = false) throws {
+        let c = try LlamaConfiguration(gguf: file)
+        func checkedInfo(_ name: String, shape: [Int]) throws -> GGUFTensorInfo {
+            guard let info = file.info(name) else { throw LlamaError("\(file.path): tensor '\(name)' is missing") }
+            guard info.shape == shape else {
+                throw LlamaError("\(file.path): tensor '\(name)' has shape \(info.shape), the configuration needs \(shape)")
+            }
+            return info
+        }
         func load(_ name: String, into target: Tensor, heads: Int? = nil) throws {
-            guard let info = file.info(name) else {
-                throw LlamaError("\(file.path): tensor '\(name)' is missing")
-            }
-            guard info.shape == target.shape else {
-                throw LlamaError("\(file.path): tensor '\(name)' has shape \(info.shape), the configuration needs \(target.shape)")
-            }
+            _ = try checkedInfo(name, shape: target.shape)
             let value = try file.tensor(name)
             if let heads { Self.unpermuteRotaryRows(value, heads: heads) }
             target.assign(value)
         }
-        try load("token_embd.weight", into: decoder.embedding.weight)
+        let embedding = Embedding(weight: Tensor(uninitialized: [c.vocabularySize, c.hiddenSize]))
+        try load("token_embd.weight", into: embedding.weight)
+        // transformers path -> GGUF name, and the heads of a rotary projection.
+        func ggufName(_ path: String) -> (String, Int?) {
+            if path == "lm_head" { return ("output.weight", nil) }
+            let parts = path.split(separator: ".")  // model.layers.N.self_attn.q_proj
+            let block = "blk.\(parts[2]).", role = String(parts[4])
+            switch role {
+            case "q_proj": return (block + "attn_q.weight", c.heads)
+            case "k_proj": return (block + "attn_k.weight", c.keyValueHeads)
+            case "v_proj": return (block + "attn_v.weight", nil)
+            case "o_proj": return (block + "attn_output.weight", nil)
+            case "gate_proj": return (block + "ffn_gate.weight", nil)
+            case "up_proj": return (block + "ffn_up.weight", nil)
+            default: return (block + "ffn_down.weight", nil)
+            }
+        }
+        try self.init(c, embedding: embedding) { path, inFeatures, outFeatures in
+            let (name, heads) = ggufName(path)
+            _ = try checkedInfo(name, shape: [outFeatures, inFeatures])
+            if quantizedWeights, let matrix = try file.quantizedMatrix(name) {
+                if let heads { matrix.permuteRows(Self.transformersRowOrder(rows: outFeatures, heads: heads)) }
+                return Linear(quantized: matrix)
+            }
+            let layer = Linear(weight: Tensor(uninitialized: [outFeatures, inFeatures]), bias: nil)
+            try load(name, into: layer.weight, heads: heads)
+            return layer
+        }
         for (index, block) in decoder.blocks.enumerated() {
-            let prefix = "blk.\(index)."
-            try load(prefix + "attn_norm.weight", into: block.inputNorm.weight)
-            try load(prefix + "attn_q.weight", into: block.attention.query.weight, heads: c.heads)
-            try load(prefix + "attn_k.weight", into: block.attention.key.weight, heads: c.keyValueHeads)
-            try load(prefix + "attn_v.weight", into: block.attention.value.weight)
-            try load(prefix + "attn_output.weight", into: block.attention.output.weight)
-            try load(prefix + "ffn_norm.weight", into: block.postAttentionNorm.weight)
-            try load(prefix + "ffn_gate.weight", into: block.mlp.gate.weight)
-            try load(prefix + "ffn_up.weight", into: block.mlp.up.weight)
-            try load(prefix + "ffn_down.weight", into: block.mlp.down.weight)
+            try load("blk.\(index).attn_norm.weight", into: block.inputNorm.weight)
+            try load("blk.\(index).ffn_norm.weight", into: block.postAttentionNorm.weight)
         }
         try load("output_norm.weight", into: decoder.norm.weight)
-        if let head { try load("output.weight", into: head.weight) }
+        if quantizedWeights && head == nil { tiedHeadQuantized = try file.quantizedMatrix("token_embd.weight") }
+    }
+
+    /// For a GGUF q or k projection of `rows` rows: transformers' row i is GGUF row `order[i]` (see
+    /// `unpermuteRotaryRows`).
+    static func transformersRowOrder(rows: Int, heads: Int) -> [Int] {
+        let headRows = rows / heads, half = headRows / 2
+        var order = [Int](repeating: 0, count: rows)
+        for h in 0..<heads {
+            for i in 0..<half {
+                for j in 0..<2 { order[h * headRows + j * half + i] = h * headRows + 2 * i + j }
+            }
+        }
+        return order
     }
 
     /// Puts the rows of a GGUF q or k projection [heads * d, in] back in transformers' order: within each head,

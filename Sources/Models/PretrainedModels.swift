@@ -26,13 +26,14 @@ public enum PretrainedModels {
         name == "smollm2-135m" ? "HuggingFaceTB/SmolLM2-135M-Instruct" : name
     }
 
-    /// A causal language model and its tokenizer, from its GGUF file in the assets.
-    public static func languageModel(named name: String) throws -> (model: LlamaModel, tokenizer: BytePairTokenizer) {
+    /// A causal language model and its tokenizer, from its GGUF file in the assets. With `quantizedWeights` the
+    /// quantised projections stay quantised in memory (see `LlamaModel(gguf:quantizedWeights:)`).
+    public static func languageModel(named name: String, quantizedWeights: Bool = false) throws -> (model: LlamaModel, tokenizer: BytePairTokenizer) {
         guard name == "smollm2-135m" else {
             throw ModuleError("unknown language model '\(name)'; choose one of: \(languageNames.joined(separator: ", "))")
         }
         let file = try GGUFFile(path: try Assets.file("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf").path)
-        return (try LlamaModel(gguf: file), try BytePairTokenizer(gguf: file))
+        return (try LlamaModel(gguf: file, quantizedWeights: quantizedWeights), try BytePairTokenizer(gguf: file))
     }
 
     /// DINOv2 ViT-S/14 from `assets/dinov2/dinov2-s14.safetensors`, importing it from the ONNX file the first time.

@@ -62,6 +62,7 @@ public final class AdapterServer: @unchecked Sendable {
     private let loadCounter = Counter(label: "peft_adapter_loads_total")
     private let evictionCounter = Counter(label: "peft_adapter_evictions_total")
     private let residentGauge = Gauge(label: "peft_resident_adapters")
+    private let tensorBytesGauge = Gauge(label: "peft_tensor_bytes")
     private let queueGauge = Gauge(label: "peft_queued_requests")
 
     private struct Job {
@@ -173,6 +174,8 @@ public final class AdapterServer: @unchecked Sendable {
         snapshotLock.lock(); defer { snapshotLock.unlock() }
         var copy = statistics
         condition.lock(); copy.queued = queue.count; condition.unlock()
+        copy.tensorBytes = TensorMemory.liveBytes
+        copy.pooledTensorBytes = TensorMemory.pooledBytes
         return copy
     }
 
@@ -327,6 +330,15 @@ public final class AdapterServer: @unchecked Sendable {
         forwardTimer.recordSeconds(seconds)
         exampleCounter.increment(by: examples)
         adapter.examples += examples
+        // Counted before any answer goes out, so that a client that has its answer sees it in the statistics.
+        snapshotLock.lock()
+        statistics.requests += jobs.count
+        statistics.examples += examples
+        statistics.batches += 1
+        statistics.forwardSeconds += seconds
+        examplesServed[entry.name, default: 0] += examples
+        snapshotLock.unlock()
+        publish()
         var offset = 0
         for job in jobs {
             let rows = probabilities[offset..<(offset + job.inputs.count)].map { row in
@@ -337,14 +349,6 @@ public final class AdapterServer: @unchecked Sendable {
             offset += job.inputs.count
             job.continuation.resume(returning: Array(rows))
         }
-        snapshotLock.lock()
-        statistics.requests += jobs.count
-        statistics.examples += examples
-        statistics.batches += 1
-        statistics.forwardSeconds += seconds
-        examplesServed[entry.name, default: 0] += examples
-        snapshotLock.unlock()
-        publish()
     }
 
     /// The fused or unfused mode for serving `examples` examples with `adapter` now (see `SwitchPolicy`).
@@ -399,28 +403,32 @@ public final class AdapterServer: @unchecked Sendable {
     }
 
     /// Times a fused switch (merge, then restore) and the forward of one probe example fused and unfused.
+    /// The unfused overhead is a small difference of two large times, so each is the fastest of 5 runs, taken in
+    /// alternation (fused, unfused, fused, ...) so that load from the HTTP threads falls on both alike; a median of
+    /// 3 in two blocks let that noise make the overhead look larger than a switch and choose fused for one-example
+    /// groups.
     private func measureCosts(_ adapter: ResidentAdapter) {
         let probe = [base.probeInput]
-        func median(_ body: () -> Void) -> Double {
-            var times: [Double] = []
-            for _ in 0..<3 {
-                let start = DispatchTime.now().uptimeNanoseconds
-                body()
-                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-            }
-            return times.sorted()[1]
+        func seconds(_ body: () -> Void) -> Double {
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         }
+        var switchCost = Double.infinity, fused = Double.infinity, unfused = Double.infinity
         base.activate(adapter, mode: .unfused)
-        _ = try? base.probabilities(adapter, inputs: probe)
-        let unfused = median { _ = try? base.probabilities(adapter, inputs: probe) }
-        base.deactivate()
-        let switchCost = median {
+        _ = try? base.probabilities(adapter, inputs: probe)  // first-use work (the lazily made buffers)
+        for _ in 0..<5 {
+            base.activate(adapter, mode: .unfused)
+            unfused = min(unfused, seconds { _ = try? base.probabilities(adapter, inputs: probe) })
+            base.deactivate()
+            switchCost = min(switchCost, seconds {
+                base.activate(adapter, mode: .fused)
+                base.deactivate()
+            })
             base.activate(adapter, mode: .fused)
+            fused = min(fused, seconds { _ = try? base.probabilities(adapter, inputs: probe) })
             base.deactivate()
         }
-        base.activate(adapter, mode: .fused)
-        let fused = median { _ = try? base.probabilities(adapter, inputs: probe) }
-        base.deactivate()
         adapter.fusedSwitchSeconds = switchCost
         adapter.unfusedOverheadSeconds = max(0, unfused - fused)
     }
@@ -434,6 +442,7 @@ public final class AdapterServer: @unchecked Sendable {
             snapshot[name] = status
         }
         residentGauge.record(resident.count)
+        tensorBytesGauge.record(TensorMemory.liveBytes)
         snapshotLock.lock()
         residentStatus = snapshot
         snapshotLock.unlock()

@@ -77,4 +77,8 @@ public struct ServingStatistics: Sendable, Codable, Equatable {
     public var forwardSeconds = 0.0
     /// Requests waiting now.
     public var queued = 0
+    /// Bytes held by tensors now (base, resident adapters, activations) and bytes of released tensor buffers kept
+    /// for reuse (see `TensorMemory`).
+    public var tensorBytes = 0
+    public var pooledTensorBytes = 0
 }

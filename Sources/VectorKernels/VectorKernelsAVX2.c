@@ -16,6 +16,7 @@ int peft_avx2_supported(void) {
     unsigned eax, ebx, ecx, edx;
     if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return 0;
     if (!((ecx >> 12) & 1) || !((ecx >> 27) & 1) || !((ecx >> 28) & 1)) return 0;  // FMA, OSXSAVE, AVX
+    if (!((ecx >> 29) & 1)) return 0;  // F16C (the quantised kernels convert block scales with it)
     if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) || !((ebx >> 5) & 1)) return 0;  // AVX2
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));

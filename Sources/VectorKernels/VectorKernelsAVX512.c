@@ -17,6 +17,7 @@ int peft_avx512_supported(void) {
     if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
     if (!((ebx >> 16) & 1) || !((ebx >> 17) & 1)) return 0;  // AVX-512 F, DQ
     if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !((ecx >> 27) & 1)) return 0;  // OSXSAVE
+    if (!((ecx >> 29) & 1)) return 0;  // F16C (the quantised kernels convert block scales with it)
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     return (lo & 0xE6) == 0xE6;  // SSE, AVX, opmask, ZMM_Hi256 and Hi16_ZMM state

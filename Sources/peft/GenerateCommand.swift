@@ -4,6 +4,11 @@ import Foundation
 import Methods
 import Models
 
+/// How a language model's frozen weights are held in memory.
+enum WeightStorage: String, ExpressibleByArgument, CaseIterable {
+    case quantized, float32
+}
+
 /// Sampling options shared by `generate` and `chat`.
 struct SamplingFlags: ParsableArguments {
     @Option(help: "Language model (see `peft models`).") var model = "smollm2-135m"
@@ -15,6 +20,8 @@ struct SamplingFlags: ParsableArguments {
     @Option(help: "Stop when the text ends with this string (repeatable).") var stop: [String] = []
     @Option(parsing: .unconditional, help: "Seed for sampling.") var seed: UInt64 = 0
     @Option(help: "An adapter directory saved by `peft train-lm` (the peft layout) to apply to the model.") var adapter: String?
+    @Option(help: "quantized: keep the GGUF's quantised projections in memory as they are (about 7x smaller); float32: expand every weight at load.")
+    var weights: WeightStorage = .quantized
 
     func options(eos: Int32?) throws -> GenerationOptions {
         var options = GenerationOptions()
@@ -33,7 +40,7 @@ struct SamplingFlags: ParsableArguments {
     func load() throws -> (LlamaModel, BytePairTokenizer) {
         try checkLanguageModelName(model)
         let started = DispatchTime.now().uptimeNanoseconds
-        let loaded = try PretrainedModels.languageModel(named: model)
+        let loaded = try PretrainedModels.languageModel(named: model, quantizedWeights: weights == .quantized)
         if let adapter { try applyAdapter(adapter, to: loaded.model) }
         printError(String(format: "loaded %@%@ in %.1f s", model, adapter.map { " with the adapter \($0)" } ?? "",
                           Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9))

@@ -157,28 +157,30 @@ struct ServeBench: ParsableCommand {
         defer { process.stop() }
         let names = (0..<count).flatMap { ["shira-\($0)", "lora-\($0)"] }
         let client = LoadClient(port: process.port, image: image)
-        var samples: [(Double, Int)] = []
+        var samples: [(seconds: Double, kib: Int, statistics: ServingStatistics)] = []
         let start = Date()
-        samples.append((0, process.residentKiB()))
+        samples.append((0, process.residentKiB(), try client.statistics()))
         var served = 0, round = 0
         let wrk = try Wrk()
         while Date().timeIntervalSince(start) < Double(soakSeconds) {
             let result = try wrk.run(port: process.port, names: names, image: image, connections: concurrency, seconds: 10, seed: round)
             served += result.requests
             round += 1
-            samples.append((Date().timeIntervalSince(start), process.residentKiB()))
+            samples.append((Date().timeIntervalSince(start), process.residentKiB(), try client.statistics()))
         }
         let statistics = try client.statistics()
         emit("Soak: \(soakSeconds) s of random-adapter requests over \(names.count) adapters (SHiRA and LoRA, auto), at most "
               + "\(resident) resident: \(served) requests, \(statistics.loads) loads, \(statistics.evictions) evictions.\n")
-        emit("| minute | server RSS MiB |")
-        emit("|---|---|")
+        emit("| minute | server RSS MiB | held by tensors MiB | pooled for reuse MiB | loads so far |")
+        emit("|---|---|---|---|---|")
         var minute = -1
-        for (seconds, kib) in samples where Int(seconds / 60) > minute || seconds == samples.last?.0 {
-            minute = Int(seconds / 60)
-            emit("| \(format(seconds / 60, 1)) | \(format(Double(kib) / 1024, 0)) |")
+        func mebibytes(_ bytes: Int) -> String { format(Double(bytes) / 1_048_576, 0) }
+        for sample in samples where Int(sample.seconds / 60) > minute || sample.seconds == samples.last?.seconds {
+            minute = Int(sample.seconds / 60)
+            emit("| \(format(sample.seconds / 60, 1)) | \(mebibytes(sample.kib * 1024)) | \(mebibytes(sample.statistics.tensorBytes)) | "
+                  + "\(mebibytes(sample.statistics.pooledTensorBytes)) | \(sample.statistics.loads) |")
         }
-        let peak = samples.map(\.1).max() ?? 0
+        let peak = samples.map(\.kib).max() ?? 0
         emit("\npeak RSS \(format(Double(peak) / 1024, 0)) MiB")
         let exit = process.stop()
         if exit != 0 { printError("warning: peft serve exited with status \(exit) after SIGTERM") }

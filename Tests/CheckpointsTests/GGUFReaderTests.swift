@@ -59,6 +59,23 @@ final class GGUFReaderTests: XCTestCase {
         XCTAssertNotEqual(Set(try file.tensor("q4_0").values).count, 1)
     }
 
+    func testQuantisedMatricesHoldTheValuesGGUFDequantisesTo() throws {
+        let file = try GGUFFile(path: Self.small.path)
+        let reference = try expected()
+        for name in ["q4_0", "q4_1", "q8_0"] {
+            let entry = try XCTUnwrap(reference.tensors[name])
+            let matrix = try XCTUnwrap(try file.quantizedMatrix(name), name)
+            XCTAssertEqual([matrix.rows, matrix.columns], entry.ne.reversed(), name)
+            XCTAssertEqual(matrix.format.description, entry.type)
+            for set in KernelSet.available {
+                let values = ExecutionContext.with({ $0.kernels = set }) { matrix.dequantized().values }
+                XCTAssertEqual(values, entry.values, "\(name) with \(set)")
+            }
+        }
+        XCTAssertNil(try file.quantizedMatrix("f32"), "float tensors are not kept quantised")
+        XCTAssertThrowsError(try file.quantizedMatrix("absent")) { XCTAssertTrue("\($0)".contains("absent"), "\($0)") }
+    }
+
     // MARK: Hostile headers
 
     /// A minimal GGUF v3 file built by hand: metadata entries and tensors given as raw parts.

@@ -74,4 +74,27 @@ void peft_sampled_dots_avx2(const float *left, const float *right, long length, 
 float peft_fma_loop_avx512(long iterations);
 float peft_fma_loop_avx2(long iterations);
 
+// Block-quantised weight matrices (GGUF's Q4_0, Q4_1 and Q8_0; QuantizedKernels.c). A matrix of `rows` rows of
+// `columns` values (a multiple of 32) is stored row by row, each row as columns / 32 blocks of `peft_quant_block_bytes`
+// bytes: Q4_0 = f16 scale d, 16 bytes of 4-bit q (value d (q - 8)); Q4_1 = f16 d, f16 minimum m, 16 bytes (value
+// d q + m); Q8_0 = f16 d, 32 signed bytes (value d q). In a 4-bit block, byte j holds value j (low nibble) and
+// value j + 16 (high nibble). Formats: 0 = Q4_0, 1 = Q4_1, 2 = Q8_0.
+
+/// Bytes of one 32-value block of `format`, or 0 for an unknown format.
+long peft_quant_block_bytes(int format);
+
+/// out[r * ldo + c] = value (r0 + r, c) for the rows [r0, r1) (plain C: the compiler's baseline vectorisation).
+void peft_quant_dequantize_rows(int format, const unsigned char *w, long columns, long r0, long r1, float *out, long ldo);
+void peft_quant_dequantize_rows_avx2(int format, const unsigned char *w, long columns, long r0, long r1, float *out, long ldo);
+void peft_quant_dequantize_rows_avx512(int format, const unsigned char *w, long columns, long r0, long r1, float *out, long ldo);
+
+/// y[i * ldy + n] = sum_c x[i * ldx + c] value(n, c) for the m input rows i (m of any size; best for m <= 8) and
+/// the output columns n in [n0, n1): weights expanded block by block in registers, never stored.
+void peft_quant_matvec_portable(int format, const unsigned char *w, long columns, long n0, long n1,
+                                const float *x, long m, long ldx, float *y, long ldy);
+void peft_quant_matvec_avx2(int format, const unsigned char *w, long columns, long n0, long n1,
+                            const float *x, long m, long ldx, float *y, long ldy);
+void peft_quant_matvec_avx512(int format, const unsigned char *w, long columns, long n0, long n1,
+                              const float *x, long m, long ldx, float *y, long ldy);
+
 #endif
