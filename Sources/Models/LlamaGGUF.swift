@@ -52,14 +52,17 @@ extension LlamaModel {
             }
             return info
         }
-        func load(_ name: String, into target: Tensor, heads: Int? = nil) throws {
-            _ = try checkedInfo(name, shape: target.shape)
+        // The file's tensor itself becomes the parameter (no second copy of a 113 MB embedding).
+        func tensor(_ name: String, shape: [Int], heads: Int? = nil) throws -> Tensor {
+            _ = try checkedInfo(name, shape: shape)
             let value = try file.tensor(name)
             if let heads { Self.unpermuteRotaryRows(value, heads: heads) }
-            target.assign(value)
+            return value
         }
-        let embedding = Embedding(weight: Tensor(uninitialized: [c.vocabularySize, c.hiddenSize]))
-        try load("token_embd.weight", into: embedding.weight)
+        func load(_ name: String, into target: Tensor) throws {
+            target.assign(try tensor(name, shape: target.shape))
+        }
+        let embedding = Embedding(weight: try tensor("token_embd.weight", shape: [c.vocabularySize, c.hiddenSize]))
         // transformers path -> GGUF name, and the heads of a rotary projection.
         func ggufName(_ path: String) -> (String, Int?) {
             if path == "lm_head" { return ("output.weight", nil) }
@@ -82,9 +85,7 @@ extension LlamaModel {
                 if let heads { matrix.permuteRows(Self.transformersRowOrder(rows: outFeatures, heads: heads)) }
                 return Linear(quantized: matrix)
             }
-            let layer = Linear(weight: Tensor(uninitialized: [outFeatures, inFeatures]), bias: nil)
-            try load(name, into: layer.weight, heads: heads)
-            return layer
+            return Linear(weight: try tensor(name, shape: [outFeatures, inFeatures], heads: heads), bias: nil)
         }
         for (index, block) in decoder.blocks.enumerated() {
             try load("blk.\(index).attn_norm.weight", into: block.inputNorm.weight)
