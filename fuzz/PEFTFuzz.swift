@@ -75,7 +75,10 @@ func fuzzSafeTensors(_ url: URL) {
 
 func fuzzGGUF(_ url: URL) {
     guard let file = try? GGUFFile(path: url.path) else { return }
-    for name in file.names { _ = try? file.tensor(name, allowNonFinite: true) }
+    for name in file.names {
+        _ = try? file.tensor(name, allowNonFinite: true)
+        if let matrix = try? file.quantizedMatrix(name) { _ = matrix.dequantized() }
+    }
 }
 
 func fuzzONNX(_ url: URL) {

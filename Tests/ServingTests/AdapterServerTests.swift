@@ -104,6 +104,12 @@ final class AdapterServerTests: XCTestCase {
                 let lora = try XCTUnwrap(statuses.first { $0.name == "lora-0" })
                 XCTAssertNotNil(lora.fusedSwitchMilliseconds, "auto measures a dense adapter's switch cost")
                 XCTAssertNotNil(lora.unfusedOverheadMilliseconds)
+                // Same method and shapes: timed once, the second adapter reuses the first's costs exactly.
+                let twin = try XCTUnwrap(statuses.first { $0.name == "lora-1" })
+                XCTAssertEqual(twin.fusedSwitchMilliseconds, lora.fusedSwitchMilliseconds)
+                XCTAssertEqual(twin.unfusedOverheadMilliseconds, lora.unfusedOverheadMilliseconds)
+                let dora = try XCTUnwrap(statuses.first { $0.name == "dora-0" })
+                XCTAssertNotEqual(dora.fusedSwitchMilliseconds, lora.fusedSwitchMilliseconds, "DoRA's shapes differ: timed itself")
             }
             await server.shutdown()
         }
