@@ -39,6 +39,14 @@ extension Module {
     /// Total number of parameter elements.
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
 
+    /// Values of the frozen weights held quantised (not in `parameters`: they have no float32 tensor).
+    public var quantizedParameterCount: Int {
+        namedModules().reduce(0) { total, entry in
+            guard let layer = entry.1 as? Linear, layer.computesQuantized, let matrix = layer.quantizedWeight else { return total }
+            return total + matrix.rows * matrix.columns
+        }
+    }
+
     /// Number of parameter elements with `requiresGrad`.
     public var trainableParameterCount: Int { parameters.filter(\.requiresGrad).reduce(0) { $0 + $1.count } }
 

@@ -44,9 +44,12 @@ public final class LoRAAdapter: LinearAdapter {
 
     /// x W^T + b + (alpha / r) dropout(x) A^T B^T as one op (`lowRankLinear`): the update accumulates into the
     /// layer's output.
+    /// On a layer whose frozen W is held quantised (QLoRA), the base output comes from the quantised blocks and the
+    /// update is added to it, so W is never expanded.
     public func forward(_ input: Tensor, base: Linear) -> Tensor {
-        lowRankLinear(input, weight: base.weight, bias: base.bias, lowRankInput: lowRankInput(input), a: a, b: b,
-                      scale: scale)
+        if base.computesQuantized { return base.baseOutput(input) + delta(input) }
+        return lowRankLinear(input, weight: base.weight, bias: base.bias, lowRankInput: lowRankInput(input), a: a, b: b,
+                             scale: scale)
     }
 
     /// The dense update (alpha / r) B A, [out, in].

@@ -38,6 +38,8 @@ struct TrainLanguageModelCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seed for initialisation, masks and data order.") var seed: UInt64 = 0
     @Option(name: .customLong("log-every"), parsing: .unconditional, help: "Print the loss every this many steps.") var logEvery = 10
     @Option(help: "Output directory for the adapter and result.json.") var out: String
+    @Option(help: "float32: expand the frozen base at load; quantized: keep the GGUF's quantised projections as they are (QLoRA-style with --method lora; other methods expand the layers they adapt).")
+    var base: WeightStorage = .float32
     @Flag(help: "Replace what --out holds (without it, a non-empty --out is refused).") var overwrite = false
 
     func validate() throws {
@@ -99,8 +101,8 @@ struct TrainLanguageModelCommand: ParsableCommand {
         }
 
         let started = DispatchTime.now().uptimeNanoseconds
-        let (network, tokenizer) = try PretrainedModels.languageModel(named: model)
-        printError(String(format: "loaded %@ in %.1f s", model, seconds(since: started)))
+        let (network, tokenizer) = try PretrainedModels.languageModel(named: model, quantizedWeights: base == .quantized)
+        printError(String(format: "loaded %@ (%@ base) in %.1f s", model, base.rawValue, seconds(since: started)))
         let template = ChatTemplate(source: tokenizer.chatTemplateSource) ?? .smolLM2
         let encoder = InstructionTokenizer(tokenizer: tokenizer, template: template, chat: format == "chat",
                                            maximumTokens: maxTokens)
@@ -112,7 +114,7 @@ struct TrainLanguageModelCommand: ParsableCommand {
         }
         let targets = try adapting.attach(to: network)
         let trainable = network.namedParameters().filter { $0.1.requiresGrad }.reduce(0) { $0 + $1.1.count }
-        let total = network.namedParameters().reduce(0) { $0 + $1.1.count }
+        let total = network.namedParameters().reduce(0) { $0 + $1.1.count } + network.quantizedParameterCount
         printError("\(method) on \(targets.count) layers; \(trainable) trainable parameters (\(String(format: "%.3f", 100 * Double(trainable) / Double(total)))% of \(total))")
 
         let padToken = tokenizer.padTokenID ?? tokenizer.eosTokenID ?? 0
