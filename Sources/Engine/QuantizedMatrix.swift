@@ -42,8 +42,11 @@ public final class QuantizedMatrix: @unchecked Sendable {
         }
         let (rowBytes, overflowRow) = (columns / 32).multipliedReportingOverflow(by: format.blockBytes)
         let (total, overflowTotal) = rows.multipliedReportingOverflow(by: rowBytes)
-        guard !overflowRow, !overflowTotal, bytes.count == total, let source = bytes.baseAddress else {
-            throw QuantizedMatrixError("a \(format) matrix [\(rows), \(columns)] takes \(rows * rowBytes) bytes, got \(bytes.count)")
+        guard !overflowRow, !overflowTotal else {
+            throw QuantizedMatrixError("a \(format) matrix [\(rows), \(columns)] is too large")
+        }
+        guard bytes.count == total, let source = bytes.baseAddress else {
+            throw QuantizedMatrixError("a \(format) matrix [\(rows), \(columns)] takes \(total) bytes, got \(bytes.count)")
         }
         self.format = format
         self.rows = rows
