@@ -35,17 +35,37 @@ public protocol Classifier: Module {
     var baseFingerprint: String { get }
 }
 
-/// A short hash of a module's parameter names, shapes and a sample of values (every 257th element).
+/// A short hash of a module's parameter names, shapes and a sample of values (every 257th element). A `Linear`
+/// layer's W held quantised counts as the float32 weight it stands for (expanded one layer at a time), so a model
+/// has one fingerprint whether its weights are quantised or expanded.
 public func weightFingerprint(_ module: any Module) -> String {
+    weightFingerprint(of: fingerprintEntries(module, prefix: ""))
+}
+
+/// The hash over (path, tensor) entries, each tensor made when its turn comes.
+func weightFingerprint(of entries: [(String, () -> Tensor)]) -> String {
     var hash: UInt64 = 0xCBF2_9CE4_8422_2325
     func mix(_ value: UInt64) { hash = (hash ^ value) &* 0x0000_0100_0000_01B3 }
-    for (name, tensor) in module.namedParameters() {
+    for (name, make) in entries {
+        let tensor = make()
         for byte in name.utf8 { mix(UInt64(byte)) }
         for dimension in tensor.shape { mix(UInt64(dimension)) }
         var i = 0
         while i < tensor.count { mix(UInt64(tensor.data[i].bitPattern)); i += 257 }
     }
     return String(hash, radix: 16)
+}
+
+/// `namedParameters()`'s entries in its order, with each quantised `Linear` weight where the float32 one would be
+/// (first of the layer's own parameters).
+func fingerprintEntries(_ module: any Module, prefix: String) -> [(String, () -> Tensor)] {
+    var entries: [(String, () -> Tensor)] = []
+    if let layer = module as? Linear, layer.computesQuantized, let matrix = layer.quantizedWeight {
+        entries.append((prefix + "weight", { matrix.dequantized() }))
+    }
+    for (name, tensor) in module.ownParameters { entries.append((prefix + name, { tensor })) }
+    for (name, child) in module.children { entries += fingerprintEntries(child, prefix: prefix + name + ".") }
+    return entries
 }
 
 extension Classifier {

@@ -43,12 +43,7 @@ public enum ModuleAdapters {
     /// A fingerprint of `module`'s weights except `excluded` paths (the adapter's own and any other trained
     /// parameters), so that an adapter is loaded only into the base it was trained on.
     static func baseFingerprint(_ module: any Module, excluding excluded: Set<String>) -> String {
-        final class Base: Module {
-            let list: [(String, Tensor)]
-            init(_ list: [(String, Tensor)]) { self.list = list }
-            var ownParameters: [(String, Tensor)] { list }
-        }
-        return weightFingerprint(Base(module.namedParameters().filter { !excluded.contains($0.0) }))
+        weightFingerprint(of: fingerprintEntries(module, prefix: "").filter { !excluded.contains($0.0) })
     }
 
     /// Writes `module`'s trainable parameters (the adapters, and anything else that trains) and SHiRA masks to

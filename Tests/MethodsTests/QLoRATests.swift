@@ -26,5 +26,11 @@ final class QLoRATests: XCTestCase {
         checkGradients("QLoRA", inputs: [x, adapter.a, adapter.b]) { t in layer(t[0]) }
         XCTAssertTrue(layer.computesQuantized, "neither the forward nor the backward expands W")
         XCTAssertNil(layer.ownParameters.first { $0.0 == "weight" })
+        // One fingerprint whether W is quantised or expanded (an adapter trained on one loads onto the other).
+        let plain = Linear(quantized: matrix), expanded = Linear(weight: matrix.dequantized(), bias: nil)
+        XCTAssertEqual(weightFingerprint(plain), weightFingerprint(expanded))
+        XCTAssertTrue(plain.computesQuantized, "fingerprinting does not expand W")
+        expanded.weight.data[257] += 1  // a sampled element (every 257th)
+        XCTAssertNotEqual(weightFingerprint(plain), weightFingerprint(expanded))
     }
 }
