@@ -51,7 +51,7 @@ public func quantizedLinear(_ x: Tensor, _ weight: QuantizedMatrix, bias: Tensor
 func quantizedMatvec(_ weight: QuantizedMatrix, x: UnsafePointer<Float>, rows: Int, y: UnsafeMutablePointer<Float>) {
     let w = weight.bytes.assumingMemoryBound(to: UInt8.self)
     let format = weight.format.rawValue, columns = weight.columns, n = weight.rows
-    let kernels = min(ExecutionContext.current.kernels, KernelSet.best)
+    let kernels = ElementwiseKernels.active
     // Enough output columns per chunk that a thread's share is worth sending (about 64 KiB of weights).
     let grain = max(16, 65_536 / max(weight.rowBytes, 1))
     Parallel.forEachChunk(n, grain: grain) { range in

@@ -93,7 +93,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
         precondition(0 <= r0 && r0 <= r1 && r1 <= rows && stride >= columns, "dequantizeRows: rows \(r0)..<\(r1) of \(rows)")
         let base = storage.assumingMemoryBound(to: UInt8.self)
         let block = max(1, 16_384 / columns)
-        let kernels = min(ExecutionContext.current.kernels, KernelSet.best)
+        let kernels = ElementwiseKernels.active
         Parallel.forEachChunk((r1 - r0 + block - 1) / block, grain: 1) { chunks in
             let start = r0 + chunks.lowerBound * block, end = min(r1, r0 + chunks.upperBound * block)
             let target = destination + (start - r0) * stride
