@@ -8,7 +8,7 @@ let package = Package(
     name: "SwiftPEFT",
     platforms: [.macOS(.v14)],
     products: [
-        .library(name: "SwiftPEFT", targets: ["Engine", "Layers", "Checkpoints", "Models", "Methods", "Training"]),
+        .library(name: "SwiftPEFT", targets: ["Engine", "Layers", "Checkpoints", "Models", "Methods", "Training", "Collectives"]),
         .executable(name: "peft", targets: ["peft"]),
     ],
     dependencies: [
@@ -27,6 +27,10 @@ let package = Package(
         .target(name: "BF16Kernels"),
         // AVX-512 elementwise kernels (GELU), chosen at run time; Swift SIMD code is the portable fallback.
         .target(name: "VectorKernels"),
+        // Open MPI opened at run time (dlopen), so the package builds and runs without it (see MPIShim.h).
+        .target(name: "MPIShim", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
+        // Ranks of a data-parallel job and their watched collectives (allreduce, broadcast) over MPIShim.
+        .target(name: "Collectives", dependencies: ["MPIShim"]),
         // Float32 tensors, kernels and reverse-mode autograd.
         .target(name: "Engine", dependencies: ["BLASBinding", "BF16Kernels", "VectorKernels"]),
         // Module protocol with named parameters and the usual transformer layers.
@@ -38,7 +42,7 @@ let package = Package(
         // PEFT methods: baselines (linear probe, full, BitFit, LayerNorm tuning, LoRA, adapter, VPT) and the five.
         .target(name: "Methods", dependencies: ["Models", "Checkpoints"]),
         // Datasets, the 1k protocol, input pipeline, optimisers and the trainer.
-        .target(name: "Training", dependencies: ["Methods"]),
+        .target(name: "Training", dependencies: ["Methods", "Collectives"]),
         // Many adapters on one base model: the adapter catalog, the resident set, switching and the inference worker.
         .target(name: "Serving", dependencies: ["Training", .product(name: "Metrics", package: "swift-metrics")]),
         // `peft serve`: the JSON API over HTTP (Hummingbird 2), logs and Prometheus metrics.
@@ -61,7 +65,7 @@ let package = Package(
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Engine"], exclude: ["Fixtures"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MethodsTests", dependencies: ["Methods", "Checkpoints", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Collectives", "TestSupport"]),
         .testTarget(name: "ServingTests", dependencies: ["Serving", "Engine", "Training", "Methods", "Models", "TestSupport"]),
         // A model of its own through the public API only (no @testable): attach, train, save, load, merge.
         .testTarget(name: "PublicAPITests", dependencies: ["Engine", "Layers", "Checkpoints", "Models", "Methods", "Training"],

@@ -9,6 +9,8 @@ cd "$ROOT"
 # The example package depends on the library by path, as another package would: it must build and run.
 swift build -c release --package-path Examples/OwnModelLoRA
 Examples/OwnModelLoRA/.build/release/OwnModelLoRA
+# setup.sh installed Open MPI, so the 2-rank tests (Tests/CLITests/DataParallelTests.swift) must run, not skip.
+export PEFT_REQUIRE_MPI=1
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 set +e

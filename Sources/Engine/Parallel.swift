@@ -3,8 +3,22 @@ import Foundation
 
 /// Splits work over the machine's cores.
 public enum Parallel {
-    /// Number of worker threads our own kernels use (the number of active processors).
-    public static let workerCount: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Number of worker threads our own kernels use: `PEFT_THREADS` when set, else the active processors shared
+    /// among the processes an MPI launcher started on this machine (`OMPI_COMM_WORLD_LOCAL_SIZE`, so that
+    /// `mpirun -n 2` on two cores runs one thread per rank), else all of them.
+    public static let workerCount: Int = threadCount(environment: ProcessInfo.processInfo.environment,
+                                                     processors: ProcessInfo.processInfo.activeProcessorCount)
+
+    /// The worker count for an environment and processor count (see `workerCount`); unparsable or
+    /// out-of-range values are ignored.
+    public static func threadCount(environment: [String: String], processors: Int) -> Int {
+        let cores = max(1, processors)
+        if let text = environment["PEFT_THREADS"], let value = Int(text), value >= 1 { return min(value, 4 * cores) }
+        if let text = environment["OMPI_COMM_WORLD_LOCAL_SIZE"], let local = Int(text), local > 1 {
+            return max(1, cores / local)
+        }
+        return cores
+    }
 
     /// False under an address-space limit (`ulimit -v`): then work stays on the calling thread. A thread that
     /// cannot be created for lack of address space makes libdispatch wait and retry for ever, so a limited process

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Collectives
 import BLASBinding
 import Engine
 import Foundation
@@ -21,10 +22,10 @@ struct GlobalOptions: ParsableArguments {
 
     /// Loads OpenBLAS (a clear error if it cannot be) and prints what is in use with `--verbose`: the library and
     /// its core, and the kernel set chosen for this CPU (avx512-bf16, avx512, avx2-fma or portable).
-    func announce() throws {
+    func announce(quiet: Bool = false) throws {
         let blas: OpenBLAS
         do { blas = try OpenBLAS.load() } catch { throw ValidationError("\(error)") }
-        if verbose {
+        if verbose && !quiet {
             printError(blas.summary)
             printError("kernels: \(ElementwiseKernels.summary) (best this CPU runs: \(KernelSet.best); PEFT_SIMD chooses a lower one)")
         }
@@ -52,3 +53,16 @@ func runBlocking(_ body: @escaping @Sendable () async throws -> Void) throws {
 
 /// A command value handed to the async work of `runBlocking` (only that work uses it).
 struct CommandBox<Command>: @unchecked Sendable { let command: Command }
+
+/// This process's ranks when `mpirun` started it (MPI initialised here), else a group of one; with `--verbose`
+/// each rank says who it is.
+func joinProcessGroup(verbose: Bool = false) throws -> ProcessGroup {
+    let group: ProcessGroup
+    do { group = try ProcessGroup.world() } catch { throw ValidationError("\(error)") }
+    if group.isDistributed && (verbose || group.isLeader) {
+        let host = ProcessInfo.processInfo.hostName
+        printError("rank \(group.rank) of \(group.size) on \(host), pid \(getpid())"
+                   + (group.isLeader ? "; " + (group.libraryVersion?.split(separator: ",").first.map(String.init) ?? "MPI") : ""))
+    }
+    return group
+}

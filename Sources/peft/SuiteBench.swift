@@ -1,4 +1,5 @@
 import ArgumentParser
+import Collectives
 import Foundation
 import Methods
 import Training
@@ -24,6 +25,7 @@ struct SuiteBench: ParsableCommand {
     @Option(help: "Number of seeds (0, 1, ...).") var seeds = 3
     @Option(help: "Learning-rate multipliers of each method's default, comma-separated (chosen on validation).")
     var lrGrid = "0.3,1,3"
+    @Option(help: "Backbone of the image tasks (see `peft models`; the table's figures are for dinov2-s14).") var model = "dinov2-s14"
     @Option(help: "Epochs per run.") var epochs = 10
     @Option(help: "Batch size.") var batchSize = 32
     @Option(help: "Image side in pixels.") var resolution = 112
@@ -35,7 +37,8 @@ struct SuiteBench: ParsableCommand {
     @Flag(help: "Only print the table from the records already saved.") var tableOnly = false
 
     func run() throws {
-        try global.announce()
+        let group = try joinProcessGroup(verbose: global.verbose)
+        try global.announce(quiet: !group.isLeader)
         let multipliers = try lrGrid.split(separator: ",").map { text -> Float in
             guard let value = Float(text.trimmingCharacters(in: .whitespaces)) else {
                 throw ValidationError("--lr-grid: '\(text)' is not a number")
@@ -44,10 +47,16 @@ struct SuiteBench: ParsableCommand {
         }
         guard seeds > 0 else { throw ValidationError("--seeds must be at least 1") }
         let budget = SuiteBudget(epochs: epochs, batchSize: batchSize, resolution: resolution, maxEvaluationExamples: maxEval)
-        let suite = try BenchmarkSuite(tasks: tasks, methods: methods, seeds: (0..<UInt64(seeds)).map { $0 },
+        var suite = try BenchmarkSuite(tasks: tasks, methods: methods, seeds: (0..<UInt64(seeds)).map { $0 },
                                        learningRateMultipliers: multipliers, budget: budget,
-                                       store: SuiteRecordStore(directory: URL(fileURLWithPath: results)))
+                                       store: SuiteRecordStore(directory: URL(fileURLWithPath: recordDirectory)))
+        suite.model = model
         let start = Date()
+        if group.isDistributed {
+            try runSpread(suite, over: group, start: start)
+            group.finalize()
+            return
+        }
         var done = 0
         while !tableOnly, let next = try suite.nextRun() {
             if let maxRuns, done >= maxRuns { printError("suite: stopping after \(done) runs (--max-runs)"); break }
@@ -69,18 +78,66 @@ struct SuiteBench: ParsableCommand {
         try writeTable(suite)
     }
 
+    /// Under `mpirun -n N`: the runs are dealt out over the ranks (run i to rank i mod N), first the learning-rate
+    /// grid, then, once every rank has every grid record, the other seeds. Each rank trains its runs alone (with
+    /// its share of the machine's cores) and saves their records; the records are then exchanged, so every rank's
+    /// store holds them all (also without a shared file system), and rank 0 writes the table.
+    func runSpread(_ suite: BenchmarkSuite, over group: ProcessGroup, start: Date) throws {
+        var done = 0
+        for phase in ["learning-rate grid", "other seeds"] {
+            let pending = tableOnly ? [] : try (phase == "other seeds" ? suite.pendingSeedRuns() : suite.pendingGridRuns())
+            let mine = pending.enumerated().filter { $0.offset % group.size == group.rank }.map(\.element)
+            if group.isLeader && !pending.isEmpty {
+                printError("suite: \(phase): \(pending.count) runs over \(group.size) ranks")
+            }
+            var records: [SuiteRecord] = []
+            for next in mine {
+                if let maxRuns, done >= maxRuns { printError("suite: rank \(group.rank) stopping after \(done) runs (--max-runs)"); break }
+                if let timeLimit, Date().timeIntervalSince(start) > timeLimit * 60 {
+                    printError("suite: rank \(group.rank) stopping, \(timeLimit) minutes used (--time-limit)"); break
+                }
+                printError("suite: rank \(group.rank): \(next.task) \(next.method) lr x\(next.learningRateMultiplier) seed \(next.seed)")
+                let record = try suite.perform(next) { _ in }
+                done += 1
+                records.append(record)
+                printError(String(format: "suite: rank %d: %@ %@ lr %g seed %llu -> validation %.2f%%, test %.2f%%, %.0f s",
+                                  group.rank, record.task, record.method, Double(record.learningRate), record.seed,
+                                  100 * record.bestValidationAccuracy, 100 * record.testAccuracy, record.totalSeconds))
+            }
+            let gathered = try group.allgather(Array(try JSONEncoder().encode(records)), what: "the suite records")
+            for (rank, bytes) in gathered.enumerated() where rank != group.rank {
+                let theirs: [SuiteRecord]
+                do { theirs = try JSONDecoder().decode([SuiteRecord].self, from: Data(bytes)) } catch {
+                    throw ValidationError("suite: the records rank \(rank) sent are not readable: \(error)")
+                }
+                for record in theirs where try suite.store.record(task: record.task, method: record.method, budget: record.budget,
+                                                                  multiplier: record.learningRateMultiplier, seed: record.seed) == nil {
+                    try suite.store.save(record)
+                }
+            }
+        }
+        guard group.isLeader else { return }
+        print(try suite.markdownTable())
+        try writeTable(suite)
+    }
+
+    /// Where the records go: `--results`, with a folder per backbone other than the default one (records do not
+    /// name their backbone).
+    var recordDirectory: String { model == "dinov2-s14" ? results : results + "/" + model }
+
     func writeTable(_ suite: BenchmarkSuite) throws {
         guard !table.isEmpty else { return }
         let budget = suite.budget
         let header = """
         Budget per run: \(budget.epochs) epochs of the 800 training images, batch \(budget.batchSize), \(budget.resolution) px, \
-        DINOv2-S/14, AdamW with warm-up and cosine decay, label smoothing 0.1, best-on-validation weights tested once\
+        \(suite.model == "dinov2-s14" ? "DINOv2-S/14" : suite.model), AdamW with warm-up and cosine decay, label smoothing 0.1, best-on-validation weights tested once\
         \(budget.maxEvaluationExamples.map { ", evaluation capped at \($0) examples" } ?? ""). \
         Seeds: \(suite.seeds.count). Test accuracy in %. Regenerate with: \
         `peft bench suite --seeds \(suite.seeds.count) --epochs \(budget.epochs) --lr-grid \(lrGrid)\
         \(suite.tasks == ["fmnist-1k", "digits-1k", "shapes-loc-1k", "shapes-ori-1k", "count-1k"] ? "" : " --tasks " + suite.tasks.joined(separator: " "))\
-        \(suite.methods == MethodRegistry.names ? "" : " --methods " + suite.methods.joined(separator: " "))` \
-        (records in `\(results)/`).
+        \(suite.methods == MethodRegistry.names ? "" : " --methods " + suite.methods.joined(separator: " "))\
+        \(model == "dinov2-s14" ? "" : " --model " + model)` \
+        (records in `\(recordDirectory)/`).
 
         """
         try BenchmarkSuite.replaceSection(in: URL(fileURLWithPath: table), with: header + "\n" + (try suite.markdownTable()),

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Collectives
+import Engine
 import Foundation
 import Methods
 import Models
@@ -90,7 +92,8 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "With --on-nonfinite skip: give up after this many consecutive skipped steps.") var maxSkips = 5
 
     func run() throws {
-        try global.announce()
+        let group = try joinProcessGroup(verbose: global.verbose)
+        try global.announce(quiet: !group.isLeader)
         var configuration = TrainingConfiguration()
         configuration.model = try model ?? TrainingSession.defaultModel(forTask: task)
         configuration.task = task
@@ -113,10 +116,20 @@ struct TrainCommand: ParsableCommand {
         configuration.onNonFinite = onNonfinite
         configuration.maxConsecutiveSkips = maxSkips
         let out = self.out ?? "runs/latest"
-        printError("train: \(configuration.model) on \(task) with \(method), \(epochs) epochs, batch \(batchSize), lr \(configuration.resolvedLearningRate), \(resolution) px -> \(out)")
-        let trainer = try TrainingSession.trainer(configuration, outputDirectory: URL(fileURLWithPath: out), progress: printError)
+        let leader = group.isLeader
+        let say: (String) -> Void = { if leader { printError($0) } }
+        say("train: \(configuration.model) on \(task) with \(method), \(epochs) epochs, batch \(batchSize), lr \(configuration.resolvedLearningRate), \(resolution) px -> \(out)"
+            + (group.isDistributed ? " on \(group.size) ranks (\(Parallel.workerCount) thread\(Parallel.workerCount == 1 ? "" : "s") each)" : ""))
+        let trainer = try TrainingSession.trainer(configuration, outputDirectory: URL(fileURLWithPath: out), progress: say)
+        trainer.group = group
         // The default folder is a scratch "latest run": a new run there replaces the previous one.
         let result = try trainer.run(resume: resume, overwrite: overwrite || (self.out == nil && !resume))
+        if group.isDistributed {
+            say(String(format: "gradient allreduce: %.3f s per step, %.2f MB per step and rank", trainer.reductionSeconds / Double(max(1, trainer.reducedSteps)),
+                       Double(trainer.reductionBytes) / Double(max(1, trainer.reducedSteps)) / 1e6))
+        }
+        group.finalize()
+        guard group.isLeader else { return }
         print(String(format: "%@ %@ %@: test accuracy %.2f%% | best val %.2f%% (epoch %d) | trainable %d of %d | %.3f s/step, %.1f img/s",
                      configuration.model, task, method, 100 * result.testAccuracy, 100 * result.bestValidationAccuracy,
                      result.bestEpoch, result.trainableParameters, result.totalParameters, result.secondsPerStep,

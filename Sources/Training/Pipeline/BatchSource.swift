@@ -15,9 +15,17 @@ public protocol BatchSource: AnyObject {
     func flips(count: Int, augment: Bool, generator: inout RandomGenerator) -> [Bool]
     /// Whether this source can flip at all.
     var flipsImages: Bool { get }
+    /// The input for `indices` with the given flips (drawn beforehand with `flips`); the same input `batch` makes
+    /// when it draws those flips itself.
+    func batch(_ indices: [Int], flips: [Bool]) -> ClassifierInput
 }
 
 extension BatchSource {
+    /// A source that never flips has no other augmentation: the flips are all false and ignored.
+    public func batch(_ indices: [Int], flips: [Bool]) -> ClassifierInput {
+        var generator = RandomGenerator(seed: 0)
+        return batch(indices, augment: false, generator: &generator)
+    }
     public func flips(count: Int, augment: Bool, generator: inout RandomGenerator) -> [Bool] {
         [Bool](repeating: false, count: count)
     }

@@ -107,6 +107,36 @@ public struct BenchmarkSuite: Sendable {
         return nil
     }
 
+    /// The first-seed runs of the learning-rate grid that have no record yet, in the order `nextRun` takes them.
+    public func pendingGridRuns() throws -> [SuiteRun] {
+        var runs: [SuiteRun] = []
+        for task in tasks {
+            for method in methods {
+                for multiplier in learningRateMultipliers where try record(task, method, multiplier, seeds[0]) == nil {
+                    runs.append(SuiteRun(task: task, method: method, seed: seeds[0], learningRateMultiplier: multiplier))
+                }
+            }
+        }
+        return runs
+    }
+
+    /// The runs of the other seeds at each cell's chosen learning rate that have no record yet (none for a cell
+    /// whose grid is incomplete).
+    public func pendingSeedRuns() throws -> [SuiteRun] {
+        var runs: [SuiteRun] = []
+        for seed in seeds.dropFirst() {
+            for task in tasks {
+                for method in methods {
+                    guard let multiplier = try selectedMultiplier(task: task, method: method) else { continue }
+                    if try record(task, method, multiplier, seed) == nil {
+                        runs.append(SuiteRun(task: task, method: method, seed: seed, learningRateMultiplier: multiplier))
+                    }
+                }
+            }
+        }
+        return runs
+    }
+
     /// Runs still to do (an upper bound before the learning rates are chosen: one per seed and cell after).
     public func remainingRunCount() throws -> Int {
         var count = 0

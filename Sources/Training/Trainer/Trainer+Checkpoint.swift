@@ -60,6 +60,12 @@ extension Trainer {
         if let bad = optimizer.firstNonFiniteState() {
             throw TrainingError("'\(bad)' (or its optimiser state) holds NaN or infinity after epoch \(completedEpochs); \(url.path) was not overwritten and still holds the previous epoch")
         }
+        let contents = try checkpointContents()
+        try SafeTensors.write(contents.tensors, metadata: contents.metadata, to: url)
+    }
+
+    /// The tensors and metadata of a checkpoint of the run as it stands (also what rank 0 sends the other ranks).
+    func checkpointContents() throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         var tensors: [String: Tensor] = optimizer.stateTensors()
         for (name, parameter) in model.trainableParameters { tensors["param.\(name)"] = parameter }
         for (name, value) in bestParameters { tensors["best.\(name)"] = value }
@@ -74,15 +80,19 @@ extension Trainer {
                                     bestValidationAccuracy: bestValidationAccuracy, history: history,
                                     learningRateFactor: learningRateFactor, skippedSteps: skippedSteps,
                                     consecutiveSkips: consecutiveSkips)
-        let stateJSON = String(decoding: try jsonData(state), as: UTF8.self)
-        metadata["peft_training_state"] = stateJSON
-        try SafeTensors.write(tensors, metadata: metadata, to: url)
+        metadata["peft_training_state"] = String(decoding: try jsonData(state), as: UTF8.self)
+        return (tensors, metadata)
     }
 
     /// Loads a checkpoint written by `saveCheckpoint`, refusing one made with a different configuration.
     func restoreCheckpoint(from url: URL) throws {
         let file = try SafeTensorsFile(path: url.path)
         let state = try CheckpointState.read(from: file, path: url.path)
+        try restore(state, tensors: try file.loadAll(), stageJSON: file.metadata["peft_stage"], source: url.path)
+    }
+
+    /// Puts a checkpoint's state and tensors into the run; `source` names where they came from in errors.
+    func restore(_ state: CheckpointState, tensors: [String: Tensor], stageJSON: String?, source: String) throws {
         var expected = configuration, found = state.configuration
         expected.epochs = 0; found.epochs = 0  // extending a run with more epochs is allowed
         // How non-finite steps are handled does not change the weights saved so far, so it may change on resume.
@@ -90,13 +100,12 @@ extension Trainer {
         guard expected == found else {
             let changes = (try? Self.differences(from: found, to: expected)) ?? []
             let list = changes.isEmpty ? "model \(state.configuration.model), task \(state.configuration.task), method \(state.configuration.method)" : changes.joined(separator: "; ")
-            throw TrainingError("\(url.path): made by a different run configuration (\(list)); resume with the checkpoint's settings, use another --out, or drop --resume")
+            throw TrainingError("\(source): made by a different run configuration (\(list)); resume with the checkpoint's settings, use another --out, or drop --resume")
         }
         guard state.completedEpochs <= configuration.epochs else {
-            throw TrainingError("\(url.path): the run has already completed \(state.completedEpochs) epochs, more than the \(configuration.epochs) asked for; give --epochs \(state.completedEpochs) or more to resume it")
+            throw TrainingError("\(source): the run has already completed \(state.completedEpochs) epochs, more than the \(configuration.epochs) asked for; give --epochs \(state.completedEpochs) or more to resume it")
         }
-        let tensors = try file.loadAll()
-        if let stageJSON = file.metadata["peft_stage"], let staged = stagedMethod {
+        if let stageJSON, let staged = stagedMethod {
             var stageTensors: [String: Tensor] = [:]
             for (key, value) in tensors where key.hasPrefix("stage.") { stageTensors[String(key.dropFirst(6))] = value }
             try staged.restoreStage(model, json: stageJSON, tensors: stageTensors)
@@ -105,7 +114,7 @@ extension Trainer {
         }
         for (name, parameter) in model.trainableParameters {
             guard let value = tensors["param.\(name)"], value.shape == parameter.shape else {
-                throw TrainingError("\(url.path): tensor 'param.\(name)' is missing or has the wrong shape")
+                throw TrainingError("\(source): tensor 'param.\(name)' is missing or has the wrong shape")
             }
             parameter.assign(value)
         }
@@ -113,7 +122,7 @@ extension Trainer {
         for (name, _) in model.trainableParameters {
             if let value = tensors["best.\(name)"] { bestParameters[name] = value.copy() }
         }
-        try optimizer.restore(from: tensors, step: state.optimizerStep, source: url.path)
+        try optimizer.restore(from: tensors, step: state.optimizerStep, source: source)
         completedEpochs = state.completedEpochs
         bestEpoch = state.bestEpoch
         bestValidationAccuracy = state.bestValidationAccuracy

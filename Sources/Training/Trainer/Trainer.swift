@@ -1,4 +1,5 @@
 import Checkpoints
+import Collectives
 import Engine
 import Foundation
 import Layers
@@ -23,6 +24,17 @@ public final class Trainer {
     /// Called after each backward pass with the global step number (0-based), before the gradients are checked;
     /// tests use it to inject numerical faults (e.g. a NaN in one gradient).
     public var faultInjector: ((_ step: Int, _ model: any Classifier) -> Void)?
+    /// The ranks training together (set before `run`; default: this process alone). With more than one, each
+    /// rank runs its shard of every batch, gradients are summed over the ranks once per step, every rank makes
+    /// the same update, validation and test are split over the ranks, and only rank 0 reads and writes the
+    /// output directory and logs.
+    public var group: ProcessGroup = .single
+    /// Seconds spent in the gradient allreduce so far, and the bytes this rank sent into it.
+    public internal(set) var reductionSeconds = 0.0
+    public internal(set) var reductionBytes = 0
+    /// Steps whose gradients went through the allreduce.
+    public internal(set) var reducedSteps = 0
+    var reductionBuffer: [Float] = []
     /// Multiplier on the scheduled learning rate; halved by every step skipped for a non-finite value.
     public internal(set) var learningRateFactor: Float = 1
     /// Steps skipped so far (with `onNonFinite == .skip`), and how many of the latest ones were in a row.
@@ -115,7 +127,9 @@ public final class Trainer {
         }
     }
 
-    var checkpointURL: URL? { outputDirectory?.appendingPathComponent("checkpoint.safetensors") }
+    var checkpointURL: URL? { files?.appendingPathComponent("checkpoint.safetensors") }
+    /// The output directory on the rank that writes it (rank 0); nil on the others.
+    var files: URL? { group.isLeader ? outputDirectory : nil }
 
     static func makeOptimizer(_ model: any Classifier, _ configuration: TrainingConfiguration) -> AdamW {
         let headRate = configuration.resolvedHeadLearningRate, baseRate = configuration.resolvedLearningRate
@@ -133,6 +147,7 @@ public final class Trainer {
     func advanceStage(_ method: any StagedMethod) throws {
         log("\(method.name): scoring on \(method.scoringBatches) batches and switching stage")
         try method.advance(model, calibration: calibrationBatches(method.scoringBatches))
+        try synchronizeStage()
         model.zeroGrad()
         advancedStage = true
         optimizer = Self.makeOptimizer(model, configuration)
@@ -154,10 +169,13 @@ public final class Trainer {
     /// and the other files are replaced one by one as the new run writes them. `resume` needs a checkpoint.
     public func run(resume: Bool = false, overwrite: Bool = false) throws -> TrainingResult {
         let started = Date()
-        let lock = try outputDirectory.map { try RunDirectoryLock(directory: $0) }
+        guard configuration.batchSize >= group.size else {
+            throw TrainingError("batch size \(configuration.batchSize) is smaller than the \(group.size) ranks; every rank needs at least one example per step")
+        }
+        let lock = try files.map { try RunDirectoryLock(directory: $0) }
         defer { lock?.release() }
         removeStaleTemporaryFiles()
-        if let directory = outputDirectory, let url = checkpointURL {
+        if let directory = files, let url = checkpointURL {
             if resume {
                 guard RegularFile.exists(url.path) else {
                     throw TrainingError("\(directory.path): no checkpoint.safetensors to resume from; drop --resume to start a new run there")
@@ -175,6 +193,7 @@ public final class Trainer {
                 }
             }
         }
+        try synchronizeWithLeader()
         log(model.trainableSummary)
         var stepSeconds: [Double] = []
         for epoch in completedEpochs..<configuration.epochs {
@@ -192,7 +211,7 @@ public final class Trainer {
         }
         // Best-on-validation weights, then the test set once.
         restoreBest()
-        let testAccuracy = evaluate(test, limit: configuration.maxEvaluationExamples)
+        let testAccuracy = try evaluateSplit(test, limit: configuration.maxEvaluationExamples)
         let medianStep = stepSeconds.isEmpty ? 0 : stepSeconds.sorted()[stepSeconds.count / 2]
         let result = TrainingResult(
             configuration: configuration, trainableParameters: model.trainableParameterCount,
@@ -201,7 +220,7 @@ public final class Trainer {
             secondsPerStep: medianStep,
             examplesPerSecond: medianStep > 0 ? Double(configuration.batchSize) / medianStep : 0,
             totalSeconds: Date().timeIntervalSince(started), history: history)
-        if let directory = outputDirectory {
+        if let directory = files {
             // result.json last: it marks the run as finished, so it must never exist next to a partial set.
             try SafeTensors.write(bestParameters, metadata: ["format": "pt"],
                                   to: directory.appendingPathComponent("best.safetensors"))
@@ -226,7 +245,7 @@ public final class Trainer {
     /// `writeDirectoryAtomically`); the files they were meant to replace are intact. Runs under the run lock, so
     /// no other process is writing there.
     func removeStaleTemporaryFiles() {
-        guard let directory = outputDirectory else { return }
+        guard let directory = files else { return }
         let own = ".tmp-\(getpid())-"
         for folder in [directory, directory.appendingPathComponent("adapter")] {
             guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder.path) else { continue }
@@ -244,15 +263,22 @@ public final class Trainer {
         return indices
     }
 
-    /// The batch for a step: prepared images or tokens, or (when the head alone trains) cached features.
+    /// The examples of a step this rank runs: its shard of the global batch (all of it in a single process).
+    func stepIndices(step: Int, order: [Int]) -> [Int] {
+        let global = order[(step * configuration.batchSize)..<((step + 1) * configuration.batchSize)]
+        let own = shard(of: configuration.batchSize)
+        return Array(global.dropFirst(own.lowerBound).prefix(own.count))
+    }
+
+    /// This rank's share of a step's batch: prepared images or tokens, or (when the head alone trains) cached
+    /// features. The flips are drawn for the whole global batch, so every rank count sees the same augmentation.
     func batchInput(epoch: Int, step: Int, order: [Int]) -> ClassifierInput {
-        let indices = Array(order[(step * configuration.batchSize)..<((step + 1) * configuration.batchSize)])
         var generator = RandomGenerator(seed: configuration.seed ^ UInt64(epoch * 100_003 + step) &* 0x2545_F491_4F6C_DD1D)
-        if let cache = trainFeatures {
-            let flips = train.flips(count: indices.count, augment: true, generator: &generator)
-            return .features(cache.features(indices, flips: flips))
-        }
-        return train.batch(indices, augment: true, generator: &generator)
+        let allFlips = train.flips(count: configuration.batchSize, augment: true, generator: &generator)
+        let own = shard(of: configuration.batchSize)
+        let indices = stepIndices(step: step, order: order), flips = Array(allFlips[own])
+        if let cache = trainFeatures { return .features(cache.features(indices, flips: flips)) }
+        return train.batch(indices, flips: flips)
     }
 
     /// Logits for an input, going through the head alone for cached features.
@@ -278,7 +304,7 @@ public final class Trainer {
             if step + 1 < stepsPerEpoch {
                 prefetcher.start { [self] in batchInput(epoch: epoch, step: step + 1, order: order) }
             }
-            let labels = (0..<configuration.batchSize).map { train.labels[order[step * configuration.batchSize + $0]] }
+            let labels = stepIndices(step: step, order: order).map { train.labels[$0] }
             let globalStep = epoch * stepsPerEpoch + step
             let stepSeed = configuration.seed &+ UInt64(globalStep) &* 0x5851_F42D
             let forward: (Tensor, Tensor) = ModelMode.training(stepSeed: stepSeed) {
@@ -289,11 +315,27 @@ public final class Trainer {
             let stepRate = schedule.rate(at: globalStep) * learningRateFactor
             let position = "at epoch \(epoch + 1), step \(step + 1)"
             var fault: String?
-            if !loss.item.isFinite {
-                fault = "the loss became \(loss.item) \(position)"
-            } else {
-                loss.backward()
+            let localLoss = loss.item
+            var stepLoss = Double(localLoss)
+            var stepCorrect = zip(argmaxRows(logits), labels).filter { $0 == $1 }.count
+            if localLoss.isFinite {
+                // Each rank's gradient is its share of the global batch's mean.
+                (group.isDistributed ? loss * (Float(labels.count) / Float(configuration.batchSize)) : loss).backward()
                 faultInjector?(globalStep, model)
+            }
+            if group.isDistributed {
+                let share = Float(labels.count) / Float(configuration.batchSize)
+                let sums = try reduceGradients(statistics: [localLoss.isFinite ? localLoss * share : 0, Float(stepCorrect),
+                                                            localLoss.isFinite ? 0 : 1], step: globalStep)
+                stepLoss = Double(sums[0])
+                stepCorrect = Int(sums[1].rounded())
+                if sums[2] > 0 {
+                    fault = "the loss became non-finite on \(Int(sums[2].rounded())) of the \(group.size) ranks \(position)"
+                }
+            } else if !localLoss.isFinite {
+                fault = "the loss became \(localLoss) \(position)"
+            }
+            if fault == nil {
                 // Applies the step unless a gradient or the update is non-finite.
                 switch optimizer.updateIfFinite(learningRate: stepRate, clipNorm: configuration.clipNorm) {
                 case .nonFiniteGradient(let bad)?:
@@ -312,9 +354,9 @@ public final class Trainer {
             }
             consecutiveSkips = 0
             rate = stepRate
-            lossSum += Double(loss.item) * Double(labels.count)
-            correct += zip(argmaxRows(logits), labels).filter { $0 == $1 }.count
-            seen += labels.count
+            lossSum += stepLoss * Double(configuration.batchSize)
+            correct += stepCorrect
+            seen += configuration.batchSize
             let seconds = Date().timeIntervalSince(stepStart)
             stepSeconds.append(seconds)
             if step % 5 == 4 || step + 1 == stepsPerEpoch {
@@ -329,7 +371,7 @@ public final class Trainer {
         let trainSeconds = Date().timeIntervalSince(epochStart)
         var validationAccuracy: Double?
         if (epoch + 1) % configuration.evaluateEvery == 0 || epoch + 1 == configuration.epochs {
-            let accuracy = evaluate(validation, limit: configuration.maxEvaluationExamples)
+            let accuracy = try evaluateSplit(validation, limit: configuration.maxEvaluationExamples)
             validationAccuracy = accuracy
             if accuracy > bestValidationAccuracy {
                 bestValidationAccuracy = accuracy
@@ -366,7 +408,14 @@ public final class Trainer {
         }
     }
 
-    /// Accuracy on (the first `limit` examples of) a split, in evaluation mode.
+    /// Accuracy on (the first `limit` examples of) a split, split over the ranks when there are several.
+    func evaluateSplit(_ source: BatchSource, limit: Int?) throws -> Double {
+        guard group.isDistributed, !onlyHeadTrains else { return evaluate(source, limit: limit) }
+        let count = min(source.count, limit ?? source.count)
+        return Double(try distributedCorrect(source, count: count, batchSize: 64)) / Double(max(count, 1))
+    }
+
+    /// Accuracy on (the first `limit` examples of) a split, in evaluation mode, in this process alone.
     public func evaluate(_ source: BatchSource, limit: Int? = nil, batchSize: Int = 64) -> Double {
         let count = min(source.count, limit ?? source.count)
         var correct = 0
@@ -397,7 +446,7 @@ public final class Trainer {
     /// Rewrites `log.jsonl` from the run's history (one line per completed epoch), atomically: the log always
     /// matches the checkpoint, also after a resume, and never mixes in lines of another run.
     func writeLog() throws {
-        guard let directory = outputDirectory else { return }
+        guard let directory = files else { return }
         var data = Data()
         for record in history {
             data.append(try jsonData(record))
