@@ -127,20 +127,20 @@ public final class ProcessGroup: @unchecked Sendable {
 
     /// The element-wise sum of `values` over all ranks.
     public func allreduceSum(_ values: [Double], what: String) throws -> [Double] {
-        guard isDistributed, !values.isEmpty else { return values }
-        var buffer = values
-        try buffer.withUnsafeMutableBufferPointer { pointer in
-            try watch(what, bytes: pointer.count * 8) { peft_mpi_iallreduce_sum_double(pointer.baseAddress, Int32(pointer.count), &$0) }
-        }
-        return buffer
+        try allreduce(values, what: what, peft_mpi_iallreduce_sum_double)
     }
 
     /// The element-wise maximum of `values` over all ranks.
     public func allreduceMax(_ values: [Double], what: String) throws -> [Double] {
+        try allreduce(values, what: what, peft_mpi_iallreduce_max_double)
+    }
+
+    private func allreduce(_ values: [Double], what: String,
+                           _ operation: (UnsafeMutablePointer<Double>?, Int32, UnsafeMutablePointer<peft_mpi_request?>?) -> Int32) throws -> [Double] {
         guard isDistributed, !values.isEmpty else { return values }
         var buffer = values
         try buffer.withUnsafeMutableBufferPointer { pointer in
-            try watch(what, bytes: pointer.count * 8) { peft_mpi_iallreduce_max_double(pointer.baseAddress, Int32(pointer.count), &$0) }
+            try watch(what, bytes: pointer.count * 8) { operation(pointer.baseAddress, Int32(pointer.count), &$0) }
         }
         return buffer
     }

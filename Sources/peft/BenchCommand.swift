@@ -7,7 +7,7 @@ import Models
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Measure speed: SGEMM peak and model forward throughput.",
-        subcommands: [SGEMMBench.self, ForwardBench.self, OpsBench.self, StepBench.self, SwitchBench.self, SuiteBench.self, ProfileBench.self, BF16GEMMBench.self, LanguageModelBench.self, ServeBench.self])
+        subcommands: [SGEMMBench.self, ForwardBench.self, OpsBench.self, StepBench.self, SwitchBench.self, SuiteBench.self, ProfileBench.self, BF16GEMMBench.self, LanguageModelBench.self, ServeBench.self, AllreduceBench.self])
 }
 
 /// Seconds taken by `body`, median of `repeats` runs after `warmup` runs.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Collectives
 import Dispatch
 import Engine
 import Foundation
@@ -71,6 +72,11 @@ struct TrainLanguageModelCommand: ParsableCommand {
     }
 
     func run() throws {
+        let ranks: Int
+        do { ranks = try ProcessGroup.launchedSize(environment: ProcessInfo.processInfo.environment) } catch { throw ValidationError("\(error)") }
+        guard ranks == 1 else {
+            throw ValidationError("train-lm does not train data-parallel yet; run it as one process, without mpirun (peft train and peft bench suite do run under mpirun)")
+        }
         try global.announce()
         let existing = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
         guard overwrite || existing.isEmpty else {
