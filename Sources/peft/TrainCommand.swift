@@ -68,6 +68,9 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Option(help: "Backbone (default: dinov2-s14 for image tasks, minilm-l6 for text tasks).") var model: String?
     @Option(help: "Task name (see `peft tasks`).") var task = TrainingConfiguration().task
+    @Option(help: "Your own images instead of --task: a folder with one subfolder of PNG/JPEG images per class (split 80/10/10 by --seed), or with train/, validation/ and test/ folders of class folders.")
+    var data: String?
+    @Flag(help: "With --data: skip images that cannot be decoded (counted and listed) instead of stopping.") var skipBad = false
     @Option(help: "PEFT method (see `peft methods`).") var method = TrainingConfiguration().method
     @OptionGroup var methodFlags: MethodFlags
     @Option(parsing: .unconditional, help: "Training epochs over the 800 training examples.") var epochs = TrainingConfiguration().epochs
@@ -95,8 +98,11 @@ struct TrainCommand: ParsableCommand {
         let group = try joinProcessGroup(verbose: global.verbose)
         try global.announce(quiet: !group.isLeader)
         var configuration = TrainingConfiguration()
-        configuration.model = try model ?? TrainingSession.defaultModel(forTask: task)
-        configuration.task = task
+        if data == nil && skipBad { throw ValidationError("--skip-bad applies to --data only") }
+        configuration.model = try model ?? (data != nil ? "dinov2-s14" : TrainingSession.defaultModel(forTask: task))
+        configuration.task = data.map { "folder:" + URL(fileURLWithPath: $0).standardizedFileURL.lastPathComponent } ?? task
+        configuration.data = data.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        configuration.skipBadExamples = skipBad
         configuration.method = method
         configuration.methodConfig = try methodFlags.config(for: method, seed: seed)
         configuration.epochs = epochs
@@ -118,7 +124,7 @@ struct TrainCommand: ParsableCommand {
         let out = self.out ?? "runs/latest"
         let leader = group.isLeader
         let say: (String) -> Void = { if leader { printError($0) } }
-        say("train: \(configuration.model) on \(task) with \(method), \(epochs) epochs, batch \(batchSize), lr \(configuration.resolvedLearningRate), \(resolution) px -> \(out)"
+        say("train: \(configuration.model) on \(configuration.data ?? task) with \(method), \(epochs) epochs, batch \(batchSize), lr \(configuration.resolvedLearningRate), \(resolution) px -> \(out)"
             + (group.isDistributed ? " on \(group.size) ranks (\(Parallel.workerCount) thread\(Parallel.workerCount == 1 ? "" : "s") each)" : ""))
         let trainer = try TrainingSession.trainer(configuration, outputDirectory: URL(fileURLWithPath: out), progress: say)
         trainer.group = group
@@ -131,7 +137,7 @@ struct TrainCommand: ParsableCommand {
         group.finalize()
         guard group.isLeader else { return }
         print(String(format: "%@ %@ %@: test accuracy %.2f%% | best val %.2f%% (epoch %d) | trainable %d of %d | %.3f s/step, %.1f img/s",
-                     configuration.model, task, method, 100 * result.testAccuracy, 100 * result.bestValidationAccuracy,
+                     configuration.model, configuration.task, method, 100 * result.testAccuracy, 100 * result.bestValidationAccuracy,
                      result.bestEpoch, result.trainableParameters, result.totalParameters, result.secondsPerStep,
                      result.examplesPerSecond))
     }

@@ -120,3 +120,48 @@ final class Prefetcher {
         return slot.value!
     }
 }
+
+/// Pictures of a user's image folder (already at the training side): normalised, optionally flipped left-right.
+public final class PictureBatchSource: BatchSource {
+    public let split: PictureSplit
+    public let preprocessor: ImagePreprocessor
+    public let flip: Bool
+
+    public init(split: PictureSplit, preprocessor: ImagePreprocessor, flip: Bool) {
+        self.split = split
+        self.preprocessor = preprocessor
+        self.flip = flip
+    }
+
+    public var count: Int { split.labels.count }
+    public var labels: [Int] { split.labels }
+    public var flipsImages: Bool { flip }
+
+    public func flips(count: Int, augment: Bool, generator: inout RandomGenerator) -> [Bool] {
+        (0..<count).map { _ in augment && flip && generator.nextUniform() < 0.5 }
+    }
+
+    public func batch(_ indices: [Int], augment: Bool, generator: inout RandomGenerator) -> ClassifierInput {
+        batch(indices, flips: flips(count: indices.count, augment: augment, generator: &generator))
+    }
+
+    public func batch(_ indices: [Int], flips: [Bool]) -> ClassifierInput {
+        let side = split.side, plane = side * side
+        let out = Tensor(uninitialized: [indices.count, 3, side, side])
+        Parallel.forEachChunk(indices.count, grain: 1) { range in
+            for i in range {
+                let picture = split.pictures[indices[i]], base = out.data + i * 3 * plane
+                for channel in 0..<3 {
+                    let m = preprocessor.mean[channel], inverseStd = 1 / preprocessor.std[channel]
+                    for y in 0..<side {
+                        for x in 0..<side {
+                            let sourceX = flips[i] ? side - 1 - x : x
+                            base[channel * plane + y * side + x] = (Float(picture[channel * plane + y * side + sourceX]) / 255 - m) * inverseStd
+                        }
+                    }
+                }
+            }
+        }
+        return .images(out)
+    }
+}

@@ -29,6 +29,8 @@ public final class Trainer {
     /// the same update, validation and test are split over the ranks, and only rank 0 reads and writes the
     /// output directory and logs.
     public var group: ProcessGroup = .single
+    /// The task's class names, recorded in the adapter's config (so `peft predict` prints them).
+    public var classNames: [String]?
     /// Seconds spent in the gradient allreduce so far, and the bytes this rank sent into it.
     public internal(set) var reductionSeconds = 0.0
     public internal(set) var reductionBytes = 0
@@ -225,7 +227,9 @@ public final class Trainer {
             try SafeTensors.write(bestParameters, metadata: ["format": "pt"],
                                   to: directory.appendingPathComponent("best.safetensors"))
             try AdapterFiles.save(model, method: method,
-                                  baseModel: configuration.model, resolution: trainedResolution,
+                                  baseModel: configuration.model,
+                                  classNames: classNames?.count == model.classCount ? classNames : nil,
+                                  resolution: trainedResolution,
                                   to: directory.appendingPathComponent("adapter"))
             try writeAtomically(try jsonData(result, pretty: true), to: directory.appendingPathComponent("result.json"))
         }

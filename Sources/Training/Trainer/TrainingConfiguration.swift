@@ -34,6 +34,11 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var onNonFinite: NonFiniteAction = .stop
     /// With `.skip`: the run gives up after this many consecutive skipped steps.
     public var maxConsecutiveSkips = 5
+    /// A folder of the user's own images (one subfolder per class; see `ImageFolderDataset`) to train on instead
+    /// of the built-in `task`.
+    public var data: String?
+    /// With `data`: skip images that cannot be decoded (counted and listed) instead of stopping.
+    public var skipBadExamples = false
 
     public init() {}
 
@@ -89,12 +94,14 @@ extension TrainingConfiguration {
         maxEvaluationExamples = try container.decodeIfPresent(Int.self, forKey: .maxEvaluationExamples)
         if let value = try container.decodeIfPresent(type(of: onNonFinite), forKey: .onNonFinite) { onNonFinite = value }
         if let value = try container.decodeIfPresent(type(of: maxConsecutiveSkips), forKey: .maxConsecutiveSkips) { maxConsecutiveSkips = value }
+        data = try container.decodeIfPresent(String.self, forKey: .data)
+        if let value = try container.decodeIfPresent(Bool.self, forKey: .skipBadExamples) { skipBadExamples = value }
     }
 
     enum CodingKeys: String, CodingKey {
         case model, task, method, methodConfig, epochs, batchSize, learningRate, headLearningRate, weightDecay
         case warmupEpochs, labelSmoothing, clipNorm, resolution, horizontalFlip, seed, evaluateEvery, maxStepsPerEpoch
-        case maxEvaluationExamples, onNonFinite, maxConsecutiveSkips
+        case maxEvaluationExamples, onNonFinite, maxConsecutiveSkips, data, skipBadExamples
         /// The flat method options of checkpoints written before typed configs (read, never written).
         case options
     }
@@ -121,6 +128,8 @@ extension TrainingConfiguration {
         try container.encodeIfPresent(maxEvaluationExamples, forKey: .maxEvaluationExamples)
         try container.encode(onNonFinite, forKey: .onNonFinite)
         try container.encode(maxConsecutiveSkips, forKey: .maxConsecutiveSkips)
+        try container.encodeIfPresent(data, forKey: .data)
+        if skipBadExamples { try container.encode(skipBadExamples, forKey: .skipBadExamples) }
     }
 }
 

@@ -15,9 +15,35 @@ public enum TrainingSession {
     /// A classifier for `configuration` with its method applied, and the train/validation/test sources.
     public static func prepare(_ configuration: TrainingConfiguration, progress: (String) -> Void = { _ in })
         throws -> (model: any Classifier, train: BatchSource, validation: BatchSource, test: BatchSource) {
+        let prepared = try prepareNamed(configuration, progress: progress)
+        return (prepared.model, prepared.train, prepared.validation, prepared.test)
+    }
+
+    /// `prepare`, with the class names of the task or data.
+    static func prepareNamed(_ configuration: TrainingConfiguration, progress: (String) -> Void)
+        throws -> (model: any Classifier, train: BatchSource, validation: BatchSource, test: BatchSource, classNames: [String]) {
         try OpenBLAS.load()
         try Trainer.validate(configuration)
         let method = try configuration.makeMethod()
+        if let data = configuration.data {
+            guard PretrainedModels.visionNames.contains(configuration.model) else {
+                throw TrainingError("--data \(data) is an image folder; choose a vision model: \(PretrainedModels.visionNames.joined(separator: ", "))")
+            }
+            let vision = try PretrainedModels.vision(named: configuration.model, progress: progress)
+            let resolution = configuration.resolution ?? vision.configuration.defaultResolution
+            try vision.configuration.checkResolution(resolution)
+            let folder = try ImageFolderDataset.load(URL(fileURLWithPath: data), side: resolution, seed: configuration.seed,
+                                                     skipBad: configuration.skipBadExamples, progress: progress)
+            let classifier = ImageClassifier(vision: vision, classes: folder.classNames.count,
+                                             pooling: configuration.model == "dinov2-s14" ? .classAndPatchMean : .classToken,
+                                             backboneName: configuration.model == "dinov2-s14" ? "dinov2" : "vit",
+                                             seed: configuration.seed)
+            let preprocessor = ImagePreprocessor(configuration: vision.configuration, resolution: resolution)
+            let train = PictureBatchSource(split: folder.train, preprocessor: preprocessor, flip: configuration.horizontalFlip)
+            try apply(method, to: classifier, train: train, configuration: configuration, progress: progress)
+            return (classifier, train, PictureBatchSource(split: folder.validation, preprocessor: preprocessor, flip: false),
+                    PictureBatchSource(split: folder.test, preprocessor: preprocessor, flip: false), folder.classNames)
+        }
         switch try TaskRegistry.kind(of: configuration.task) {
         case .image:
             guard PretrainedModels.visionNames.contains(configuration.model) else {
@@ -40,7 +66,7 @@ public enum TrainingSession {
             }
             let train = source(task.train, flip: configuration.horizontalFlip && task.horizontalFlipPreservesLabel)
             try apply(method, to: classifier, train: train, configuration: configuration, progress: progress)
-            return (classifier, train, source(task.validation, flip: false), source(task.test, flip: false))
+            return (classifier, train, source(task.validation, flip: false), source(task.test, flip: false), task.classNames)
         case .text:
             guard PretrainedModels.textNames.contains(configuration.model) else {
                 throw TrainingError("task '\(configuration.task)' is a text task; choose a text model: \(PretrainedModels.textNames.joined(separator: ", "))")
@@ -53,7 +79,7 @@ public enum TrainingSession {
             try apply(method, to: classifier, train: train, configuration: configuration, progress: progress)
             return (classifier, train,
                     TextBatchSource(split: task.validation, tokenizer: tokenizer),
-                    TextBatchSource(split: task.test, tokenizer: tokenizer))
+                    TextBatchSource(split: task.test, tokenizer: tokenizer), task.classNames)
         }
     }
 
@@ -83,10 +109,11 @@ public enum TrainingSession {
     /// A trainer for `configuration`, writing into `outputDirectory` when given.
     public static func trainer(_ configuration: TrainingConfiguration, outputDirectory: URL?,
                                progress: @escaping (String) -> Void) throws -> Trainer {
-        let prepared = try prepare(configuration, progress: progress)
+        let prepared = try prepareNamed(configuration, progress: progress)
         let trainer = try Trainer(configuration: configuration, model: prepared.model, train: prepared.train,
                                   validation: prepared.validation, test: prepared.test, outputDirectory: outputDirectory)
         trainer.log = progress
+        trainer.classNames = prepared.classNames
         return trainer
     }
 }

@@ -1,0 +1,126 @@
+import Foundation
+import Training
+import XCTest
+
+/// `peft train --data FOLDER` on a folder of the user's own images, end to end: PNG and JPEG files of any size in
+/// one folder per class, a seeded split or explicit train/validation/test folders, class names carried into the
+/// adapter so `peft predict` prints them, and the refusals a bad folder gets.
+final class ImageFolderTests: XCTestCase {
+    static let jpegFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/jpeg")
+
+    /// A PNG of `rows` x `columns` whose top (class "top") or bottom (class "bottom") half is bright, with noise.
+    func stripes(top: Bool, rows: Int, columns: Int, seed: Int) throws -> [UInt8] {
+        var state = UInt64(seed) &* 6364136223846793005 &+ 1
+        var rgb: [UInt8] = []
+        for y in 0..<rows {
+            for _ in 0..<columns {
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                let bright = (y < rows / 2) == top
+                let value = Int(bright ? 200 : 50) + Int(state >> 59) - 16
+                rgb += [UInt8(max(0, min(255, value))), UInt8(max(0, min(255, value - 10))), UInt8(max(0, min(255, value + 10)))]
+            }
+        }
+        return try PNGImage.encode(width: columns, height: rows, rgb: rgb)
+    }
+
+    /// Classes "top" and "bottom" (PNG, sizes 20-40 px) and "photo" (the committed JPEG fixtures, baseline and
+    /// progressive, grey and colour), `perClass` images each, under `root` (or `root/<split>`).
+    func makeFolder(_ root: URL, perClass: Int = 12, classes: [String] = ["bottom", "photo", "top"]) throws {
+        let jpegs = try FileManager.default.contentsOfDirectory(atPath: Self.jpegFixtures.path).filter { $0.hasSuffix(".jpg") }.sorted()
+        XCTAssertGreaterThanOrEqual(jpegs.count, 3)
+        for name in classes {
+            let folder = root.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            for i in 0..<perClass {
+                if name == "photo" {
+                    try FileManager.default.copyItem(at: Self.jpegFixtures.appendingPathComponent(jpegs[i % jpegs.count]),
+                                                     to: folder.appendingPathComponent("photo-\(i).JPG"))
+                } else {
+                    let bytes = try stripes(top: name == "top", rows: 20 + (i * 7) % 21, columns: 20 + (i * 5) % 21, seed: i)
+                    try Data(bytes).write(to: folder.appendingPathComponent("\(name)-\(i).png"))
+                }
+            }
+        }
+    }
+
+    func train(_ data: URL, out: URL, _ extra: [String] = []) -> [String] {
+        ["train", "--model", "vit-s16-random", "--data", data.path, "--method", "lora", "--rank", "4", "--resolution", "32",
+         "--batch-size", "8", "--epochs", "2", "--out", out.path] + extra
+    }
+
+    func testTrainAndPredictOnAFolderOfPNGAndJPEGImages() throws {
+        let data = temporaryDirectory("folder-data", for: self), out = temporaryDirectory("folder-run", for: self)
+        try makeFolder(data)
+        try Data("not an image".utf8).write(to: data.appendingPathComponent("top/notes.txt"))
+        let outcome = try PeftProcess.run(train(data, out: out), timeout: 120)
+        assertSuccess(outcome)
+        XCTAssertTrue(outcome.stderr.contains("3 classes, 36 images (train 30, validation 3, test 3), split by seed 0"), outcome.stderr)
+        XCTAssertTrue(outcome.stderr.contains("ignored 1 file"), outcome.stderr)
+        XCTAssertTrue(outcome.stdout.contains("folder:"), outcome.stdout)
+        let config = try String(contentsOf: out.appendingPathComponent("adapter/adapter_config.json"), encoding: .utf8)
+        XCTAssertTrue(config.contains("\"bottom\"") && config.contains("\"photo\"") && config.contains("\"top\""), config)
+        // predict names the classes from the adapter.
+        let image = data.appendingPathComponent("top/top-0.png")
+        let predicted = try PeftProcess.run(["predict", "--model", "vit-s16-random", "--adapter", out.appendingPathComponent("adapter").path,
+                                             "--top-k", "3", image.path])
+        assertSuccess(predicted)
+        for name in ["bottom", "photo", "top"] { XCTAssertTrue(predicted.stdout.contains(name), predicted.stdout) }
+        // eval rebuilds the same split from the run's settings.
+        let evaluated = try PeftProcess.run(["eval", out.path])
+        assertSuccess(evaluated)
+        XCTAssertTrue(evaluated.stdout.contains("test accuracy"), evaluated.stdout)
+        // Same seed, same split and numbers: the run's test accuracy is what eval reports.
+        let result = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("result.json"))) as? [String: Any]
+        let accuracy = try XCTUnwrap(result?["testAccuracy"] as? Double)
+        XCTAssertTrue(evaluated.stdout.contains(String(format: "%.2f%%", 100 * accuracy)), "\(evaluated.stdout) vs \(accuracy)")
+    }
+
+    func testExplicitSplitFoldersAreUsedAsGiven() throws {
+        let data = temporaryDirectory("folder-split", for: self), out = temporaryDirectory("folder-split-run", for: self)
+        try makeFolder(data.appendingPathComponent("train"), perClass: 8)
+        try makeFolder(data.appendingPathComponent("val"), perClass: 2)
+        try makeFolder(data.appendingPathComponent("test"), perClass: 3, classes: ["bottom", "top"])
+        let outcome = try PeftProcess.run(train(data, out: out), timeout: 120)
+        assertSuccess(outcome)
+        XCTAssertTrue(outcome.stderr.contains("3 classes, 36 images (train 24, validation 6, test 6)"), outcome.stderr)
+    }
+
+    func testBadFoldersAreRefusedNamingTheProblem() throws {
+        let out = temporaryDirectory("folder-bad-run", for: self)
+        // One class only.
+        let single = temporaryDirectory("folder-single", for: self)
+        try makeFolder(single, perClass: 4, classes: ["top"])
+        assertCleanFailure(try PeftProcess.run(train(single, out: out)), mentions: "has one class ('top')")
+        // An empty class.
+        let empty = temporaryDirectory("folder-empty", for: self)
+        try makeFolder(empty, perClass: 4, classes: ["top", "bottom"])
+        try FileManager.default.createDirectory(at: empty.appendingPathComponent("nothing"), withIntermediateDirectories: true)
+        assertCleanFailure(try PeftProcess.run(train(empty, out: out)), mentions: "class 'nothing' has no PNG or JPEG images")
+        // Too few images to split by seed.
+        let few = temporaryDirectory("folder-few", for: self)
+        try makeFolder(few, perClass: 2, classes: ["top", "bottom"])
+        assertCleanFailure(try PeftProcess.run(train(few, out: out)), mentions: "splitting it by seed needs at least 3")
+        // A test class that training lacks.
+        let stray = temporaryDirectory("folder-stray", for: self)
+        try makeFolder(stray.appendingPathComponent("train"), perClass: 4, classes: ["top", "bottom"])
+        try makeFolder(stray.appendingPathComponent("test"), perClass: 2, classes: ["top", "photo"])
+        assertCleanFailure(try PeftProcess.run(train(stray, out: out)), mentions: "class 'photo' has no folder in train/")
+        // Not a folder at all.
+        assertCleanFailure(try PeftProcess.run(train(stray.appendingPathComponent("nowhere"), out: out)), mentions: "not a folder")
+    }
+
+    func testACorruptImageStopsTheRunUnlessSkipped() throws {
+        let data = temporaryDirectory("folder-corrupt", for: self)
+        try makeFolder(data, perClass: 6, classes: ["top", "bottom"])
+        let bad = data.appendingPathComponent("top/broken.png")
+        var bytes = try stripes(top: true, rows: 24, columns: 24, seed: 99)
+        bytes.removeLast(bytes.count / 2)
+        try Data(bytes).write(to: bad)
+        let stopped = try PeftProcess.run(train(data, out: temporaryDirectory("folder-corrupt-run", for: self)))
+        assertCleanFailure(stopped, mentions: bad.path)
+        XCTAssertTrue(stopped.stderr.contains("--skip-bad"), stopped.stderr)
+        let skipped = try PeftProcess.run(train(data, out: temporaryDirectory("folder-skip-run", for: self), ["--skip-bad"]))
+        assertSuccess(skipped)
+        XCTAssertTrue(skipped.stderr.contains("skipped 1 unreadable image (--skip-bad): \(bad.path)"), skipped.stderr)
+    }
+}
