@@ -68,7 +68,7 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Option(help: "Backbone (default: dinov2-s14 for image tasks, minilm-l6 for text tasks).") var model: String?
     @Option(help: "Task name (see `peft tasks`).") var task = TrainingConfiguration().task
-    @Option(help: "Your own images instead of --task: a folder with one subfolder of PNG/JPEG images per class (split 80/10/10 by --seed), or with train/, validation/ and test/ folders of class folders.")
+    @Option(help: "Your own data instead of --task: a folder with one subfolder of PNG/JPEG images per class (split 80/10/10 by --seed) or with train/, validation/ and test/ folders of class folders; or a CSV/JSONL file of 'text' and 'label' (split the same way), or a folder of train/validation/test .csv or .jsonl files.")
     var data: String?
     @Flag(help: "With --data: skip images that cannot be decoded (counted and listed) instead of stopping.") var skipBad = false
     @Option(help: "PEFT method (see `peft methods`).") var method = TrainingConfiguration().method
@@ -99,7 +99,8 @@ struct TrainCommand: ParsableCommand {
         try global.announce(quiet: !group.isLeader)
         var configuration = TrainingConfiguration()
         if data == nil && skipBad { throw ValidationError("--skip-bad applies to --data only") }
-        configuration.model = try model ?? (data != nil ? "dinov2-s14" : TrainingSession.defaultModel(forTask: task))
+        configuration.model = try model ?? data.map { TextDataset.isText(URL(fileURLWithPath: $0)) ? "minilm-l6" : "dinov2-s14" }
+            ?? TrainingSession.defaultModel(forTask: task)
         configuration.task = data.map { "folder:" + URL(fileURLWithPath: $0).standardizedFileURL.lastPathComponent } ?? task
         configuration.data = data.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         configuration.skipBadExamples = skipBad

@@ -151,19 +151,29 @@ public struct ImageFolderDataset: Sendable {
     /// a class needs `minimum` files.
     static func cutTenPercent(_ files: [[URL]], classNames: [String], folder: String, generator: inout RandomGenerator,
                               fraction: Double = 0.1, minimum: Int = 2) throws -> (kept: [[URL]], cut: [[URL]]) {
-        var kept: [[URL]] = [], cut: [[URL]] = []
-        for (index, list) in files.enumerated() {
-            guard list.count >= minimum else {
-                throw DataReaderError(file: folder, problem: "class '\(classNames[index])' has \(list.count) image\(list.count == 1 ? "" : "s"); splitting it by seed needs at least \(minimum) (or give train/, validation/ and test/ folders)")
-            }
-            var shuffled = list
-            shuffled.shuffle(using: &generator)
-            let count = max(1, Int((Double(list.count) * fraction).rounded()))
-            cut.append(Array(shuffled.prefix(count)).sorted { $0.path < $1.path })
-            kept.append(Array(shuffled.dropFirst(count)).sorted { $0.path < $1.path })
-        }
-        return (kept, cut)
+        try stratifiedCut(files, classNames: classNames, file: folder, what: "image",
+                          hint: "or give train/, validation/ and test/ folders", generator: &generator,
+                          fraction: fraction, minimum: minimum, order: { $0.path < $1.path })
     }
+}
+
+/// Splits each class's items into (kept, cut), cutting `fraction` of them (rounded, at least one) at random and
+/// keeping both parts in `order`; a class needs `minimum` items, else the error names `file` and the class.
+func stratifiedCut<Item>(_ items: [[Item]], classNames: [String], file: String, what: String, hint: String,
+                         generator: inout RandomGenerator, fraction: Double, minimum: Int,
+                         order: (Item, Item) -> Bool) throws -> (kept: [[Item]], cut: [[Item]]) {
+    var kept: [[Item]] = [], cut: [[Item]] = []
+    for (index, list) in items.enumerated() {
+        guard list.count >= minimum else {
+            throw DataReaderError(file: file, problem: "class '\(classNames[index])' has \(list.count) \(what)\(list.count == 1 ? "" : "s"); splitting it by seed needs at least \(minimum) (\(hint))")
+        }
+        var shuffled = list
+        shuffled.shuffle(using: &generator)
+        let count = max(1, Int((Double(list.count) * fraction).rounded()))
+        cut.append(Array(shuffled.prefix(count)).sorted(by: order))
+        kept.append(Array(shuffled.dropFirst(count)).sorted(by: order))
+    }
+    return (kept, cut)
 }
 
 /// Decodes and resizes images for `ImageFolderDataset`, collecting the ones skipped.

@@ -25,6 +25,19 @@ public enum TrainingSession {
         try OpenBLAS.load()
         try Trainer.validate(configuration)
         let method = try configuration.makeMethod()
+        if let data = configuration.data, TextDataset.isText(URL(fileURLWithPath: data)) {
+            guard PretrainedModels.textNames.contains(configuration.model) else {
+                throw TrainingError("--data \(data) holds texts; choose a text model: \(PretrainedModels.textNames.joined(separator: ", "))")
+            }
+            let dataset = try TextDataset.load(URL(fileURLWithPath: data), seed: configuration.seed, progress: progress)
+            let classifier = TextClassifier(encoder: try PretrainedModels.miniLM(), classes: dataset.classNames.count,
+                                            seed: configuration.seed)
+            let tokenizer = try PretrainedModels.miniLMTokenizer()
+            let train = TextBatchSource(split: dataset.train, tokenizer: tokenizer)
+            try apply(method, to: classifier, train: train, configuration: configuration, progress: progress)
+            return (classifier, train, TextBatchSource(split: dataset.validation, tokenizer: tokenizer),
+                    TextBatchSource(split: dataset.test, tokenizer: tokenizer), dataset.classNames)
+        }
         if let data = configuration.data {
             guard PretrainedModels.visionNames.contains(configuration.model) else {
                 throw TrainingError("--data \(data) is an image folder; choose a vision model: \(PretrainedModels.visionNames.joined(separator: ", "))")
