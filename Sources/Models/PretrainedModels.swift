@@ -50,14 +50,50 @@ public enum PretrainedModels {
         return model
     }
 
-    /// A vision model by name: `dinov2-s14` (pretrained) or a randomly initialised ViT-S/16 or ViT-B/16.
+    /// Whether `name` (a registry name or a Hugging Face model folder) is a vision model.
+    public static func isVision(_ name: String) -> Bool {
+        if HuggingFaceFolder.isFolder(name) { return (try? HuggingFaceFolder(path: name).kind) != .bert }
+        return visionNames.contains(name)
+    }
+
+    /// Whether `name` (a registry name or a Hugging Face model folder) is a text encoder.
+    public static func isText(_ name: String) -> Bool {
+        if HuggingFaceFolder.isFolder(name) { return (try? HuggingFaceFolder(path: name).kind) == .bert }
+        return textNames.contains(name)
+    }
+
+    /// Whether a vision model is a DINOv2 (its classifier pools the class token with the mean patch token and its
+    /// parameters are named `dinov2.*`; other ViTs use the class token and `vit.*`).
+    public static func isDINOv2(_ name: String) -> Bool {
+        if HuggingFaceFolder.isFolder(name) { return (try? HuggingFaceFolder(path: name).kind) == .dinov2 }
+        return name == "dinov2-s14"
+    }
+
+    /// The model names for messages: the registry's, and that a folder works too.
+    public static func choices(_ names: [String]) -> String {
+        names.joined(separator: ", ") + ", or a Hugging Face model folder (config.json + model.safetensors)"
+    }
+
+    /// A text encoder and its tokenizer: `minilm-l6` or a BERT-family model folder.
+    public static func textEncoder(named name: String) throws -> (encoder: BertEncoder, tokenizer: WordPieceTokenizer) {
+        if HuggingFaceFolder.isFolder(name) { return try HuggingFaceFolder(path: name).textModel() }
+        guard name == "minilm-l6" else { throw ModuleError("unknown text model '\(name)'; choose \(choices(textNames))") }
+        return (try miniLM(), try miniLMTokenizer())
+    }
+
+    /// A vision model by name: `dinov2-s14` (pretrained), a randomly initialised ViT-S/16 or ViT-B/16, or a Hugging
+    /// Face DINOv2 or ViT model folder.
     public static func vision(named name: String, progress: (String) -> Void = { _ in }) throws -> VisionTransformer {
+        if HuggingFaceFolder.isFolder(name) {
+            progress("loading the model folder \(name)")
+            return try HuggingFaceFolder(path: name).visionModel()
+        }
         switch name {
         case "dinov2-s14": return try dinov2Small(progress: progress)
         case "vit-s16-random": return VisionTransformer(.vitSmall16, seed: 1)
         case "vit-b16-random": return VisionTransformer(.vitBase16, seed: 1)
         default:
-            throw ModuleError("unknown model '\(name)'; choose one of: \(visionNames.joined(separator: ", "))")
+            throw ModuleError("unknown model '\(name)'; choose one of: \(choices(visionNames))")
         }
     }
 

@@ -47,10 +47,11 @@ final class SharedBase {
 
     /// Loads the named base model from the assets.
     static func load(model name: String, progress: (String) -> Void) throws -> SharedBase {
-        if PretrainedModels.textNames.contains(name) {
-            return SharedBase(modelName: name, backbone: .text(try PretrainedModels.miniLM(), try PretrainedModels.miniLMTokenizer()))
+        if PretrainedModels.isText(name) {
+            let (encoder, tokenizer) = try PretrainedModels.textEncoder(named: name)
+            return SharedBase(modelName: name, backbone: .text(encoder, tokenizer))
         }
-        guard PretrainedModels.visionNames.contains(name) else {
+        guard PretrainedModels.isVision(name) else {
             let known = (PretrainedModels.visionNames + PretrainedModels.textNames).joined(separator: ", ")
             throw ServingError(.badRequest, "--model '\(name)': not a classifier base this server can load (known: \(known))")
         }

@@ -162,7 +162,7 @@ struct PredictCommand: ParsableCommand {
         if let model, model != configuration.baseModelNameOrPath {
             throw ValidationError("the adapter in \(adapter) was trained on '\(configuration.baseModelNameOrPath)', not '\(model)'")
         }
-        guard PretrainedModels.visionNames.contains(configuration.baseModelNameOrPath) else {
+        guard PretrainedModels.isVision(configuration.baseModelNameOrPath) else {
             throw ValidationError("predict classifies images; the adapter's base '\(configuration.baseModelNameOrPath)' is not a vision model")
         }
         let settings = runSettings(ofAdapter: adapter)

@@ -66,7 +66,7 @@ struct TrainCommand: ParsableCommand {
         """)
 
     @OptionGroup var global: GlobalOptions
-    @Option(help: "Backbone (default: dinov2-s14 for image tasks, minilm-l6 for text tasks).") var model: String?
+    @Option(help: "Backbone: a name (`peft models`; default dinov2-s14 for images, minilm-l6 for texts) or a Hugging Face model folder (config.json + model.safetensors or its shards; DINOv2, ViT or BERT of any size).") var model: String?
     @Option(help: "Task name (see `peft tasks`).") var task = TrainingConfiguration().task
     @Option(help: "Your own data instead of --task: a folder with one subfolder of PNG/JPEG images per class (split 80/10/10 by --seed) or with train/, validation/ and test/ folders of class folders; or a CSV/JSONL file of 'text' and 'label' (split the same way), or a folder of train/validation/test .csv or .jsonl files.")
     var data: String?
@@ -99,7 +99,7 @@ struct TrainCommand: ParsableCommand {
         try global.announce(quiet: !group.isLeader)
         var configuration = TrainingConfiguration()
         if data == nil && skipBad { throw ValidationError("--skip-bad applies to --data only") }
-        configuration.model = try model ?? data.map { TextDataset.isText(URL(fileURLWithPath: $0)) ? "minilm-l6" : "dinov2-s14" }
+        configuration.model = try model.map { HuggingFaceFolder.isFolder($0) ? URL(fileURLWithPath: $0).standardizedFileURL.path : $0 } ?? data.map { TextDataset.isText(URL(fileURLWithPath: $0)) ? "minilm-l6" : "dinov2-s14" }
             ?? TrainingSession.defaultModel(forTask: task)
         configuration.task = data.map { "folder:" + URL(fileURLWithPath: $0).standardizedFileURL.lastPathComponent } ?? task
         configuration.data = data.map { URL(fileURLWithPath: $0).standardizedFileURL.path }

@@ -75,6 +75,32 @@ final class ImageFolderTests: XCTestCase {
         XCTAssertTrue(evaluated.stdout.contains(String(format: "%.2f%%", 100 * accuracy)), "\(evaluated.stdout) vs \(accuracy)")
     }
 
+    /// A model folder as transformers saves it (the committed tiny ViT and DINOv2) as the backbone of a run on the
+    /// user's images, then predict and eval on the adapter, which records the folder as its base.
+    func testAHuggingFaceModelFolderTrainsOnTheImages() throws {
+        let models = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("ModelsTests/Fixtures/hf")
+        let data = temporaryDirectory("folder-hf-data", for: self)
+        try makeFolder(data, perClass: 6)
+        for name in ["vit-tiny", "dinov2-tiny"] {
+            let out = temporaryDirectory("folder-hf-run-\(name)", for: self)
+            let model = models.appendingPathComponent(name).path
+            let outcome = try PeftProcess.run(["train", "--model", model, "--data", data.path, "--method", "lora", "--rank", "2",
+                                               "--resolution", "16", "--batch-size", "4", "--epochs", "1", "--out", out.path])
+            assertSuccess(outcome)
+            let config = try String(contentsOf: out.appendingPathComponent("adapter/adapter_config.json"), encoding: .utf8)
+            XCTAssertTrue(config.contains(name), "the adapter names its base folder: \(config)")
+            XCTAssertTrue(config.contains(name == "dinov2-tiny" ? "\"dinov2\"" : "\"vit\""), config)
+            let predicted = try PeftProcess.run(["predict", "--adapter", out.appendingPathComponent("adapter").path,
+                                                 data.appendingPathComponent("top/top-0.png").path])
+            assertSuccess(predicted)
+            XCTAssertTrue(predicted.stdout.contains("top") || predicted.stdout.contains("bottom") || predicted.stdout.contains("photo"), predicted.stdout)
+        }
+        let unknown = try PeftProcess.run(["train", "--model", models.appendingPathComponent("bert-tiny").path, "--data", data.path,
+                                           "--out", temporaryDirectory("folder-hf-bad", for: self).path])
+        assertCleanFailure(unknown, mentions: "is an image folder; choose a vision model")
+    }
+
     func testExplicitSplitFoldersAreUsedAsGiven() throws {
         let data = temporaryDirectory("folder-split", for: self), out = temporaryDirectory("folder-split-run", for: self)
         try makeFolder(data.appendingPathComponent("train"), perClass: 8)

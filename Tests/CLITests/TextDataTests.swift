@@ -27,6 +27,22 @@ final class TextDataTests: XCTestCase {
         assertSuccess(evaluated)
     }
 
+    /// A BERT model folder as transformers saves it (the committed tiny one with its vocab.txt) as the encoder.
+    func testABertModelFolderTrainsOnTheTexts() throws {
+        let model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("ModelsTests/Fixtures/hf/bert-tiny")
+        let folder = temporaryDirectory("text-bert", for: self), out = temporaryDirectory("text-bert-run", for: self)
+        var csv = "text,label\n"
+        for i in 0..<30 { csv += "\(i % 2 == 0 ? "the cat sat on the mat" : "the dog ran"),\(i % 2 == 0 ? "cat" : "dog")\n" }
+        try Data(csv.utf8).write(to: folder.appendingPathComponent("pets.csv"))
+        let outcome = try PeftProcess.run(["train", "--model", model.path, "--data", folder.appendingPathComponent("pets.csv").path,
+                                           "--method", "lora", "--rank", "2", "--batch-size", "4", "--epochs", "2", "--lr", "0.01",
+                                           "--out", out.path])
+        assertSuccess(outcome)
+        XCTAssertTrue(outcome.stdout.contains("bert-tiny"), outcome.stdout)
+        assertSuccess(try PeftProcess.run(["eval", out.path]))
+    }
+
     func testAJSONLFolderWithALabelMissingFromTrainingIsRefused() throws {
         let folder = temporaryDirectory("text-jsonl", for: self)
         var train = "", test = ""

@@ -30,8 +30,9 @@ public enum AdapterEvaluation {
         let configuration = try AdapterFiles.configuration(in: adapter)
         let details = configuration.swiftpeft
         let model: any Classifier
-        if PretrainedModels.textNames.contains(configuration.baseModelNameOrPath) {
-            model = TextClassifier(encoder: try PretrainedModels.miniLM(), classes: details.classes)
+        if PretrainedModels.isText(configuration.baseModelNameOrPath) {
+            model = TextClassifier(encoder: try PretrainedModels.textEncoder(named: configuration.baseModelNameOrPath).encoder,
+                                   classes: details.classes)
         } else {
             let vision = try PretrainedModels.vision(named: configuration.baseModelNameOrPath, progress: progress)
             model = ImageClassifier(vision: vision, classes: details.classes,

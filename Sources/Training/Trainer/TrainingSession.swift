@@ -26,21 +26,20 @@ public enum TrainingSession {
         try Trainer.validate(configuration)
         let method = try configuration.makeMethod()
         if let data = configuration.data, TextDataset.isText(URL(fileURLWithPath: data)) {
-            guard PretrainedModels.textNames.contains(configuration.model) else {
-                throw TrainingError("--data \(data) holds texts; choose a text model: \(PretrainedModels.textNames.joined(separator: ", "))")
+            guard PretrainedModels.isText(configuration.model) else {
+                throw TrainingError("--data \(data) holds texts; choose a text model: \(PretrainedModels.choices(PretrainedModels.textNames))")
             }
             let dataset = try TextDataset.load(URL(fileURLWithPath: data), seed: configuration.seed, progress: progress)
-            let classifier = TextClassifier(encoder: try PretrainedModels.miniLM(), classes: dataset.classNames.count,
-                                            seed: configuration.seed)
-            let tokenizer = try PretrainedModels.miniLMTokenizer()
+            let (encoder, tokenizer) = try PretrainedModels.textEncoder(named: configuration.model)
+            let classifier = TextClassifier(encoder: encoder, classes: dataset.classNames.count, seed: configuration.seed)
             let train = TextBatchSource(split: dataset.train, tokenizer: tokenizer)
             try apply(method, to: classifier, train: train, configuration: configuration, progress: progress)
             return (classifier, train, TextBatchSource(split: dataset.validation, tokenizer: tokenizer),
                     TextBatchSource(split: dataset.test, tokenizer: tokenizer), dataset.classNames)
         }
         if let data = configuration.data {
-            guard PretrainedModels.visionNames.contains(configuration.model) else {
-                throw TrainingError("--data \(data) is an image folder; choose a vision model: \(PretrainedModels.visionNames.joined(separator: ", "))")
+            guard PretrainedModels.isVision(configuration.model) else {
+                throw TrainingError("--data \(data) is an image folder; choose a vision model: \(PretrainedModels.choices(PretrainedModels.visionNames))")
             }
             let vision = try PretrainedModels.vision(named: configuration.model, progress: progress)
             let resolution = configuration.resolution ?? vision.configuration.defaultResolution
@@ -48,8 +47,8 @@ public enum TrainingSession {
             let folder = try ImageFolderDataset.load(URL(fileURLWithPath: data), side: resolution, seed: configuration.seed,
                                                      skipBad: configuration.skipBadExamples, progress: progress)
             let classifier = ImageClassifier(vision: vision, classes: folder.classNames.count,
-                                             pooling: configuration.model == "dinov2-s14" ? .classAndPatchMean : .classToken,
-                                             backboneName: configuration.model == "dinov2-s14" ? "dinov2" : "vit",
+                                             pooling: PretrainedModels.isDINOv2(configuration.model) ? .classAndPatchMean : .classToken,
+                                             backboneName: PretrainedModels.isDINOv2(configuration.model) ? "dinov2" : "vit",
                                              seed: configuration.seed)
             let preprocessor = ImagePreprocessor(configuration: vision.configuration, resolution: resolution)
             let train = PictureBatchSource(split: folder.train, preprocessor: preprocessor, flip: configuration.horizontalFlip)
@@ -59,14 +58,14 @@ public enum TrainingSession {
         }
         switch try TaskRegistry.kind(of: configuration.task) {
         case .image:
-            guard PretrainedModels.visionNames.contains(configuration.model) else {
-                throw TrainingError("task '\(configuration.task)' is an image task; choose a vision model: \(PretrainedModels.visionNames.joined(separator: ", "))")
+            guard PretrainedModels.isVision(configuration.model) else {
+                throw TrainingError("task '\(configuration.task)' is an image task; choose a vision model: \(PretrainedModels.choices(PretrainedModels.visionNames))")
             }
             let task = try TaskRegistry.image(named: configuration.task)
             let vision = try PretrainedModels.vision(named: configuration.model, progress: progress)
             let classifier = ImageClassifier(vision: vision, classes: task.classNames.count,
-                                             pooling: configuration.model == "dinov2-s14" ? .classAndPatchMean : .classToken,
-                                             backboneName: configuration.model == "dinov2-s14" ? "dinov2" : "vit",
+                                             pooling: PretrainedModels.isDINOv2(configuration.model) ? .classAndPatchMean : .classToken,
+                                             backboneName: PretrainedModels.isDINOv2(configuration.model) ? "dinov2" : "vit",
                                              seed: configuration.seed)
             let resolution = configuration.resolution ?? vision.configuration.defaultResolution
             try vision.configuration.checkResolution(resolution)
@@ -81,13 +80,12 @@ public enum TrainingSession {
             try apply(method, to: classifier, train: train, configuration: configuration, progress: progress)
             return (classifier, train, source(task.validation, flip: false), source(task.test, flip: false), task.classNames)
         case .text:
-            guard PretrainedModels.textNames.contains(configuration.model) else {
-                throw TrainingError("task '\(configuration.task)' is a text task; choose a text model: \(PretrainedModels.textNames.joined(separator: ", "))")
+            guard PretrainedModels.isText(configuration.model) else {
+                throw TrainingError("task '\(configuration.task)' is a text task; choose a text model: \(PretrainedModels.choices(PretrainedModels.textNames))")
             }
             let task = try TaskRegistry.text(named: configuration.task)
-            let classifier = TextClassifier(encoder: try PretrainedModels.miniLM(), classes: task.classNames.count,
-                                            seed: configuration.seed)
-            let tokenizer = try PretrainedModels.miniLMTokenizer()
+            let (encoder, tokenizer) = try PretrainedModels.textEncoder(named: configuration.model)
+            let classifier = TextClassifier(encoder: encoder, classes: task.classNames.count, seed: configuration.seed)
             let train = TextBatchSource(split: task.train, tokenizer: tokenizer)
             try apply(method, to: classifier, train: train, configuration: configuration, progress: progress)
             return (classifier, train,
