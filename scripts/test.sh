@@ -17,11 +17,15 @@ set +e
 swift test -c release --disable-swift-testing "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-# XCTest prints "Executed N tests, with F failures" for the whole run last.
-summary="$(grep -E '^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?' "$log" | tail -n 1)"
+# XCTest prints "Executed N tests, with [S tests skipped and] F failures" for the whole run last.
+summary="$(grep -E '^[[:space:]]*Executed [0-9]+ tests?, with ' "$log" | tail -n 1)"
 if [ -n "$summary" ]; then
   total="$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')"
-  failed="$(echo "$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')"
-  echo "tests: $((total - failed)) passed, $failed failed"
+  failed="$(echo "$summary" | sed -E 's/.* ([0-9]+) failures?.*/\1/')"
+  skipped=0
+  if echo "$summary" | grep -qE '[0-9]+ tests? skipped'; then
+    skipped="$(echo "$summary" | sed -E 's/.* ([0-9]+) tests? skipped.*/\1/')"
+  fi
+  echo "tests: $((total - failed - skipped)) passed, $skipped skipped, $failed failed"
 fi
 exit "$status"
