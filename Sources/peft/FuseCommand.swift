@@ -143,7 +143,9 @@ struct PredictCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Option(help: "Base model (default: the adapter's; must match it).") var model: String?
     @Option(help: "Adapter directory.") var adapter: String
-    @Argument(help: "PNG or IDX image files.") var images: [String]
+    @Argument(help: "PNG, JPEG or IDX image files, or folders (every .png, .jpg and .jpeg under them).") var images: [String]
+    @Option(help: "Output: text (one line per image), csv (file, then label and probability per rank) or jsonl.")
+    var format: PredictionFormat = .text
     @Option(parsing: .unconditional, help: "Number of classes to print per image.") var topK = 5
     @Option(help: "Task whose class names to print (default: the adapter's, or its run's).") var task: String?
     @Option(parsing: .unconditional, help: "Image side in pixels (default: the one recorded in the adapter, else its run's).")
@@ -168,7 +170,7 @@ struct PredictCommand: ParsableCommand {
         let settings = runSettings(ofAdapter: adapter)
         let side = try imageResolution(given: resolution, adapter: configuration, runResolution: settings.resolution,
                                        adapterPath: adapter)
-        let inputs = try images.flatMap { try InputImage.load(URL(fileURLWithPath: $0)) }
+        let files = try imageFiles(images)
         let classifier = try AdapterEvaluation.model(from: directory, progress: printError)
         let classes = configuration.swiftpeft.classes
         var names = configuration.swiftpeft.classNames
@@ -179,12 +181,61 @@ struct PredictCommand: ParsableCommand {
         guard let vision = (classifier as? ImageClassifier)?.vision else { throw ValidationError("not an image classifier") }
         try vision.configuration.checkResolution(side)
         let preprocessor = ImagePreprocessor(configuration: vision.configuration, resolution: side)
-        let probabilities = Prediction.probabilities(classifier, images: inputs, preprocessor: preprocessor)
-        for (input, row) in zip(inputs, probabilities) {
-            let top = Prediction.top(topK, of: row).map { entry in
-                String(format: "%@ %.4f", names?[entry.classIndex] ?? "class \(entry.classIndex)", entry.probability)
+        if format == .csv {
+            print((["file"] + (1...topK).flatMap { ["label_\($0)", "probability_\($0)"] }).joined(separator: ","))
+        }
+        // A few files at a time, so a folder of large photos never sits decoded in memory at once.
+        var start = 0
+        while start < files.count {
+            let chunk = files[start..<min(start + 32, files.count)]
+            let inputs = try chunk.flatMap { file in
+                try InputImage.load(file.url).map { (input: $0, name: file.showsPath ? file.url.path + ($0.name.hasSuffix("]") ? String($0.name[$0.name.lastIndex(of: "[")!...]) : "") : $0.name) }
             }
-            print("\(input.name): " + top.joined(separator: " | "))
+            let probabilities = Prediction.probabilities(classifier, images: inputs.map(\.input), preprocessor: preprocessor)
+            for (input, row) in zip(inputs, probabilities) {
+                let top = Prediction.top(topK, of: row).map { (names?[$0.classIndex] ?? "class \($0.classIndex)", $0.probability) }
+                switch format {
+                case .text:
+                    print("\(input.name): " + top.map { String(format: "%@ %.4f", $0.0, $0.1) }.joined(separator: " | "))
+                case .csv:
+                    print(([csvField(input.name)] + top.flatMap { [csvField($0.0), String(format: "%.6f", $0.1)] }).joined(separator: ","))
+                case .jsonl:
+                    let object: [String: Any] = ["file": input.name, "top": top.map { ["label": $0.0, "probability": Double($0.1)] }]
+                    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                    print(String(decoding: data, as: UTF8.self))
+                }
+            }
+            start += 32
         }
     }
+
+    /// The files to classify: each file argument, and every image file under each folder argument (sorted).
+    func imageFiles(_ arguments: [String]) throws -> [(url: URL, showsPath: Bool)] {
+        var files: [(URL, Bool)] = []
+        for argument in arguments {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: argument, isDirectory: &isDirectory) else {
+                throw ValidationError("\(argument): no such file or folder")
+            }
+            guard isDirectory.boolValue else { files.append((URL(fileURLWithPath: argument), false)); continue }
+            let root = URL(fileURLWithPath: argument)
+            let found = (FileManager.default.enumerator(atPath: argument)?.compactMap { $0 as? String } ?? [])
+                .filter { ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased()) && !$0.split(separator: "/").contains { $0.hasPrefix(".") } }
+                .sorted()
+            guard !found.isEmpty else { throw ValidationError("\(argument): no .png, .jpg or .jpeg files in this folder") }
+            files += found.map { (root.appendingPathComponent($0), true) }
+            guard files.count <= 1_000_000 else { throw ValidationError("more than 1,000,000 images to classify") }
+        }
+        return files
+    }
+}
+
+/// How `peft predict` prints its answers.
+enum PredictionFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, csv, jsonl
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break.
+func csvField(_ text: String) -> String {
+    text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
 }

@@ -101,6 +101,43 @@ final class ImageFolderTests: XCTestCase {
         assertCleanFailure(unknown, mentions: "is an image folder; choose a vision model")
     }
 
+    /// Fashion-MNIST test images written out as a folder of PNGs per class (as a user's export would be), trained
+    /// on for one epoch, then the whole folder classified as CSV and as JSONL.
+    func testAFashionMNISTFolderEndToEnd() throws {
+        let task = try TaskRegistry.image(named: "fmnist-1k")
+        let data = temporaryDirectory("folder-fmnist", for: self), out = temporaryDirectory("folder-fmnist-run", for: self)
+        var perClass = [Int](repeating: 0, count: task.classNames.count)
+        for (image, label) in zip(task.test.images, task.test.labels) where perClass[label] < 6 {
+            let folder = data.appendingPathComponent(task.classNames[label].replacingOccurrences(of: "/", with: "-"))
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let rgb = image.flatMap { value -> [UInt8] in let byte = UInt8(max(0, min(255, (value * 255).rounded()))); return [byte, byte, byte] }
+            try Data(try PNGImage.encode(width: task.columns, height: task.rows, rgb: rgb))
+                .write(to: folder.appendingPathComponent("\(perClass[label]).png"))
+            perClass[label] += 1
+        }
+        let trained = try PeftProcess.run(["train", "--model", "vit-s16-random", "--data", data.path, "--method", "lora", "--rank", "4",
+                                           "--resolution", "32", "--batch-size", "8", "--epochs", "1", "--out", out.path], timeout: 120)
+        assertSuccess(trained)
+        XCTAssertTrue(trained.stderr.contains("10 classes, 60 images"), trained.stderr)
+        let adapter = out.appendingPathComponent("adapter").path
+        let csv = try PeftProcess.run(["predict", "--adapter", adapter, "--format", "csv", "--top-k", "2", data.path])
+        assertSuccess(csv)
+        let lines = csv.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.first, "file,label_1,probability_1,label_2,probability_2")
+        XCTAssertEqual(lines.count, 61, "a header and one row per image")
+        XCTAssertTrue(lines.dropFirst().allSatisfy { $0.hasPrefix(data.path) && $0.split(separator: ",").count == 5 }, csv.stdout)
+        let jsonl = try PeftProcess.run(["predict", "--adapter", adapter, "--format", "jsonl", data.path])
+        assertSuccess(jsonl)
+        let objects = try jsonl.stdout.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        XCTAssertEqual(objects.count, 60)
+        let first = try XCTUnwrap(objects.first ?? nil)
+        let top = try XCTUnwrap(first["top"] as? [[String: Any]])
+        XCTAssertEqual(top.count, 5)
+        let probabilities = top.compactMap { $0["probability"] as? Double }
+        XCTAssertEqual(probabilities, probabilities.sorted(by: >), "best first")
+        XCTAssertTrue(task.classNames.map { $0.replacingOccurrences(of: "/", with: "-") }.contains(top[0]["label"] as? String ?? ""), "\(top)")
+    }
+
     func testExplicitSplitFoldersAreUsedAsGiven() throws {
         let data = temporaryDirectory("folder-split", for: self), out = temporaryDirectory("folder-split-run", for: self)
         try makeFolder(data.appendingPathComponent("train"), perClass: 8)
