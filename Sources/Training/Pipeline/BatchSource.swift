@@ -32,8 +32,25 @@ extension BatchSource {
     public var flipsImages: Bool { false }
 }
 
+/// A source whose only augmentation is a random left-right flip of each image (when `flip` is set).
+public protocol FlippingBatchSource: BatchSource {
+    var flip: Bool { get }
+}
+
+extension FlippingBatchSource {
+    public var flipsImages: Bool { flip }
+
+    public func flips(count: Int, augment: Bool, generator: inout RandomGenerator) -> [Bool] {
+        (0..<count).map { _ in augment && flip && generator.nextUniform() < 0.5 }
+    }
+
+    public func batch(_ indices: [Int], augment: Bool, generator: inout RandomGenerator) -> ClassifierInput {
+        batch(indices, flips: flips(count: indices.count, augment: augment, generator: &generator))
+    }
+}
+
 /// Grey images of an image task: resized, made RGB and normalised; random horizontal flips when augmenting.
-public final class ImageBatchSource: BatchSource {
+public final class ImageBatchSource: FlippingBatchSource {
     public let split: ImageSplit
     public let rows: Int, columns: Int
     public let preprocessor: ImagePreprocessor
@@ -49,17 +66,6 @@ public final class ImageBatchSource: BatchSource {
 
     public var count: Int { split.labels.count }
     public var labels: [Int] { split.labels }
-
-    public var flipsImages: Bool { flip }
-
-    public func flips(count: Int, augment: Bool, generator: inout RandomGenerator) -> [Bool] {
-        (0..<count).map { _ in augment && flip && generator.nextUniform() < 0.5 }
-    }
-
-    public func batch(_ indices: [Int], augment: Bool, generator: inout RandomGenerator) -> ClassifierInput {
-        let flips = flips(count: indices.count, augment: augment, generator: &generator)
-        return .images(preprocessor.batch(indices.map { split.images[$0] }, rows: rows, columns: columns, flips: flips))
-    }
 
     /// A batch with the given flips.
     public func batch(_ indices: [Int], flips: [Bool]) -> ClassifierInput {
@@ -122,7 +128,7 @@ final class Prefetcher {
 }
 
 /// Pictures of a user's image folder (already at the training side): normalised, optionally flipped left-right.
-public final class PictureBatchSource: BatchSource {
+public final class PictureBatchSource: FlippingBatchSource {
     public let split: PictureSplit
     public let preprocessor: ImagePreprocessor
     public let flip: Bool
@@ -135,15 +141,6 @@ public final class PictureBatchSource: BatchSource {
 
     public var count: Int { split.labels.count }
     public var labels: [Int] { split.labels }
-    public var flipsImages: Bool { flip }
-
-    public func flips(count: Int, augment: Bool, generator: inout RandomGenerator) -> [Bool] {
-        (0..<count).map { _ in augment && flip && generator.nextUniform() < 0.5 }
-    }
-
-    public func batch(_ indices: [Int], augment: Bool, generator: inout RandomGenerator) -> ClassifierInput {
-        batch(indices, flips: flips(count: indices.count, augment: augment, generator: &generator))
-    }
 
     public func batch(_ indices: [Int], flips: [Bool]) -> ClassifierInput {
         let side = split.side, plane = side * side
