@@ -70,7 +70,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Task name (see `peft tasks`).") var task = TrainingConfiguration().task
     @Option(help: "Your own data instead of --task: a folder with one subfolder of PNG/JPEG images per class (split 80/10/10 by --seed) or with train/, validation/ and test/ folders of class folders; or a CSV/JSONL file of 'text' and 'label' (split the same way), or a folder of train/validation/test .csv or .jsonl files.")
     var data: String?
-    @Flag(help: "With --data: skip images that cannot be decoded (counted and listed) instead of stopping.") var skipBad = false
+    @Flag(help: "With --data: skip images that cannot be decoded and text rows that are bad on their own (counted and listed) instead of stopping.") var skipBad = false
     @Option(help: "PEFT method (see `peft methods`).") var method = TrainingConfiguration().method
     @OptionGroup var methodFlags: MethodFlags
     @Option(parsing: .unconditional, help: "Training epochs over the 800 training examples.") var epochs = TrainingConfiguration().epochs

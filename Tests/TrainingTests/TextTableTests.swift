@@ -57,3 +57,19 @@ final class TextTableTests: XCTestCase {
         }
     }
 }
+
+extension TextTableTests {
+    func testBadRowsAreSkippedWhenAskedAndListed() throws {
+        let csv = try write("text,label\nok,a\nmore,b,c\nfine,b\nnolabel,\n", name: "d.csv")
+        let read = try TextTable.readSkippingBadRows(csv)
+        XCTAssertEqual(read.rows.map(\.text), ["ok", "fine"])
+        XCTAssertEqual(read.skipped.count, 2)
+        XCTAssertTrue(read.skipped[0].hasSuffix("d.csv:3: 3 fields, the header has 2"), read.skipped[0])
+        let jsonl = try write("{\"text\": \"a\", \"label\": 1}\nnot json\n{\"text\": \"b\", \"label\": 2}\n", name: "d.jsonl")
+        let lines = try TextTable.readSkippingBadRows(jsonl)
+        XCTAssertEqual(lines.rows.map(\.label), ["1", "2"])
+        XCTAssertTrue(lines.skipped.first?.hasSuffix("d.jsonl:2: not a JSON object") == true, "\(lines.skipped)")
+        // An unclosed quote breaks the rows apart: never skipped.
+        XCTAssertThrowsError(try TextTable.readSkippingBadRows(try write("text,label\n\"open,a\n", name: "q.csv")))
+    }
+}

@@ -13,8 +13,24 @@ public enum TextTable {
     public static let maximumRows = 1_000_000
     public static let maximumTextCharacters = 100_000
 
-    /// (text, label, line) of every row of `url` (CSV unless its name ends in .jsonl or .json).
+    /// (text, label, line) of every row of `url` (CSV unless its name ends in .jsonl or .json). With `skipped`, a row
+    /// that is bad on its own (a JSONL line that is not an object with text and label; a CSV row with the wrong field
+    /// count or no label) is left out and described there instead of stopping the read; a file that cannot be split
+    /// into rows (an unclosed quote, no header) still fails.
     public static func read(_ url: URL) throws -> [(text: String, label: String, line: Int)] {
+        var skipped: [String]? = nil
+        return try read(url, skipped: &skipped)
+    }
+
+    /// `read`, leaving out the rows that are bad on their own and describing each in `skipped` ("file:line: problem").
+    public static func readSkippingBadRows(_ url: URL) throws -> (rows: [(text: String, label: String, line: Int)], skipped: [String]) {
+        var skipped: [String]? = []
+        let rows = try read(url, skipped: &skipped)
+        return (rows, skipped ?? [])
+    }
+
+    /// With `skipped` nil a bad row stops the read; otherwise it is appended there.
+    static func read(_ url: URL, skipped: inout [String]?) throws -> [(text: String, label: String, line: Int)] {
         let bytes = try DataFileBytes.read(url)
         guard var text = String(validating: bytes, as: UTF8.self) else {
             throw DataReaderError(file: url.path, problem: "is not UTF-8 text")
@@ -22,36 +38,43 @@ public enum TextTable {
         if text.hasPrefix("\u{FEFF}") { text.removeFirst() }
         let name = url.lastPathComponent.lowercased()
         let rows = name.hasSuffix(".jsonl") || name.hasSuffix(".json") || name.hasSuffix(".jsonl.gz")
-            ? try jsonLines(text, path: url.path) : try csv(text, path: url.path)
+            ? try jsonLines(text, path: url.path, skipped: &skipped) : try csv(text, path: url.path, skipped: &skipped)
         guard !rows.isEmpty else { throw DataReaderError(file: url.path, problem: "holds no examples") }
         return rows
     }
 
-    static func jsonLines(_ text: String, path: String) throws -> [(text: String, label: String, line: Int)] {
+    static func jsonLines(_ text: String, path: String, skipped: inout [String]?) throws -> [(text: String, label: String, line: Int)] {
         var rows: [(String, String, Int)] = []
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
             if trimmed.isEmpty { continue }
-            let where_ = "\(path):\(index + 1)"
-            guard let object = (try? JSONSerialization.jsonObject(with: Data(trimmed.utf8))) as? [String: Any] else {
-                throw DataReaderError(file: where_, problem: "not a JSON object")
+            do {
+                rows.append(try jsonRow(trimmed, at: "\(path):\(index + 1)", line: index + 1))
+            } catch let error as DataReaderError {
+                guard skipped != nil else { throw error }
+                skipped?.append("\(error.file): \(error.problem)")
             }
-            guard let value = object["text"] as? String else {
-                throw DataReaderError(file: where_, problem: "no string 'text'")
-            }
-            let label: String
-            if let string = object["label"] as? String { label = string } else if let number = object["label"] as? Int {
-                label = "\(number)"
-            } else {
-                throw DataReaderError(file: where_, problem: "no 'label' (a string or an integer)")
-            }
-            rows.append((String(value.prefix(maximumTextCharacters)), label, index + 1))
             guard rows.count <= maximumRows else { throw DataReaderError(file: path, problem: "has more than \(maximumRows) rows") }
         }
         return rows
     }
 
-    static func csv(_ text: String, path: String) throws -> [(text: String, label: String, line: Int)] {
+    /// One JSONL line as (text, label, line); errors name `place` ("file:line").
+    static func jsonRow(_ line: String, at place: String, line number: Int) throws -> (String, String, Int) {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
+            throw DataReaderError(file: place, problem: "not a JSON object")
+        }
+        guard let value = object["text"] as? String else { throw DataReaderError(file: place, problem: "no string 'text'") }
+        let label: String
+        if let string = object["label"] as? String { label = string } else if let integer = object["label"] as? Int {
+            label = "\(integer)"
+        } else {
+            throw DataReaderError(file: place, problem: "no 'label' (a string or an integer)")
+        }
+        return (String(value.prefix(maximumTextCharacters)), label, number)
+    }
+
+    static func csv(_ text: String, path: String, skipped: inout [String]?) throws -> [(text: String, label: String, line: Int)] {
         var records: [(fields: [String], line: Int)] = []
         var fields: [String] = [], field = "", quoted = false, afterQuote = false
         var line = 1, recordLine = 1
@@ -95,14 +118,22 @@ public enum TextTable {
         guard let textColumn = names.firstIndex(of: "text"), let labelColumn = names.firstIndex(of: "label") else {
             throw DataReaderError(file: "\(path):1", problem: "the header row must name a 'text' and a 'label' column (found: \(header.fields.joined(separator: ", ")))")
         }
-        return try records.dropFirst().map { record in
-            guard record.fields.count == header.fields.count else {
-                throw DataReaderError(file: "\(path):\(record.line)", problem: "\(record.fields.count) fields, the header has \(header.fields.count)")
+        var rows: [(text: String, label: String, line: Int)] = []
+        for record in records.dropFirst() {
+            let problem: String
+            if record.fields.count != header.fields.count {
+                problem = "\(record.fields.count) fields, the header has \(header.fields.count)"
+            } else if record.fields[labelColumn].trimmingCharacters(in: .whitespaces).isEmpty {
+                problem = "the label is empty"
+            } else {
+                rows.append((String(record.fields[textColumn].prefix(maximumTextCharacters)),
+                             record.fields[labelColumn].trimmingCharacters(in: .whitespaces), record.line))
+                continue
             }
-            let label = record.fields[labelColumn].trimmingCharacters(in: .whitespaces)
-            guard !label.isEmpty else { throw DataReaderError(file: "\(path):\(record.line)", problem: "the label is empty") }
-            return (String(record.fields[textColumn].prefix(maximumTextCharacters)), label, record.line)
+            guard skipped != nil else { throw DataReaderError(file: "\(path):\(record.line)", problem: problem) }
+            skipped?.append("\(path):\(record.line): \(problem)")
         }
+        return rows
     }
 }
 
@@ -135,14 +166,21 @@ public struct TextDataset: Sendable {
 
     /// Reads `url`; errors name the file (and line) and the problem: no rows, one class, a class of validation or
     /// test that training lacks, too few examples of a class for a seeded split.
-    public static func load(_ url: URL, seed: UInt64, progress: (String) -> Void = { _ in }) throws -> TextDataset {
+    public static func load(_ url: URL, seed: UInt64, skipBad: Bool = false, progress: (String) -> Void = { _ in }) throws -> TextDataset {
+        var skipped: [String] = []
+        func rows(_ file: URL) throws -> [(text: String, label: String, line: Int)] {
+            guard skipBad else { return try TextTable.read(file) }
+            let read = try TextTable.readSkippingBadRows(file)
+            skipped += read.skipped
+            return read.rows
+        }
         let files: [URL?]
         if let train = splitFile("train", in: url) {
             files = [train, splitFile("validation", in: url), splitFile("test", in: url)]
         } else {
             files = [url, nil, nil]
         }
-        let trainRows = try TextTable.read(files[0]!)
+        let trainRows = try rows(files[0]!)
         let labels = Set(trainRows.map(\.label))
         let classNames = labels.allSatisfy({ Int($0) != nil })
             ? labels.sorted { Int($0)! < Int($1)! } : labels.sorted()
@@ -164,7 +202,7 @@ public struct TextDataset: Sendable {
         var train = try grouped(trainRows, file: files[0]!)
         var others: [[[(String, Int)]]?] = [nil, nil]
         for split in 0..<2 {
-            if let file = files[split + 1] { others[split] = try grouped(try TextTable.read(file), file: file) }
+            if let file = files[split + 1] { others[split] = try grouped(try rows(file), file: file) }
         }
         let hint = "or give train, validation and test files in one folder"
         let byLine: ((String, Int), (String, Int)) -> Bool = { $0.1 < $1.1 }
@@ -182,6 +220,9 @@ public struct TextDataset: Sendable {
             return TextSplit(texts: pairs.map(\.0), labels: pairs.map(\.1))
         }
         let made = [split(train), split(others[0]!), split(others[1]!)]
+        if !skipped.isEmpty {
+            progress("skipped \(skipped.count) bad row\(skipped.count == 1 ? "" : "s") (--skip-bad): " + skipped.prefix(10).joined(separator: "; ") + (skipped.count > 10 ? "; ..." : ""))
+        }
         progress("\(url.path): \(classNames.count) classes, \(made.reduce(0) { $0 + $1.count }) texts (train \(made[0].count), validation \(made[1].count), test \(made[2].count))\(files[1] == nil && files[2] == nil ? ", split by seed \(seed)" : "")")
         return TextDataset(source: url.path, classNames: classNames, train: made[0], validation: made[1], test: made[2])
     }

@@ -29,7 +29,8 @@ public enum TrainingSession {
             guard PretrainedModels.isText(configuration.model) else {
                 throw TrainingError("--data \(data) holds texts; choose a text model: \(PretrainedModels.choices(PretrainedModels.textNames))")
             }
-            let dataset = try TextDataset.load(URL(fileURLWithPath: data), seed: configuration.seed, progress: progress)
+            let dataset = try TextDataset.load(URL(fileURLWithPath: data), seed: configuration.seed,
+                                              skipBad: configuration.skipBadExamples, progress: progress)
             let (encoder, tokenizer) = try PretrainedModels.textEncoder(named: configuration.model)
             let classifier = TextClassifier(encoder: encoder, classes: dataset.classNames.count, seed: configuration.seed)
             let train = TextBatchSource(split: dataset.train, tokenizer: tokenizer)
