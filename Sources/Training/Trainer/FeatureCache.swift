@@ -1,3 +1,4 @@
+import Collectives
 import Engine
 import Foundation
 import Methods
@@ -9,27 +10,49 @@ final class FeatureCache {
     let plain: Tensor
     let flipped: Tensor?
 
-    init(model: any Classifier, source: BatchSource, limit: Int? = nil, includeFlipped: Bool) {
+    init(plain: Tensor, flipped: Tensor?) {
+        self.plain = plain
+        self.flipped = flipped
+    }
+
+    /// The cache computed in this process alone.
+    convenience init(model: any Classifier, source: BatchSource, limit: Int? = nil, includeFlipped: Bool) {
         let count = min(source.count, limit ?? source.count)
-        func compute(flip: Bool) -> Tensor {
-            var rows: [Tensor] = []
-            var start = 0
-            var generator = RandomGenerator(seed: 0)
-            while start < count {
-                let indices = Array(start..<min(start + 64, count))
-                let input: ClassifierInput
-                if flip, let images = source as? ImageBatchSource {
-                    input = images.batch(indices, flips: [Bool](repeating: true, count: indices.count))
-                } else {
-                    input = source.batch(indices, augment: false, generator: &generator)
-                }
-                rows.append(Autograd.withoutGrad { model.pooled(input) })
-                start += 64
-            }
-            return concat(rows, axis: 0)
+        self.init(plain: Self.features(model, source, count: count, flip: false) { _ in true },
+                  flipped: includeFlipped ? Self.features(model, source, count: count, flip: true) { _ in true } : nil)
+    }
+
+    /// The cache computed by the ranks of `group` together: each computes every `size`-th batch of 64 and the
+    /// features are summed over the ranks (the rows a rank skips are zero), so every rank ends with all of it.
+    static func shared(model: any Classifier, source: BatchSource, limit: Int? = nil, includeFlipped: Bool,
+                       group: ProcessGroup) throws -> FeatureCache {
+        guard group.isDistributed else { return FeatureCache(model: model, source: source, limit: limit, includeFlipped: includeFlipped) }
+        let count = min(source.count, limit ?? source.count)
+        func compute(flip: Bool) throws -> Tensor {
+            let features = Self.features(model, source, count: count, flip: flip) { $0 % group.size == group.rank }
+            try group.allreduceSum(features.data, count: features.count, what: "the feature cache")
+            return features
         }
-        plain = compute(flip: false)
-        flipped = includeFlipped ? compute(flip: true) : nil
+        return FeatureCache(plain: try compute(flip: false), flipped: includeFlipped ? try compute(flip: true) : nil)
+    }
+
+    /// Pooled features [count, F] of the first `count` examples, in batches of 64; batches `take` refuses stay zero.
+    static func features(_ model: any Classifier, _ source: BatchSource, count: Int, flip: Bool,
+                         take: (Int) -> Bool) -> Tensor {
+        var rows: [Tensor] = []
+        var start = 0, batch = 0
+        while start < count {
+            let indices = Array(start..<min(start + 64, count))
+            if take(batch) {
+                let input = source.batch(indices, flips: [Bool](repeating: flip, count: indices.count))
+                rows.append(Autograd.withoutGrad { model.pooled(input) })
+            } else {
+                rows.append(Tensor(zeros: [indices.count, model.head.inFeatures]))
+            }
+            start += 64
+            batch += 1
+        }
+        return concat(rows, axis: 0)
     }
 
     /// Features [B, F] of `indices`, each from the flipped image where `flips` says so.

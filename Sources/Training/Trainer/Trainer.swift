@@ -296,7 +296,7 @@ public final class Trainer {
         let order = order(epoch: epoch)
         if onlyHeadTrains && trainFeatures == nil {
             log("only the head trains: computing backbone features once for \(train.count) training examples")
-            trainFeatures = FeatureCache(model: model, source: train, includeFlipped: train.flipsImages)
+            trainFeatures = try FeatureCache.shared(model: model, source: train, includeFlipped: train.flipsImages, group: group)
         }
         let prefetcher = Prefetcher()
         prefetcher.start { [self] in batchInput(epoch: epoch, step: 0, order: order) }
@@ -414,8 +414,15 @@ public final class Trainer {
 
     /// Accuracy on (the first `limit` examples of) a split, split over the ranks when there are several.
     func evaluateSplit(_ source: BatchSource, limit: Int?) throws -> Double {
-        guard group.isDistributed, !onlyHeadTrains else { return evaluate(source, limit: limit) }
+        guard group.isDistributed else { return evaluate(source, limit: limit) }
         let count = min(source.count, limit ?? source.count)
+        if onlyHeadTrains {
+            if evaluationFeatures[ObjectIdentifier(source)] == nil {
+                evaluationFeatures[ObjectIdentifier(source)] = try FeatureCache.shared(model: model, source: source, limit: count,
+                                                                                    includeFlipped: false, group: group)
+            }
+            return evaluate(source, limit: limit)  // the head on the cached features
+        }
         return Double(try distributedCorrect(source, count: count, batchSize: 64)) / Double(max(count, 1))
     }
 
