@@ -189,7 +189,8 @@ struct PredictCommand: ParsableCommand {
         while start < files.count {
             let chunk = files[start..<min(start + 32, files.count)]
             let inputs = try chunk.flatMap { file in
-                try InputImage.load(file.url).map { (input: $0, name: file.showsPath ? file.url.path + ($0.name.hasSuffix("]") ? String($0.name[$0.name.lastIndex(of: "[")!...]) : "") : $0.name) }
+                // A folder's files are PNG or JPEG (one image each), named by their path.
+                try InputImage.load(file.url).map { (input: $0, name: file.showsPath ? file.url.path : $0.name) }
             }
             let probabilities = Prediction.probabilities(classifier, images: inputs.map(\.input), preprocessor: preprocessor)
             for (input, row) in zip(inputs, probabilities) {

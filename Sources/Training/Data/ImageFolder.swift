@@ -93,7 +93,7 @@ public struct ImageFolderDataset: Sendable {
             var generator = RandomGenerator(seed: seed &+ 0xF01D)
             var trainFiles = train.files
             for index in [1, 2] where found[index] == nil {
-                let (kept, cut) = try cutTenPercent(trainFiles, classNames: classNames, folder: trainFolder.path, generator: &generator)
+                let (kept, cut) = try cutFiles(trainFiles, classNames: classNames, folder: trainFolder.path, generator: &generator)
                 trainFiles = kept
                 found[index] = cut
             }
@@ -105,8 +105,8 @@ public struct ImageFolderDataset: Sendable {
                 throw DataReaderError(file: root.appendingPathComponent(classNames[empty]).path, problem: "class '\(classNames[empty])' has no PNG or JPEG images")
             }
             var generator = RandomGenerator(seed: seed &+ 0xF01D)
-            let (rest, test) = try cutTenPercent(all.files, classNames: classNames, folder: path, generator: &generator, minimum: 3)
-            let (train, validation) = try cutTenPercent(rest, classNames: classNames, folder: path, generator: &generator,
+            let (rest, test) = try cutFiles(all.files, classNames: classNames, folder: path, generator: &generator, minimum: 3)
+            let (train, validation) = try cutFiles(rest, classNames: classNames, folder: path, generator: &generator,
                                                         fraction: 1.0 / 9, minimum: 2)
             splits = [train, validation, test]
         }
@@ -149,7 +149,7 @@ public struct ImageFolderDataset: Sendable {
 
     /// Splits each class's files into (kept, cut) with `fraction` of them (rounded, at least one) cut at random;
     /// a class needs `minimum` files.
-    static func cutTenPercent(_ files: [[URL]], classNames: [String], folder: String, generator: inout RandomGenerator,
+    static func cutFiles(_ files: [[URL]], classNames: [String], folder: String, generator: inout RandomGenerator,
                               fraction: Double = 0.1, minimum: Int = 2) throws -> (kept: [[URL]], cut: [[URL]]) {
         try stratifiedCut(files, classNames: classNames, file: folder, what: "image",
                           hint: "or give train/, validation/ and test/ folders", generator: &generator,

@@ -54,14 +54,20 @@ extension Trainer {
         return Array(reductionBuffer[(gradientCount + groups.count)..<total])
     }
 
-    /// Correct predictions on the first `count` examples of `source`, the batches of 64 dealt out over the ranks
-    /// and the counts summed.
+    /// Correct predictions on the first `count` examples of `source`, the batches dealt out over the ranks and the
+    /// counts summed.
     func distributedCorrect(_ source: BatchSource, count: Int, batchSize: Int) throws -> Int {
+        let correct = correctCount(source, count: count, batchSize: batchSize) { $0 % group.size == group.rank }
+        return Int(try group.allreduceSum([Double(correct)], what: "the evaluation count").first ?? 0)
+    }
+
+    /// Correct predictions on the batches of the first `count` examples that `take` accepts (by batch number).
+    func correctCount(_ source: BatchSource, count: Int, batchSize: Int, take: (Int) -> Bool) -> Int {
         var correct = 0
         var generator = RandomGenerator(seed: 0)
         var batch = 0, start = 0
         while start < count {
-            if batch % group.size == group.rank {
+            if take(batch) {
                 let indices = Array(start..<min(start + batchSize, count))
                 let logits = Autograd.withoutGrad { model.logits(source.batch(indices, augment: false, generator: &generator)) }
                 correct += zip(argmaxRows(logits), indices.map { source.labels[$0] }).filter { $0 == $1 }.count
@@ -69,7 +75,7 @@ extension Trainer {
             start += batchSize
             batch += 1
         }
-        return Int(try group.allreduceSum([Double(correct)], what: "the evaluation count").first ?? 0)
+        return correct
     }
 
     /// What rank 0 sends the others at the start: its run state (as a checkpoint holds it) and the names and
@@ -135,10 +141,13 @@ extension Trainer {
             try decoded.validate(path: source)
             try restore(decoded, tensors: tensors, stageJSON: state.metadata["peft_stage"], source: source)
         }
-        let agree = structureDigest == state.structure && weightFingerprint(model) == state.fingerprint
+        // Rank 0's own values are what it sent; the others compute theirs once.
+        let fingerprint = group.isLeader ? state.fingerprint : weightFingerprint(model)
+        let structure = group.isLeader ? state.structure : structureDigest
+        let agree = structure == state.structure && fingerprint == state.fingerprint
         let disagreeing = try group.allreduceSum([agree ? 0 : 1], what: "the start-state check").first ?? 0
         if !agree {
-            throw TrainingError("rank \(group.rank): after taking rank 0's trainable state this rank's model differs from rank 0's (\(structureDigest == state.structure ? "frozen weights" : "method masks or selections") differ; weights \(weightFingerprint(model)) against \(state.fingerprint)); every rank must load the same pretrained files and run the same command")
+            throw TrainingError("rank \(group.rank): after taking rank 0's trainable state this rank's model differs from rank 0's (\(structure == state.structure ? "frozen weights" : "method masks or selections") differ; weights \(fingerprint) against \(state.fingerprint)); every rank must load the same pretrained files and run the same command")
         }
         if disagreeing > 0 {
             throw TrainingError("rank \(group.rank): \(Int(disagreeing)) other rank(s) hold a model that differs from rank 0's (they name themselves); every rank must load the same pretrained files and run the same command")

@@ -322,13 +322,13 @@ public final class Trainer {
             let localLoss = loss.item
             var stepLoss = Double(localLoss)
             var stepCorrect = zip(argmaxRows(logits), labels).filter { $0 == $1 }.count
+            // Each rank's gradient is its share of the global batch's mean.
+            let share = Float(labels.count) / Float(configuration.batchSize)
             if localLoss.isFinite {
-                // Each rank's gradient is its share of the global batch's mean.
-                (group.isDistributed ? loss * (Float(labels.count) / Float(configuration.batchSize)) : loss).backward()
+                (group.isDistributed ? loss * share : loss).backward()
                 faultInjector?(globalStep, model)
             }
             if group.isDistributed {
-                let share = Float(labels.count) / Float(configuration.batchSize)
                 let sums = try reduceGradients(statistics: [localLoss.isFinite ? localLoss * share : 0, Float(stepCorrect),
                                                             localLoss.isFinite ? 0 : 1], step: globalStep)
                 stepLoss = Double(sums[0])
@@ -429,9 +429,6 @@ public final class Trainer {
     /// Accuracy on (the first `limit` examples of) a split, in evaluation mode, in this process alone.
     public func evaluate(_ source: BatchSource, limit: Int? = nil, batchSize: Int = 64) -> Double {
         let count = min(source.count, limit ?? source.count)
-        var correct = 0
-        var generator = RandomGenerator(seed: 0)
-        var start = 0
         if onlyHeadTrains {
             let cache = evaluationFeatures[ObjectIdentifier(source)]
                 ?? FeatureCache(model: model, source: source, limit: count, includeFlipped: false)
@@ -439,13 +436,7 @@ public final class Trainer {
             let logits = Autograd.withoutGrad { model.head(cache.plain) }
             return Double(zip(argmaxRows(logits), source.labels.prefix(count)).filter { $0 == $1 }.count) / Double(max(count, 1))
         }
-        while start < count {
-            let indices = Array(start..<min(start + batchSize, count))
-            let logits = Autograd.withoutGrad { model.logits(source.batch(indices, augment: false, generator: &generator)) }
-            correct += zip(argmaxRows(logits), indices.map { source.labels[$0] }).filter { $0 == $1 }.count
-            start += batchSize
-        }
-        return Double(correct) / Double(max(count, 1))
+        return Double(correctCount(source, count: count, batchSize: batchSize) { _ in true }) / Double(max(count, 1))
     }
 
     /// Puts the best-on-validation weights back into the model.
