@@ -128,9 +128,11 @@ public struct NEAT: PEFTMethod, ModuleAdaptingMethod {
 }
 
 extension NEAT {
+    /// Default learning rate 3e-3: the released vision code trains at 5e-3 to 1e-2 (batch 256); the suite's grid
+    /// (0.3x, 1x, 3x) then spans 9e-4 to 9e-3.
     public static let descriptor = MethodDescriptor(
         name: "neat", summary: "NEAT: a small nonlinear network maps each frozen weight to its update, dW = Q relu(P W0)",
-        peftType: "PEANUT", capabilities: [.mergeable],
+        peftType: "PEANUT", defaultLearningRate: 3e-3, capabilities: [.mergeable],
         make: { NEAT(config: $0) })
 }
 

@@ -100,9 +100,11 @@ public struct RLRR: PEFTMethod {
 }
 
 extension RLRR {
+    /// Default learning rate 3e-3: the released VTAB-1k settings (batch 32, as ours) are 1e-3 to 1e-2, most often
+    /// 3e-3 or 5e-3.
     public static let descriptor = MethodDescriptor(
         name: "rlrr", summary: "RLRR: rescale every frozen weight by (1 + u v^T), shift biases, scale-and-shift after LayerNorms",
-        capabilities: [.mergeable],
+        defaultLearningRate: 3e-3, capabilities: [.mergeable],
         make: { RLRR(config: $0) })
 }
 

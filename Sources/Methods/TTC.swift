@@ -171,8 +171,10 @@ extension TTC {
         model.transformerBackbone?.blockHooks.contains { $0.module(named: Self.mapName) != nil } ?? false
     }
 
+    /// Default learning rate 3e-3: LayerNorm tuning and the channel maps of the authors' successor code (SCT)
+    /// train at 3e-3 to 7.5e-2; 1e-3 was below every released setting.
     public static let descriptor = MethodDescriptor(
         name: "ttc", summary: "TTC (reconstructed from the abstract): LayerNorm stage, then K x K maps on Taylor-selected channels",
-        capabilities: [.staged],
+        defaultLearningRate: 3e-3, capabilities: [.staged],
         make: { TTC(config: $0) })
 }

@@ -20,7 +20,7 @@ struct SuiteBench: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Option(parsing: .upToNextOption, help: "Tasks (default: every image task).")
     var tasks: [String] = ["fmnist-1k", "digits-1k", "shapes-loc-1k", "shapes-ori-1k", "count-1k"]
-    @Option(parsing: .upToNextOption, help: "Methods (default: all, baselines included).")
+    @Option(parsing: .upToNextOption, help: "Methods (default: all, baselines included), or variants as name:key=value:... (e.g. lora:r=4:lora_alpha=4, rlrr:identity_start=true).")
     var methods: [String] = MethodRegistry.names
     @Option(help: "Number of seeds (0, 1, ...).") var seeds = 3
     @Option(help: "Learning-rate multipliers of each method's default, comma-separated (chosen on validation).")
@@ -83,6 +83,12 @@ struct SuiteBench: ParsableCommand {
     /// its share of the machine's cores) and saves their records; the records are then exchanged, so every rank's
     /// store holds them all (also without a shared file system), and rank 0 writes the table.
     func runSpread(_ suite: BenchmarkSuite, over group: ProcessGroup, start: Date) throws {
+        // Ranks reach the record exchange when their last run of a phase ends, and runs differ in length by many
+        // minutes, so the exchange may wait up to a day rather than PEFT_MPI_TIMEOUT (a rank that dies still ends
+        // the job through mpirun; a hung one is still named, later).
+        let patience = group.timeout
+        if patience > 0 { group.timeout = max(patience, 24 * 3600) }
+        defer { group.timeout = patience }
         var done = 0
         for phase in ["learning-rate grid", "other seeds"] {
             let pending = tableOnly ? [] : try (phase == "other seeds" ? suite.pendingSeedRuns() : suite.pendingGridRuns())
@@ -111,7 +117,8 @@ struct SuiteBench: ParsableCommand {
                     throw ValidationError("suite: the records rank \(rank) sent are not readable: \(error)")
                 }
                 for record in theirs where try suite.store.record(task: record.task, method: record.method, budget: record.budget,
-                                                                  multiplier: record.learningRateMultiplier, seed: record.seed) == nil {
+                                                                  multiplier: record.learningRateMultiplier,
+                                                                  learningRate: record.learningRate, seed: record.seed) == nil {
                     try suite.store.save(record)
                 }
             }

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Methods
 import Training
 
 /// The suite's bookkeeping: which run comes next, learning rates chosen on validation only, the table.
@@ -75,11 +76,66 @@ final class SuiteTests: XCTestCase {
         let suite = try makeSuite(seeds: [0], grid: [1])
         let run = SuiteRun(task: "fmnist-1k", method: "lora", seed: 0, learningRateMultiplier: 1)
         try suite.store.save(record(run, validation: 0.9, test: 0.9))
-        let file = suite.store.url(task: "fmnist-1k", method: "lora", budget: suite.budget, multiplier: 1, seed: 0)
+        let file = suite.store.url(task: "fmnist-1k", method: "lora", budget: suite.budget, learningRate: 1e-3, seed: 0)
         try Data("{\"task\": 3".utf8).write(to: file)
         XCTAssertThrowsError(try suite.nextRun()) { error in
             XCTAssertTrue("\(error)".contains(file.path), "\(error)")
         }
+    }
+
+    /// Records are named by the learning rate itself: after a method's default rate changes, a record of the old
+    /// rate (also one under the older multiplier-based name) is not taken for the new one, and is not overwritten.
+    func testRecordsOfAnotherLearningRateAreNotReused() throws {
+        let suite = try BenchmarkSuite(tasks: ["fmnist-1k"], methods: ["neat", "lora"], seeds: [0], learningRateMultipliers: [1],
+                                       budget: SuiteBudget(epochs: 2), store: SuiteRecordStore(directory: directory))
+        XCTAssertEqual(suite.learningRate(method: "neat", multiplier: 1), TrainingConfiguration.defaultLearningRate(method: "neat"))
+        XCTAssertNotEqual(suite.learningRate(method: "neat", multiplier: 1), 1e-3, "the test needs NEAT's default to differ from LoRA's")
+        let neat = SuiteRun(task: "fmnist-1k", method: "neat", seed: 0, learningRateMultiplier: 1)
+        let lora = SuiteRun(task: "fmnist-1k", method: "lora", seed: 0, learningRateMultiplier: 1)
+        // Both written as the earlier versions did: multiplier in the name, rate 1e-3 inside.
+        for run in [neat, lora] {
+            let legacy = directory.appendingPathComponent("fmnist-1k/\(run.method)/e2-b32-r112-lr1-s0.json")
+            try FileManager.default.createDirectory(at: legacy.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try JSONEncoder().encode(record(run, validation: 0.9, test: 0.8)).write(to: legacy)
+        }
+        XCTAssertEqual(try suite.nextRun(), neat, "NEAT's record holds the old rate, so NEAT runs again")
+        XCTAssertEqual(try suite.pendingGridRuns(), [neat], "LoRA's legacy record holds its current rate and still counts")
+        var fresh = record(neat, validation: 0.5, test: 0.4)
+        fresh.learningRate = suite.learningRate(method: "neat", multiplier: 1)
+        try suite.store.save(fresh)
+        XCTAssertNil(try suite.nextRun())
+        XCTAssertEqual(try suite.cell(task: "fmnist-1k", method: "neat")?.accuracies, [0.4])
+        let old = try JSONDecoder().decode(SuiteRecord.self, from: Data(contentsOf: directory.appendingPathComponent("fmnist-1k/neat/e2-b32-r112-lr1-s0.json")))
+        XCTAssertEqual(old.testAccuracy, 0.8, "the old record is kept")
+    }
+
+    /// Variants (`name:key=value:...`) are cells of their own: their runs use the method with those options, their
+    /// records live in their own folders, and bad assignments are refused naming the variant.
+    func testMethodVariantsAreTheirOwnCells() throws {
+        let variant = try SuiteMethod("shira:r=4:target_modules=re:.*(query|value)")
+        XCTAssertEqual(variant.name, "shira")
+        XCTAssertEqual(variant.assignments, ["r=4", "target_modules=re:.*(query|value)"], "a piece without '=' continues the value")
+        XCTAssertEqual(variant.directoryName, "shira+r=4+target_modules=re+.__query_value_")
+        let suite = try BenchmarkSuite(tasks: ["fmnist-1k"], methods: ["lora", "lora:r=4:lora_alpha=4"], seeds: [0, 1],
+                                       learningRateMultipliers: [1], budget: SuiteBudget(epochs: 2),
+                                       store: SuiteRecordStore(directory: directory))
+        let small = SuiteRun(task: "fmnist-1k", method: "lora:r=4:lora_alpha=4", seed: 1, learningRateMultiplier: 1)
+        let configuration = try suite.configuration(for: small)
+        XCTAssertEqual(configuration.method, "lora")
+        let built = try XCTUnwrap(try configuration.makeMethod() as? LoRA)
+        XCTAssertEqual(built.config.r, 4)
+        XCTAssertEqual(built.config.loraAlpha, 4)
+        XCTAssertEqual(built.config.seed, 1)
+        let plain = try suite.configuration(for: SuiteRun(task: "fmnist-1k", method: "lora", seed: 0, learningRateMultiplier: 1))
+        XCTAssertEqual(try XCTUnwrap(try plain.makeMethod() as? LoRA).config.r, 8)
+        try suite.store.save(record(SuiteRun(task: "fmnist-1k", method: "lora", seed: 0, learningRateMultiplier: 1), validation: 0.9, test: 0.9))
+        XCTAssertEqual(try suite.nextRun()?.method, "lora:r=4:lora_alpha=4", "the plain method's record is not the variant's")
+        XCTAssertThrowsError(try SuiteMethod("lora:rank=4")) { error in
+            XCTAssertTrue("\(error)".contains("lora:rank=4") && "\(error)".contains("lora_alpha"), "\(error)")
+        }
+        XCTAssertThrowsError(try SuiteMethod("lora:r=four")) { error in XCTAssertTrue("\(error)".contains("r=four") || "\(error)".contains("four"), "\(error)") }
+        XCTAssertThrowsError(try BenchmarkSuite(tasks: ["fmnist-1k"], methods: ["lora", "lora"], seeds: [0], learningRateMultipliers: [1],
+                                                budget: SuiteBudget(), store: SuiteRecordStore(directory: directory)))
     }
 
     func testInvalidSuitesAreRefused() {

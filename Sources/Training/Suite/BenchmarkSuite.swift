@@ -28,7 +28,8 @@ public struct SuiteRun: Sendable, Equatable {
 /// next missing run, and the table can be rendered at any point from what has finished.
 public struct BenchmarkSuite: Sendable {
     public var tasks: [String]
-    public var methods: [String]
+    /// Methods or method variants (``SuiteMethod`` specs such as `lora:r=4:lora_alpha=4`).
+    public let methods: [String]
     public var seeds: [UInt64]
     public var learningRateMultipliers: [Float]
     public var budget: SuiteBudget
@@ -42,9 +43,8 @@ public struct BenchmarkSuite: Sendable {
             throw TrainingError("the suite needs at least one task, method, seed and learning-rate multiplier")
         }
         for task in tasks { _ = try TaskRegistry.kind(of: task) }
-        for method in methods where !MethodRegistry.names.contains(method) {
-            throw TrainingError("unknown method '\(method)'; valid methods: \(MethodRegistry.names.joined(separator: ", "))")
-        }
+        let variants = try methods.map { try SuiteMethod($0) }
+        guard Set(methods).count == methods.count else { throw TrainingError("the suite's methods must not repeat") }
         guard learningRateMultipliers.allSatisfy({ $0 > 0 && $0.isFinite }) else {
             throw TrainingError("learning-rate multipliers must be positive")
         }
@@ -60,10 +60,20 @@ public struct BenchmarkSuite: Sendable {
         self.learningRateMultipliers = learningRateMultipliers
         self.budget = budget
         self.store = store
+        self.variants = Dictionary(uniqueKeysWithValues: variants.map { ($0.spec, $0) })
+    }
+
+    /// The parsed `methods`, by spec.
+    let variants: [String: SuiteMethod]
+
+    /// The learning rate a run of `method` uses at `multiplier` of the method's default.
+    public func learningRate(method: String, multiplier: Float) -> Float {
+        (variants[method]?.defaultLearningRate ?? TrainingConfiguration.defaultLearningRate(method: method)) * multiplier
     }
 
     func record(_ task: String, _ method: String, _ multiplier: Float, _ seed: UInt64) throws -> SuiteRecord? {
-        try store.record(task: task, method: method, budget: budget, multiplier: multiplier, seed: seed)
+        try store.record(task: task, method: method, budget: budget, multiplier: multiplier,
+                         learningRate: learningRate(method: method, multiplier: multiplier), seed: seed)
     }
 
     /// The learning-rate multiplier chosen on validation for a cell, or nil while a first-seed run of the grid
@@ -160,14 +170,15 @@ public struct BenchmarkSuite: Sendable {
         var configuration = TrainingConfiguration()
         configuration.model = try TaskRegistry.kind(of: run.task) == .text ? "minilm-l6" : model
         configuration.task = run.task
-        configuration.method = run.method
-        configuration.methodConfig = try MethodRegistry.descriptor(named: run.method).seeded([:], with: run.seed)
+        let variant = try variants[run.method] ?? SuiteMethod(run.method)
+        configuration.method = variant.name
+        configuration.methodConfig = try MethodRegistry.descriptor(named: variant.name).seeded(variant.config, with: run.seed)
         configuration.seed = run.seed
         configuration.epochs = budget.epochs
         configuration.batchSize = budget.batchSize
         configuration.resolution = budget.resolution
         configuration.maxEvaluationExamples = budget.maxEvaluationExamples
-        configuration.learningRate = TrainingConfiguration.defaultLearningRate(method: run.method) * run.learningRateMultiplier
+        configuration.learningRate = learningRate(method: run.method, multiplier: run.learningRateMultiplier)
         return configuration
     }
 

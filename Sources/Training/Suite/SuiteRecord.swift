@@ -57,14 +57,24 @@ public struct SuiteRecord: Codable, Sendable, Equatable {
         self.finished = finished
     }
 
-    /// The record's file name inside `<results>/<task>/<method>/`.
-    public static func fileName(budget: SuiteBudget, multiplier: Float, seed: UInt64) -> String {
+    /// The record's file name inside `<results>/<task>/<method>/`: the budget, the learning rate itself (so
+    /// a method whose default rate changes never reuses a record of the old rate) and the seed.
+    public static func fileName(budget: SuiteBudget, learningRate: Float, seed: UInt64) -> String {
+        "\(budget.tag)-rate\(String(format: "%g", Double(learningRate)))-s\(seed).json"
+    }
+
+    /// The name records had when they were named by the multiplier of the default rate; still read when the
+    /// rate they hold is the one asked for.
+    static func legacyFileName(budget: SuiteBudget, multiplier: Float, seed: UInt64) -> String {
         "\(budget.tag)-lr\(multiplierTag(multiplier))-s\(seed).json"
     }
 
     static func multiplierTag(_ multiplier: Float) -> String {
         String(format: "%g", Double(multiplier)).replacingOccurrences(of: ".", with: "p")
     }
+
+    /// Whether two learning rates are the same up to float rounding of the multiplication that made them.
+    static func sameRate(_ a: Float, _ b: Float) -> Bool { abs(a - b) <= 1e-4 * max(abs(a), abs(b)) }
 }
 
 /// Reads and writes suite records as one small JSON file per run, so an interrupted suite continues where it
@@ -75,16 +85,30 @@ public struct SuiteRecordStore: Sendable {
     public init(directory: URL) { self.directory = directory }
 
     /// Where the record of that run is (or will be) stored.
-    public func url(task: String, method: String, budget: SuiteBudget, multiplier: Float, seed: UInt64) -> URL {
-        directory.appendingPathComponent(task).appendingPathComponent(method)
-            .appendingPathComponent(SuiteRecord.fileName(budget: budget, multiplier: multiplier, seed: seed))
+    public func url(task: String, method: String, budget: SuiteBudget, learningRate: Float, seed: UInt64) -> URL {
+        folder(task: task, method: method).appendingPathComponent(SuiteRecord.fileName(budget: budget, learningRate: learningRate, seed: seed))
     }
 
-    /// The stored record of that run, or nil if it has not run.
+    func folder(task: String, method: String) -> URL {
+        directory.appendingPathComponent(task).appendingPathComponent(SuiteMethod.folderName(method))
+    }
+
+    /// The stored record of that run, or nil if it has not run. A record under the older multiplier-based name
+    /// counts only when it holds `learningRate`.
     ///
     /// - Throws: ``TrainingError`` naming the file when it exists but is not a valid record.
-    public func record(task: String, method: String, budget: SuiteBudget, multiplier: Float, seed: UInt64) throws -> SuiteRecord? {
-        let file = url(task: task, method: method, budget: budget, multiplier: multiplier, seed: seed)
+    public func record(task: String, method: String, budget: SuiteBudget, multiplier: Float, learningRate: Float,
+                       seed: UInt64) throws -> SuiteRecord? {
+        if let record = try read(url(task: task, method: method, budget: budget, learningRate: learningRate, seed: seed)) {
+            return record
+        }
+        let legacy = folder(task: task, method: method)
+            .appendingPathComponent(SuiteRecord.legacyFileName(budget: budget, multiplier: multiplier, seed: seed))
+        guard let record = try read(legacy), SuiteRecord.sameRate(record.learningRate, learningRate) else { return nil }
+        return record
+    }
+
+    func read(_ file: URL) throws -> SuiteRecord? {
         guard FileManager.default.fileExists(atPath: file.path) else { return nil }
         do {
             return try JSONDecoder().decode(SuiteRecord.self, from: Data(contentsOf: file))
@@ -96,7 +120,7 @@ public struct SuiteRecordStore: Sendable {
     /// Saves `record` atomically.
     public func save(_ record: SuiteRecord) throws {
         let file = url(task: record.task, method: record.method, budget: record.budget,
-                       multiplier: record.learningRateMultiplier, seed: record.seed)
+                       learningRate: record.learningRate, seed: record.seed)
         try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
         try writeAtomically(try jsonData(record, pretty: true), to: file)
     }
