@@ -12,18 +12,32 @@ public protocol StreamModule: Module {
 ///   h <- h + f(h) (pre-norm: after the attention residual add; post-norm: after the attention LayerNorm).
 /// - `besideFeedForward`: each module is fed the feed-forward sub-layer's input and its output is added where the
 ///   feed-forward output is (a parallel branch).
-/// - `observers`: called with the stream after the attention sub-layer (importance scoring); not saved.
+/// - `afterFeedForward`: each module's output is added to the block's output stream, h <- h + f(h) (after the
+///   feed-forward residual add; post-norm: after its LayerNorm).
+/// - `observers`, `outputObservers`: called with the stream after the attention sub-layer, or with the block's
+///   output (importance scoring); not saved.
 ///
 /// Modules are saved under their names (`adapter.*`, `residual_map.*`) below the block's path.
 public final class BlockHooks {
     public private(set) var afterAttention: [(name: String, module: any StreamModule)] = []
     public private(set) var besideFeedForward: [(name: String, module: any StreamModule)] = []
+    public private(set) var afterFeedForward: [(name: String, module: any StreamModule)] = []
     public var observers: [(Tensor) -> Void] = []
+    public var outputObservers: [(Tensor) -> Void] = []
 
     public init() {}
 
     /// Where a hook module goes.
-    public enum Point: Sendable { case afterAttention, besideFeedForward }
+    public enum Point: Sendable, CaseIterable { case afterAttention, besideFeedForward, afterFeedForward }
+
+    /// The modules attached at `point`.
+    public func modules(at point: Point) -> [(name: String, module: any StreamModule)] {
+        switch point {
+        case .afterAttention: return afterAttention
+        case .besideFeedForward: return besideFeedForward
+        case .afterFeedForward: return afterFeedForward
+        }
+    }
 
     /// Attaches `module` under `name` at `point`, replacing a module of that name; `nil` removes it.
     public func set(_ module: (any StreamModule)?, named name: String, at point: Point) {
@@ -37,20 +51,21 @@ public final class BlockHooks {
         switch point {
         case .afterAttention: update(&afterAttention)
         case .besideFeedForward: update(&besideFeedForward)
+        case .afterFeedForward: update(&afterFeedForward)
         }
     }
 
     /// The module attached under `name` at either point.
     public func module(named name: String) -> (any StreamModule)? {
-        (afterAttention + besideFeedForward).first { $0.name == name }?.module
+        (afterAttention + besideFeedForward + afterFeedForward).first { $0.name == name }?.module
     }
 
     /// Whether a module changes the block's function (observers do not).
-    public var isEmpty: Bool { afterAttention.isEmpty && besideFeedForward.isEmpty }
+    public var isEmpty: Bool { afterAttention.isEmpty && besideFeedForward.isEmpty && afterFeedForward.isEmpty }
 
     /// The attached modules as the block's extra children.
     public var children: [(String, any Module)] {
-        besideFeedForward.map { ($0.name, $0.module as any Module) } + afterAttention.map { ($0.name, $0.module as any Module) }
+        (besideFeedForward + afterAttention + afterFeedForward).map { ($0.name, $0.module as any Module) }
     }
 
     /// The stream after the attention sub-layer, with the `afterAttention` modules added and observers called.
@@ -58,6 +73,14 @@ public final class BlockHooks {
         var h = stream
         for entry in afterAttention { h = h + entry.module(h) }
         for observer in observers { observer(h) }
+        return h
+    }
+
+    /// The block's output with the `afterFeedForward` modules added and the output observers called.
+    public func applyAfterFeedForward(_ stream: Tensor) -> Tensor {
+        var h = stream
+        for entry in afterFeedForward { h = h + entry.module(h) }
+        for observer in outputObservers { observer(h) }
         return h
     }
 

@@ -61,8 +61,8 @@ public struct Pear: StagedMethod {
         public var r = 8
         /// Their alpha (scale lora_alpha / r).
         public var loraAlpha: Float = 8
-        /// Fraction of the epochs in the warm-up.
-        public var stageFraction: Float = 0.3
+        /// Fraction of the epochs in the warm-up (the design's default, 20%).
+        public var stageFraction: Float = 0.2
         /// Batches used to score adapters.
         public var scoringBatches = 8
         /// Fraction of adapters pruned.

@@ -9,7 +9,8 @@ import Models
 /// 1. Distribution alignment: only the LayerNorm scales and shifts (and the head) train, for the first
 ///    `stageOneFraction` of the epochs.
 /// 2. Taylor-selected channels: on the stage-1 model, channel c of the residual stream after each block's attention
-///    sub-layer (the `afterAttention` hook point, on a ViT or a BERT encoder) scores I_c = sum over S batches of | mean over batch and tokens of (dL/dh[b,n,c] h[b,n,c]) |; the top K
+///    sub-layer (the `afterAttention` hook point, on a ViT or a BERT encoder; `score_site` "mlp": the block's
+///    output, `afterFeedForward`, where the maps then go too) scores I_c = sum over S batches of | mean over batch and tokens of (dL/dh[b,n,c] h[b,n,c]) |; the top K
 ///    channels S of each layer (K = C/8 by default; or the global top L*K) get a K x K map with bias:
 ///
 ///        h[:, :, S] += h[:, :, S] A^T + a,   A ~ N(0, 0.02^2) (or 0), a = 0,
@@ -31,12 +32,16 @@ public struct TTC: StagedMethod {
         public var zeroInitMaps = false
         /// Keep training the LayerNorms in stage 2.
         public var trainNorms = true
+        /// Where channels are scored and mapped: "attention" (the stream after the attention sub-layer) or "mlp"
+        /// (the block's output, after the feed-forward sub-layer).
+        public var scoreSite = "attention"
         public var seed: UInt64 = 0
         public init() {}
 
         enum CodingKeys: String, CodingKey {
             case stageFraction = "stage_fraction", scoringBatches = "scoring_batches", channels
-            case globalChannels = "global_channels", zeroInitMaps = "zero_init_maps", trainNorms = "train_norms", seed
+            case globalChannels = "global_channels", zeroInitMaps = "zero_init_maps", trainNorms = "train_norms"
+            case scoreSite = "score_site", seed
         }
 
         public static let options = MethodOptionSpec.stageOptions + [
@@ -44,6 +49,7 @@ public struct TTC: StagedMethod {
             MethodOptionSpec("global_channels", .boolean, "select the global top channels instead of per layer", legacyField: "ttcGlobal"),
             MethodOptionSpec("zero_init_maps", .boolean, "start the channel maps at zero", legacyField: "ttcZeroInit"),
             MethodOptionSpec("train_norms", .boolean, "keep training the LayerNorms in stage 2", legacyField: "ttcTrainNorms"),
+            MethodOptionSpec("score_site", .text, "where channels are scored and mapped: attention (after the attention sub-layer) or mlp (the block's output)"),
             .seed(),
         ]
     }
@@ -57,6 +63,7 @@ public struct TTC: StagedMethod {
     public func apply(to model: any Classifier) throws {
         let backbone = try model.requireTransformer(for: "TTC")
         try validateStageOptions(method: "TTC")
+        _ = try site()
         if let channels = config.channels, !(1...backbone.width).contains(channels) {
             throw ModuleError("TTC: channels per layer must be in 1...\(backbone.width) (the model width), got \(channels)")
         }
@@ -68,8 +75,10 @@ public struct TTC: StagedMethod {
         let width = backbone.width, hooks = backbone.blockHooks
         var scores = [[Double]](repeating: [Double](repeating: 0, count: width), count: hooks.count)
         var captured: [Tensor?] = Array(repeating: nil, count: hooks.count)
+        let atOutput = try site() == .afterFeedForward
         for (index, hook) in hooks.enumerated() {
-            hook.observers.append { h in h.requiresGrad = true; captured[index] = h }
+            let observe: (Tensor) -> Void = { h in h.requiresGrad = true; captured[index] = h }
+            if atOutput { hook.outputObservers.append(observe) } else { hook.observers.append(observe) }
         }
         runCalibration(model, calibration) {
             for (index, h) in captured.enumerated() {
@@ -84,8 +93,10 @@ public struct TTC: StagedMethod {
             }
             model.zeroGrad()
         }
-        for hook in hooks { hook.observers.removeLast() }
-        attach(select(scores), to: model, backbone: backbone)
+        for hook in hooks {
+            if atOutput { hook.outputObservers.removeLast() } else { hook.observers.removeLast() }
+        }
+        try attach(select(scores), to: model, backbone: backbone)
     }
 
     /// Top-K channels per layer (or the global top L*K, at least one per layer), sorted.
@@ -105,12 +116,22 @@ public struct TTC: StagedMethod {
         return scores.map { s in Array(s.indices.sorted { s[$0] > s[$1] }.prefix(k)).sorted() }
     }
 
-    func attach(_ selections: [[Int]], to model: any Classifier, backbone: any TransformerBackbone) {
+    /// The hook point of `score_site`.
+    func site() throws -> BlockHooks.Point {
+        switch config.scoreSite {
+        case "attention": return .afterAttention
+        case "mlp": return .afterFeedForward
+        default: throw ModuleError("TTC: score_site must be attention or mlp, got '\(config.scoreSite)'")
+        }
+    }
+
+    func attach(_ selections: [[Int]], to model: any Classifier, backbone: any TransformerBackbone) throws {
+        let point = try site()
         var generator = RandomGenerator(seed: config.seed &+ 0x77C)
         for (hooks, channels) in zip(backbone.blockHooks, selections) {
             hooks.set(ChannelMap(channels: channels, width: backbone.width, zeroInit: config.zeroInitMaps,
                                  generator: &generator),
-                      named: Self.mapName, at: .afterAttention)
+                      named: Self.mapName, at: point)
         }
         if !config.trainNorms {
             for (_, module) in model.namedModules() { (module as? LayerNorm)?.setRequiresGrad(false) }
@@ -131,7 +152,7 @@ public struct TTC: StagedMethod {
               selections.allSatisfy({ $0.allSatisfy { (0..<backbone.width).contains($0) } }) else {
             throw ModuleError("TTC: the stored channel selection does not fit this model")
         }
-        attach(selections, to: model, backbone: backbone)
+        try attach(selections, to: model, backbone: backbone)
     }
 }
 

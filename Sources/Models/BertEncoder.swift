@@ -72,7 +72,8 @@ public final class BertResidualOutput: Module {
 }
 
 /// A post-norm BERT layer: a = LN(x + attn(x)), then LN(a + ffn(a)). `hooks` lie after the attention LayerNorm
-/// (`afterAttention`) and beside the feed-forward, fed a and added inside its LayerNorm (`besideFeedForward`).
+/// (`afterAttention`), beside the feed-forward, fed a and added inside its LayerNorm (`besideFeedForward`), and after
+/// the layer's output LayerNorm (`afterFeedForward`).
 public final class BertLayer: Module {
     public let selfAttention: SelfAttention
     public let attentionOutput: BertResidualOutput
@@ -97,7 +98,7 @@ public final class BertLayer: Module {
 
     func callAsFunction(_ x: Tensor, keyMask: [Float]?) -> Tensor {
         let attended = hooks.applyAfterAttention(attentionOutput(selfAttention(x, keyMask: keyMask), residual: x))
-        return output(gelu(intermediate.dense(attended)), residual: attended, hooks: hooks)
+        return hooks.applyAfterFeedForward(output(gelu(intermediate.dense(attended)), residual: attended, hooks: hooks))
     }
 }
 

@@ -129,7 +129,8 @@ public final class MLP: Module {
 }
 
 /// A pre-norm transformer block: h = x + ls1 * attn(norm1(x)), then h + ls2 * mlp(norm2(h)).
-/// `hooks` lie after the attention residual add (`afterAttention`) and beside the MLP, fed h (`besideFeedForward`).
+/// `hooks` lie after the attention residual add (`afterAttention`), beside the MLP, fed h (`besideFeedForward`), and
+/// after the MLP residual add (`afterFeedForward`).
 public final class VisionBlock: Module {
     public let norm1: LayerNorm
     public let attention: SelfAttention          // attention.attention
@@ -163,7 +164,7 @@ public final class VisionBlock: Module {
         // residualAdd: h = x + ls1 * branch in one pass.
         let h = hooks.applyAfterAttention(
             residualAdd(x, attentionOutput.dense(attention(norm1(x))), scale: layerScale1?.lambda))
-        return hooks.addBranches(to: residualAdd(h, mlp(norm2(h)), scale: layerScale2?.lambda), input: h)
+        return hooks.applyAfterFeedForward(hooks.addBranches(to: residualAdd(h, mlp(norm2(h)), scale: layerScale2?.lambda), input: h))
     }
 }
 

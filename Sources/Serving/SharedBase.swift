@@ -141,8 +141,8 @@ final class SharedBase {
             resident?.tokenInserter = transformer.tokenInserter
             transformer.tokenInserter = nil
             for (block, hooks) in transformer.blockHooks.enumerated() {
-                for (point, list) in [(BlockHooks.Point.afterAttention, hooks.afterAttention), (.besideFeedForward, hooks.besideFeedForward)] {
-                    for (name, branch) in list {
+                for point in BlockHooks.Point.allCases {
+                    for (name, branch) in hooks.modules(at: point) {
                         resident?.branches.append((block, point, name, branch))
                         hooks.set(nil, named: name, at: point)
                     }

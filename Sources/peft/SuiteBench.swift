@@ -32,6 +32,8 @@ struct SuiteBench: ParsableCommand {
     @Option(help: "Evaluate on at most N validation/test examples (default: all).") var maxEval: Int?
     @Option(help: "Directory of per-run result records.") var results = "benchmarks/suite"
     @Option(help: "Markdown file whose suite section is rewritten after every run ('' for none).") var table = "BENCHMARKS.md"
+    @Option(help: "The --table section to write: NAME writes between <!-- suite-NAME:begin --> and <!-- suite-NAME:end --> (added under '## Suite: NAME' when absent); default: the main suite section.")
+    var section: String?
     @Option(help: "Stop after this many runs (the command can be run again to continue).") var maxRuns: Int?
     @Option(help: "Do not start a new run after this many minutes.") var timeLimit: Double?
     @Flag(help: "Only print the table from the records already saved.") var tableOnly = false
@@ -46,6 +48,9 @@ struct SuiteBench: ParsableCommand {
             return value
         }
         guard seeds > 0 else { throw ValidationError("--seeds must be at least 1") }
+        if let section, section.isEmpty || !section.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) {
+            throw ValidationError("--section '\(section)': use letters, digits and '-' only")
+        }
         let budget = SuiteBudget(epochs: epochs, batchSize: batchSize, resolution: resolution, maxEvaluationExamples: maxEval)
         var suite = try BenchmarkSuite(tasks: tasks, methods: methods, seeds: (0..<UInt64(seeds)).map { $0 },
                                        learningRateMultipliers: multipliers, budget: budget,
@@ -143,11 +148,12 @@ struct SuiteBench: ParsableCommand {
         `peft bench suite --seeds \(suite.seeds.count) --epochs \(budget.epochs) --lr-grid \(lrGrid)\
         \(suite.tasks == ["fmnist-1k", "digits-1k", "shapes-loc-1k", "shapes-ori-1k", "count-1k"] ? "" : " --tasks " + suite.tasks.joined(separator: " "))\
         \(suite.methods == MethodRegistry.names ? "" : " --methods " + suite.methods.joined(separator: " "))\
-        \(model == "dinov2-s14" ? "" : " --model " + model)` \
+        \(model == "dinov2-s14" ? "" : " --model " + model)\(section.map { " --section " + $0 } ?? "")` \
         (records in `\(recordDirectory)/`).
 
         """
         try BenchmarkSuite.replaceSection(in: URL(fileURLWithPath: table), with: header + "\n" + (try suite.markdownTable()),
-                                          heading: "## Suite: every method on every 1k image task (`peft bench suite`)")
+                                          heading: section.map { "## Suite: \($0)" } ?? "## Suite: every method on every 1k image task (`peft bench suite`)",
+                                          marker: section)
     }
 }

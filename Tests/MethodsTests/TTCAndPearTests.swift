@@ -49,6 +49,28 @@ final class TTCTests: XCTestCase {
         XCTAssertEqual(model.vision.blocks[1].mlp.fc1.weight.values, frozen)
     }
 
+    /// score_site=mlp scores the block's output and puts the maps there: each block's output changes by exactly
+    /// the map of that output, and nothing sits after the attention sub-layer.
+    func testMLPSiteScoresAndMapsTheBlockOutput() throws {
+        let model = tinyClassifier()
+        let method = TTC(config: TTC.Config { $0.channels = 4; $0.scoreSite = "mlp" })
+        try method.apply(to: model)
+        let block = model.vision.blocks[0]
+        var generator = RandomGenerator(seed: 9)
+        let x = Tensor.randomNormal([2, 5, 16], generator: &generator)
+        let before = Autograd.withoutGrad { block(x) }
+        try method.advance(model, calibration: calibration)
+        XCTAssertEqual(block.hooks.afterAttention.count, 0)
+        let map = try XCTUnwrap(block.hooks.afterFeedForward.first?.module as? ChannelMap)
+        for i in 0..<map.bias.count { map.bias.data[i] = generator.nextNormal() }
+        let after = Autograd.withoutGrad { block(x) }
+        let expected = Autograd.withoutGrad { before + map(before) }
+        for i in 0..<after.count { XCTAssertEqual(after.data[i], expected.data[i], accuracy: 1e-5) }
+        XCTAssertThrowsError(try TTC(config: TTC.Config { $0.scoreSite = "ffn" }).apply(to: tinyClassifier())) { error in
+            XCTAssertTrue("\(error)".contains("score_site"), "\(error)")
+        }
+    }
+
     func testChannelMapGradientsMatchFiniteDifferences() {
         var generator = RandomGenerator(seed: 5)
         let map = ChannelMap(channels: [1, 4, 6], width: 8, zeroInit: false, generator: &generator)
@@ -71,6 +93,14 @@ final class PearTests: XCTestCase {
 
     func adapters(_ model: any Classifier) -> [(String, PearAdapter)] {
         model.namedModules().compactMap { path, module in ((module as? Linear)?.adapter as? PearAdapter).map { (path, $0) } }
+    }
+
+    /// The stage switches where the design puts them by default: TTC after 30% of the run, Pear's warm-up 20%.
+    func testStagesSwitchWhereTheDesignSays() {
+        XCTAssertEqual(TTC().switchEpoch(of: 10), 3)
+        XCTAssertEqual(Pear().switchEpoch(of: 10), 2)
+        XCTAssertEqual(Pear().switchEpoch(of: 3), 1, "at least one epoch of warm-up")
+        XCTAssertEqual(Pear().switchEpoch(of: 2), 1, "and at least one after it")
     }
 
     func testPrunesHalfAndSharesOneParameterSetOfTheSameType() throws {

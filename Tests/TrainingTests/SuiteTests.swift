@@ -161,5 +161,10 @@ final class SuiteTests: XCTestCase {
         try BenchmarkSuite.replaceSection(in: file, with: "second", heading: "## Suite")
         let text = try String(contentsOf: file, encoding: .utf8)
         XCTAssertEqual(text, "# Benchmarks\n\nintro\n\n## Suite\n\n<!-- suite:begin -->\nsecond\n<!-- suite:end -->\n\n## Later\n\ntail\n")
+        try BenchmarkSuite.replaceSection(in: file, with: "fair one", heading: "## Suite: fair", marker: "fair")
+        try BenchmarkSuite.replaceSection(in: file, with: "fair two", heading: "## Suite: fair", marker: "fair")
+        let both = try String(contentsOf: file, encoding: .utf8)
+        XCTAssertTrue(both.hasPrefix(text), "a named section leaves the main one alone")
+        XCTAssertTrue(both.hasSuffix("\n## Suite: fair\n\n<!-- suite-fair:begin -->\nfair two\n<!-- suite-fair:end -->\n"), both)
     }
 }

@@ -119,10 +119,12 @@ extension BenchmarkSuite {
         return out
     }
 
-    /// Replaces the text between `<!-- suite:begin -->` and `<!-- suite:end -->` in the markdown file at `url`
-    /// with `body` (appending a new section with the markers when they are absent), atomically.
-    public static func replaceSection(in url: URL, with body: String, heading: String) throws {
-        let begin = "<!-- suite:begin -->", end = "<!-- suite:end -->"
+    /// Replaces the text between `<!-- suite:begin -->` and `<!-- suite:end -->` (with `marker` "fair":
+    /// `<!-- suite-fair:begin -->` ...) in the markdown file at `url` with `body`, appending a new section under
+    /// `heading` with the markers when they are absent, atomically.
+    public static func replaceSection(in url: URL, with body: String, heading: String, marker: String? = nil) throws {
+        let tag = marker.map { "suite-" + $0 } ?? "suite"
+        let begin = "<!-- \(tag):begin -->", end = "<!-- \(tag):end -->"
         var text = (try? String(contentsOf: url, encoding: .utf8)) ?? ""
         let block = "\(begin)\n\(body)\n\(end)"
         if let start = text.range(of: begin), let stop = text.range(of: end, range: start.upperBound..<text.endIndex) {
