@@ -21,7 +21,8 @@ struct ReportCommand: ParsableCommand {
     @Argument(help: "Run directories, suite record files, or folders of suite records.") var paths: [String]
     @Option(help: "Also draw accuracy against trainable parameters, one panel per task, into this SVG file.") var plot: String?
     @Option(help: "Only runs of this budget tag (e.g. e10-b32-r112); needed when the runs have several.") var budget: String?
-    @Option(help: "Only these tasks (default: all).") var tasks: [String] = []
+    @Option(help: "Only these tasks (repeatable; default: all).") var tasks: [String] = []
+    @Option(help: "Only these methods or variants, as the suite names them (repeatable; default: all).") var methods: [String] = []
     @Option(help: "The plot's title.") var title = "Test accuracy against trainable parameters"
 
     func run() throws {
@@ -35,7 +36,7 @@ struct ReportCommand: ParsableCommand {
         }
         guard let plot else { return }
         let cells = try ReportCell.cells(try selected(try RunPoint.load(paths)))
-        guard !cells.isEmpty else { throw ValidationError("--plot: no runs left to draw (check --budget and --tasks)") }
+        guard !cells.isEmpty else { throw ValidationError("--plot: no runs left to draw (check --budget, --tasks and --methods)") }
         let url = URL(fileURLWithPath: plot)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try writeAtomically(Data(AccuracyPlot(cells: cells, title: title).svg().utf8), to: url)
@@ -51,6 +52,7 @@ struct ReportCommand: ParsableCommand {
             if points.isEmpty { throw ValidationError("--budget \(budget): no runs have it; the runs' budgets: \(known.sorted().joined(separator: ", "))") }
         }
         if !tasks.isEmpty { points = points.filter { tasks.contains($0.task) } }
+        if !methods.isEmpty { points = points.filter { methods.contains($0.method) } }
         return points
     }
 
