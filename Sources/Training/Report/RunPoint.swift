@@ -137,13 +137,9 @@ public struct ReportCell: Sendable, Equatable {
 
     /// The registered method of a variant (`lora` for `lora:r=4`).
     public var baseMethod: String { String(method.prefix { $0 != ":" }) }
-    public var mean: Double { accuracies.reduce(0, +) / Double(accuracies.count) }
+    public var mean: Double { SuiteCell.mean(accuracies) }
     /// Sample standard deviation over seeds (0 with one seed).
-    public var spread: Double {
-        guard accuracies.count > 1 else { return 0 }
-        let m = mean
-        return (accuracies.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(accuracies.count - 1)).squareRoot()
-    }
+    public var spread: Double { SuiteCell.spread(accuracies) }
 
     /// The cells of `points`, one per task and method, as the suite chooses them: the learning rate whose run
     /// with the smallest seed has the best validation accuracy (ties: the multiplier closest to 1, else the

@@ -7,12 +7,17 @@ public struct SuiteCell: Sendable, Equatable {
     public var learningRate: Float
 
     /// Mean test accuracy over seeds.
-    public var mean: Double { accuracies.reduce(0, +) / Double(accuracies.count) }
+    public var mean: Double { Self.mean(accuracies) }
     /// Sample standard deviation over seeds (0 with one seed).
-    public var spread: Double {
-        guard accuracies.count > 1 else { return 0 }
-        let m = mean
-        return (accuracies.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(accuracies.count - 1)).squareRoot()
+    public var spread: Double { Self.spread(accuracies) }
+
+    static func mean(_ values: [Double]) -> Double { values.reduce(0, +) / Double(values.count) }
+
+    /// The sample standard deviation of `values` (0 for fewer than two).
+    static func spread(_ values: [Double]) -> Double {
+        guard values.count > 1 else { return 0 }
+        let m = mean(values)
+        return (values.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(values.count - 1)).squareRoot()
     }
 }
 
