@@ -51,8 +51,20 @@ def dinov2():
         model.classifier.bias.copy_(torch.randn_like(model.classifier.bias) * 0.2)
     peft_model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"],
                                                   modules_to_save=["classifier"], lora_dropout=0.0))
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_" in name:
+                p.copy_(torch.randn_like(p) * 0.3)
+            if "modules_to_save" in name:
+                p.copy_(p + torch.randn_like(p) * 0.2)
     pixels = torch.randn(2, 3, 56, 56, generator=torch.Generator().manual_seed(5))
-    randomize_and_save(peft_model, pixels, OUT)
+    with torch.no_grad():
+        logits = peft_model(pixel_values=pixels).logits
+    peft_model.save_pretrained(OUT)
+    with open(os.path.join(OUT, "..", "peft-lora-dinov2-expected.json"), "w") as f:
+        json.dump({"generator": "peft " + __import__("peft").__version__ + ", transformers " + __import__("transformers").__version__,
+                   "pixels": pixels.flatten().tolist(), "logits": logits.flatten().tolist()}, f)
+    print("saved", os.listdir(OUT))
 
 
 def randomize_and_save(peft_model, pixels, out):
