@@ -34,27 +34,6 @@ public final class SafeTensorsFile: @unchecked Sendable {
         infos = Dictionary(uniqueKeysWithValues: header.tensors.map { ($0.name, $0) })
     }
 
-    /// Opens the file at `path` with every tensor known by `rename(name)` instead of its stored name (e.g. other
-    /// libraries' module names read as ours). Throws when two stored names get the same new name.
-    public init(path: String, renaming rename: (String) -> String) throws {
-        self.path = path
-        file = try MappedFile(path: path, copyOnWrite: true)
-        let header = try SafeTensorsHeader(file: file)
-        bufferStart = header.bufferStart
-        metadata = header.metadata
-        var renamed: [String: SafeTensorInfo] = [:], order: [String] = []
-        for info in header.tensors {
-            let name = rename(info.name)
-            guard renamed[name] == nil else {
-                throw CheckpointError(.invalidTensor, path: path, tensor: info.name, "it names the same tensor as another one ('\(name)')")
-            }
-            renamed[name] = info
-            order.append(name)
-        }
-        names = order
-        infos = renamed
-    }
-
     /// Opens the file at `url` (see `init(path:)`).
     public convenience init(url: URL) throws { try self.init(path: url.path) }
 

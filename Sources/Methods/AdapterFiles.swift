@@ -171,13 +171,8 @@ public enum AdapterFiles {
 
     /// Writes the trainable parameters of `model` (adapter and head), trained with `method`, to `directory` (files
     /// written atomically).
-    ///
-    /// Tensor names and the top-level `target_modules` are written under the module names of `naming`'s
-    /// transformers release (default: the current one), which is what peft matches on that release; the private
-    /// `swiftpeft` section keeps ours. Loading reads either.
     public static func save(_ model: any Classifier, method: any PEFTMethod, baseModel: String,
-                            classNames: [String]? = nil, resolution: Int? = nil,
-                            naming: TransformersNaming = .current, to directory: URL) throws {
+                            classNames: [String]? = nil, resolution: Int? = nil, to directory: URL) throws {
         var configuration = makeConfiguration(
             method, baseModel: baseModel,
             details: .init(method: method.name, config: method.config.values, classes: model.classCount,
@@ -190,13 +185,7 @@ public enum AdapterFiles {
             configuration.swiftpeft.stage = stage.json
             for (name, value) in stage.tensors { tensors[prefix + name] = value }
         }
-        if let value = configuration.peftFields["target_modules"], let targets = TargetModules(configValue: value) {
-            configuration.peftFields["target_modules"] = TransformersNames.theirs(targets, in: model, naming: naming).configValue
-        }
-        func theirs(_ key: String) -> String { prefix + TransformersNames.theirs(String(key.dropFirst(prefix.count)), naming: naming) }
-        try write(configuration, tensors: Dictionary(uniqueKeysWithValues: tensors.map { (theirs($0.key), $0.value) }),
-                  integers: Dictionary(uniqueKeysWithValues: structureTensors(of: method, in: model).map { (theirs($0.key), $0.value) }),
-                  to: directory)
+        try write(configuration, tensors: tensors, integers: structureTensors(of: method, in: model), to: directory)
     }
 
     /// A config with our `details` and the method's peft top-level fields (for a registered method).
@@ -320,15 +309,15 @@ public enum AdapterFiles {
             guard headConfiguration.swiftpeft.classes == model.classCount else {
                 throw ModuleError("\(headConfigPath): the adapter's head has \(headConfiguration.swiftpeft.classes) classes, the model's \(model.classCount)")
             }
-            headFile = try openWeights(headDirectory.appendingPathComponent("adapter_model.safetensors"))
+            headFile = try SafeTensorsFile(path: headDirectory.appendingPathComponent("adapter_model.safetensors").path)
         } else {
             guard details.classes == model.classCount else {
                 throw ModuleError("\(configPath): the adapter's head has \(details.classes) classes, the model's \(model.classCount)")
             }
         }
         let weightsURL = directory.appendingPathComponent("adapter_model.safetensors")
-        let file = try openWeights(weightsURL)
-        let methodConfig = transformersTargets(details.config, in: model)
+        let file = try SafeTensorsFile(path: weightsURL.path)
+        let methodConfig = details.savedByPeft ? transformersTargets(details.config, in: model) : details.config
         let method = try MethodRegistry.method(named: details.method, config: methodConfig)
         if try method.attachStored(from: file, to: model) {
             model.head.setRequiresGrad(true)
@@ -342,7 +331,7 @@ public enum AdapterFiles {
                 try staged.restoreStage(model, json: stage, tensors: stageTensors)
             }
         }
-        // Our name of each stored tensor -> its name in the file view (already translated to ours).
+        // Our name of each stored tensor -> its name in the file (transformers 5's module names are translated).
         var expected: [String: String] = [:]
         for key in weightNames(in: file, staged: method as? any StagedMethod) where headFile == nil || !key.hasPrefix(prefix + "classifier.") {
             expected[canonicalTensorName(key)] = key
