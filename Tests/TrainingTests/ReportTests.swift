@@ -83,6 +83,20 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(parsed.texts.contains { $0.hasPrefix("shira: 75.0% ± 7.1 over 2 seeds, 50,000 parameters") }, "\(parsed.texts)")
     }
 
+    /// A method keeps its colour from figure to figure, whatever else is drawn.
+    func testAMethodHasTheSameColourInEveryFigure() throws {
+        func fill(of method: String, _ cells: [ReportCell]) throws -> String? {
+            try SVGElements(AccuracyPlot(cells: cells, title: "t").svg()).elements
+                .first { $0.attributes["data-method"] == method }?.attributes["fill"]
+        }
+        let lora = ReportCell(task: "fmnist-1k", method: "lora", learningRate: 1e-3, trainableParameters: 10_000, accuracies: [0.8])
+        let linear = ReportCell(task: "fmnist-1k", method: "linear", learningRate: 1e-2, trainableParameters: 1_000, accuracies: [0.7])
+        let alone = try fill(of: "lora", [lora]), together = try fill(of: "lora", [linear, lora])
+        XCTAssertNotNil(alone)
+        XCTAssertEqual(alone, together)
+        XCTAssertNotEqual(try fill(of: "linear", [linear, lora]), together)
+    }
+
     func testLoadingNamesTheFileThatIsNotARunOrARecord() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("report-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -17,7 +17,7 @@ public struct AccuracyPlot: Sendable {
         self.title = title
     }
 
-    /// Colours for methods, in registry order; methods beyond them cycle.
+    /// Colours for methods, in registry order (13 methods today); methods beyond them cycle.
     static let palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                           "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#e7969c", "#5254a3", "#843c39"]
 
@@ -28,8 +28,11 @@ public struct AccuracyPlot: Sendable {
         return known + present.subtracting(known).sorted()
     }
 
+    /// A method's colour: fixed by its place in the registry, so it is the same in every figure.
     func colour(_ base: String) -> String {
-        Self.palette[(baseMethods.firstIndex(of: base) ?? 0) % Self.palette.count]
+        let registry = MethodRegistry.names
+        let index = registry.firstIndex(of: base) ?? registry.count + (baseMethods.firstIndex(of: base) ?? 0)
+        return Self.palette[index % Self.palette.count]
     }
 
     var tasks: [String] { ReportCell.orderedUnique(cells.map(\.task)) }
