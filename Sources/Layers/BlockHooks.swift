@@ -14,21 +14,39 @@ public protocol StreamModule: Module {
 ///   feed-forward output is (a parallel branch).
 /// - `afterFeedForward`: each module's output is added to the block's output stream, h <- h + f(h) (after the
 ///   feed-forward residual add; post-norm: after its LayerNorm).
-/// - `observers`, `outputObservers`: called with the stream after the attention sub-layer, or with the block's
-///   output (importance scoring); not saved.
+/// - observers (`addObserver(at:)`): called with the stream at `afterAttention` or `afterFeedForward`, after that
+///   point's modules (importance scoring); not saved.
 ///
 /// Modules are saved under their names (`adapter.*`, `residual_map.*`) below the block's path.
 public final class BlockHooks {
     public private(set) var afterAttention: [(name: String, module: any StreamModule)] = []
     public private(set) var besideFeedForward: [(name: String, module: any StreamModule)] = []
     public private(set) var afterFeedForward: [(name: String, module: any StreamModule)] = []
-    public var observers: [(Tensor) -> Void] = []
-    public var outputObservers: [(Tensor) -> Void] = []
+    private var observers: [Point: [(Tensor) -> Void]] = [:]
 
     public init() {}
 
     /// Where a hook module goes.
     public enum Point: Sendable, CaseIterable { case afterAttention, besideFeedForward, afterFeedForward }
+
+    /// Calls `observer` with the stream at `point` on every forward pass (`afterAttention` or `afterFeedForward`;
+    /// `besideFeedForward` has no single stream to observe) until `removeLastObserver(at:)`.
+    public func addObserver(at point: Point, _ observer: @escaping (Tensor) -> Void) {
+        observers[point, default: []].append(observer)
+    }
+
+    /// Removes the observer added last at `point`.
+    public func removeLastObserver(at point: Point) {
+        _ = observers[point]?.popLast()
+    }
+
+    /// `stream` with the modules of `point` added, h <- h + f(h), then shown to the point's observers.
+    func apply(_ point: Point, to stream: Tensor) -> Tensor {
+        var h = stream
+        for entry in modules(at: point) { h = h + entry.module(h) }
+        for observer in observers[point] ?? [] { observer(h) }
+        return h
+    }
 
     /// The modules attached at `point`.
     public func modules(at point: Point) -> [(name: String, module: any StreamModule)] {
@@ -69,20 +87,10 @@ public final class BlockHooks {
     }
 
     /// The stream after the attention sub-layer, with the `afterAttention` modules added and observers called.
-    public func applyAfterAttention(_ stream: Tensor) -> Tensor {
-        var h = stream
-        for entry in afterAttention { h = h + entry.module(h) }
-        for observer in observers { observer(h) }
-        return h
-    }
+    public func applyAfterAttention(_ stream: Tensor) -> Tensor { apply(.afterAttention, to: stream) }
 
-    /// The block's output with the `afterFeedForward` modules added and the output observers called.
-    public func applyAfterFeedForward(_ stream: Tensor) -> Tensor {
-        var h = stream
-        for entry in afterFeedForward { h = h + entry.module(h) }
-        for observer in outputObservers { observer(h) }
-        return h
-    }
+    /// The block's output with the `afterFeedForward` modules added and observers called.
+    public func applyAfterFeedForward(_ stream: Tensor) -> Tensor { apply(.afterFeedForward, to: stream) }
 
     /// `output` plus every `besideFeedForward` branch applied to the feed-forward input `input`.
     public func addBranches(to output: Tensor, input: Tensor) -> Tensor {

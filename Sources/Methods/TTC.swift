@@ -75,10 +75,9 @@ public struct TTC: StagedMethod {
         let width = backbone.width, hooks = backbone.blockHooks
         var scores = [[Double]](repeating: [Double](repeating: 0, count: width), count: hooks.count)
         var captured: [Tensor?] = Array(repeating: nil, count: hooks.count)
-        let atOutput = try site() == .afterFeedForward
+        let point = try site()
         for (index, hook) in hooks.enumerated() {
-            let observe: (Tensor) -> Void = { h in h.requiresGrad = true; captured[index] = h }
-            if atOutput { hook.outputObservers.append(observe) } else { hook.observers.append(observe) }
+            hook.addObserver(at: point) { h in h.requiresGrad = true; captured[index] = h }
         }
         runCalibration(model, calibration) {
             for (index, h) in captured.enumerated() {
@@ -93,9 +92,7 @@ public struct TTC: StagedMethod {
             }
             model.zeroGrad()
         }
-        for hook in hooks {
-            if atOutput { hook.outputObservers.removeLast() } else { hook.observers.removeLast() }
-        }
+        for hook in hooks { hook.removeLastObserver(at: point) }
         try attach(select(scores), to: model, backbone: backbone)
     }
 

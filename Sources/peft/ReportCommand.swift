@@ -29,13 +29,13 @@ struct ReportCommand: ParsableCommand {
         let runDirectories = paths.filter { RegularFile.exists(URL(fileURLWithPath: $0).appendingPathComponent("result.json").path) }
         if !runDirectories.isEmpty { try printRuns(runDirectories) }
         let recordPaths = paths.filter { !runDirectories.contains($0) }
+        let records = try RunPoint.load(recordPaths)
         if !recordPaths.isEmpty {
-            let cells = try ReportCell.cells(try selected(try RunPoint.load(recordPaths)))
             if !runDirectories.isEmpty { print("") }
-            printCells(cells)
+            printCells(try ReportCell.cells(try selected(records)))
         }
         guard let plot else { return }
-        let cells = try ReportCell.cells(try selected(try RunPoint.load(paths)))
+        let cells = try ReportCell.cells(try selected(try RunPoint.load(runDirectories) + records))
         guard !cells.isEmpty else { throw ValidationError("--plot: no runs left to draw (check --budget, --tasks and --methods)") }
         let url = URL(fileURLWithPath: plot)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)

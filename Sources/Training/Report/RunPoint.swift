@@ -176,7 +176,8 @@ public struct ReportCell: Sendable, Equatable {
         }
     }
 
-    /// Whether run `a` is preferred to run `b` when choosing a learning rate.
+    /// Whether run `a` is preferred to run `b` when choosing a learning rate (the suite's rule too): the better
+    /// validation accuracy, then the multiplier closest to 1, then the lower rate.
     static func better(_ a: RunPoint, than b: RunPoint) -> Bool {
         if a.validationAccuracy != b.validationAccuracy { return a.validationAccuracy > b.validationAccuracy }
         if let ma = a.multiplier, let mb = b.multiplier, abs(log(Double(ma))) != abs(log(Double(mb))) {

@@ -79,19 +79,12 @@ public struct BenchmarkSuite: Sendable {
     /// The learning-rate multiplier chosen on validation for a cell, or nil while a first-seed run of the grid
     /// is missing.
     public func selectedMultiplier(task: String, method: String) throws -> Float? {
-        var best: (multiplier: Float, accuracy: Double)?
+        var runs: [RunPoint] = []
         for multiplier in learningRateMultipliers {
             guard let record = try record(task, method, multiplier, seeds[0]) else { return nil }
-            if let current = best {
-                let better = record.bestValidationAccuracy > current.accuracy
-                    || (record.bestValidationAccuracy == current.accuracy
-                        && abs(log(Double(multiplier))) < abs(log(Double(current.multiplier))))
-                if better { best = (multiplier, record.bestValidationAccuracy) }
-            } else {
-                best = (multiplier, record.bestValidationAccuracy)
-            }
+            runs.append(RunPoint(record))
         }
-        return best?.multiplier
+        return runs.min(by: ReportCell.better)?.multiplier
     }
 
     /// The next run to do: first the learning-rate grid of every cell with the first seed (task by task), then
