@@ -34,11 +34,35 @@ public final class SafeTensorsFile: @unchecked Sendable {
         infos = Dictionary(uniqueKeysWithValues: header.tensors.map { ($0.name, $0) })
     }
 
+    /// Opens the file at `path` with every tensor known by `rename(name)` instead of its stored name (e.g. other
+    /// libraries' module names read as ours). Throws when two stored names get the same new name.
+    public init(path: String, renaming rename: (String) -> String) throws {
+        self.path = path
+        file = try MappedFile(path: path, copyOnWrite: true)
+        let header = try SafeTensorsHeader(file: file)
+        bufferStart = header.bufferStart
+        metadata = header.metadata
+        var renamed: [String: SafeTensorInfo] = [:], order: [String] = []
+        for info in header.tensors {
+            let name = rename(info.name)
+            guard renamed[name] == nil else {
+                throw CheckpointError(.invalidTensor, path: path, tensor: info.name, "it names the same tensor as another one ('\(name)')")
+            }
+            renamed[name] = info
+            order.append(name)
+        }
+        names = order
+        infos = renamed
+    }
+
     /// Opens the file at `url` (see `init(path:)`).
     public convenience init(url: URL) throws { try self.init(path: url.path) }
 
     /// The dtype, shape and offsets of `name`, or nil if the file has no such tensor.
     public func info(_ name: String) -> SafeTensorInfo? { infos[name] }
+
+    /// The name `name` is stored under in the file (differs from `name` in a renaming view); for error messages.
+    public func storedName(_ name: String) -> String { infos[name]?.name ?? name }
 
     /// Whether the file has a tensor called `name`.
     public func contains(_ name: String) -> Bool { infos[name] != nil }
@@ -59,7 +83,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
     public func tensor(_ name: String, allowNonFinite: Bool = false) throws -> Tensor {
         let info = try lookUp(name)
         guard info.dtype.convertsToFloat32 else {
-            throw CheckpointError(.unsupportedDtype, path: path, tensor: name,
+            throw CheckpointError(.unsupportedDtype, path: path, tensor: storedName(name),
                 "dtype \(info.dtype.rawValue) cannot be converted to float32 (supported: "
                     + SafeTensorsDType.allCases.filter(\.convertsToFloat32).map(\.rawValue).joined(separator: ", ") + ")")
         }
@@ -75,7 +99,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
         }
         result.name = name
         if !allowNonFinite, let bad = firstNonFinite(result.data, count: info.elementCount) {
-            throw CheckpointError(.nonFinite, path: path, tensor: name,
+            throw CheckpointError(.nonFinite, path: path, tensor: storedName(name),
                 "element \(bad) of \(info.elementCount) is \(result.data[bad]) (NaN or infinity); refusing weights that are not finite")
         }
         return result
@@ -110,7 +134,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
     public func int64Values(_ name: String) throws -> [Int64] {
         let info = try lookUp(name)
         guard info.dtype.isInteger else {
-            throw CheckpointError(.unsupportedDtype, path: path, tensor: name,
+            throw CheckpointError(.unsupportedDtype, path: path, tensor: storedName(name),
                 "dtype \(info.dtype.rawValue) is not an integer type; integer values were asked for")
         }
         let source = dataPointer(info)
@@ -118,7 +142,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
         values.reserveCapacity(info.elementCount)
         for i in 0..<info.elementCount {
             guard let v = integerElement(info.dtype, source, i) else {
-                throw CheckpointError(.invalidTensor, path: path, tensor: name,
+                throw CheckpointError(.invalidTensor, path: path, tensor: storedName(name),
                     "element \(i) does not fit in a signed 64-bit integer")
             }
             values.append(v)
@@ -134,7 +158,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
         values.reserveCapacity(wide.count)
         for (i, v) in wide.enumerated() {
             guard let narrow = Int32(exactly: v) else {
-                throw CheckpointError(.invalidTensor, path: path, tensor: name,
+                throw CheckpointError(.invalidTensor, path: path, tensor: storedName(name),
                     "element \(i) = \(v) does not fit in a 32-bit integer")
             }
             values.append(narrow)

@@ -38,6 +38,9 @@ public struct AdapterConfiguration: Codable, Sendable {
         /// `peft_type`, its configuration from the top-level fields, its head size from the stored head; there is no
         /// base fingerprint to check. Not written.
         public var savedByPeft = false
+        /// The top-level `target_modules` as written (under transformers' names): while the top level still holds
+        /// them, `config`'s targets (ours) are used; an edited top level wins.
+        public var writtenTargets: ConfigValue?
 
         public init(method: String, config: ConfigObject, classes: Int, backbone: String, baseFingerprint: String,
                     classNames: [String]? = nil, resolution: Int? = nil) {
@@ -52,6 +55,7 @@ public struct AdapterConfiguration: Codable, Sendable {
 
         enum CodingKeys: String, CodingKey {
             case method, config, classes, backbone, baseFingerprint, classNames, stage, fusion, resolution
+            case writtenTargets = "peftTargetModules"
             /// The flat options of adapters saved before typed configs.
             case options
         }
@@ -75,6 +79,7 @@ public struct AdapterConfiguration: Codable, Sendable {
             stage = try container.decodeIfPresent(String.self, forKey: .stage)
             fusion = try container.decodeIfPresent(FusionRecord.self, forKey: .fusion)
             resolution = try container.decodeIfPresent(Int.self, forKey: .resolution)
+            writtenTargets = try container.decodeIfPresent(ConfigValue.self, forKey: .writtenTargets)
         }
 
         public func encode(to encoder: Encoder) throws {
@@ -88,6 +93,7 @@ public struct AdapterConfiguration: Codable, Sendable {
             try container.encodeIfPresent(stage, forKey: .stage)
             try container.encodeIfPresent(fusion, forKey: .fusion)
             try container.encodeIfPresent(resolution, forKey: .resolution)
+            try container.encodeIfPresent(writtenTargets, forKey: .writtenTargets)
         }
     }
 
@@ -171,8 +177,13 @@ public enum AdapterFiles {
 
     /// Writes the trainable parameters of `model` (adapter and head), trained with `method`, to `directory` (files
     /// written atomically).
+    ///
+    /// Tensor names and the top-level `target_modules` are written under the module names of `naming`'s
+    /// transformers release (default: the current one), which is what peft matches on that release; the private
+    /// `swiftpeft` section keeps ours. Loading reads either.
     public static func save(_ model: any Classifier, method: any PEFTMethod, baseModel: String,
-                            classNames: [String]? = nil, resolution: Int? = nil, to directory: URL) throws {
+                            classNames: [String]? = nil, resolution: Int? = nil,
+                            naming: TransformersNaming = .current, to directory: URL) throws {
         var configuration = makeConfiguration(
             method, baseModel: baseModel,
             details: .init(method: method.name, config: method.config.values, classes: model.classCount,
@@ -185,7 +196,15 @@ public enum AdapterFiles {
             configuration.swiftpeft.stage = stage.json
             for (name, value) in stage.tensors { tensors[prefix + name] = value }
         }
-        try write(configuration, tensors: tensors, integers: structureTensors(of: method, in: model), to: directory)
+        if let value = configuration.peftFields["target_modules"], let targets = TargetModules(configValue: value) {
+            let written = TransformersNames.theirs(targets, in: model, naming: naming).configValue
+            configuration.peftFields["target_modules"] = written
+            if written != value { configuration.swiftpeft.writtenTargets = written }
+        }
+        func theirs(_ key: String) -> String { prefix + TransformersNames.theirs(String(key.dropFirst(prefix.count)), naming: naming) }
+        try write(configuration, tensors: Dictionary(uniqueKeysWithValues: tensors.map { (theirs($0.key), $0.value) }),
+                  integers: Dictionary(uniqueKeysWithValues: structureTensors(of: method, in: model).map { (theirs($0.key), $0.value) }),
+                  to: directory)
     }
 
     /// A config with our `details` and the method's peft top-level fields (for a registered method).
@@ -271,7 +290,10 @@ public enum AdapterFiles {
         guard let descriptor = try? MethodRegistry.descriptor(named: configuration.swiftpeft.method) else { return }
         var config = configuration.swiftpeft.config
         for spec in descriptor.options {
-            if let value = configuration.peftFields[spec.key], value != .null { config[spec.key] = value }
+            guard let value = configuration.peftFields[spec.key], value != .null else { continue }
+            // Targets this library wrote under transformers' names, unedited: ours (in `config`) say the same.
+            if spec.key == "target_modules", value == configuration.swiftpeft.writtenTargets, config[spec.key] != nil { continue }
+            config[spec.key] = value
         }
         do {
             configuration.swiftpeft.config = try descriptor.validated(config)
@@ -309,15 +331,15 @@ public enum AdapterFiles {
             guard headConfiguration.swiftpeft.classes == model.classCount else {
                 throw ModuleError("\(headConfigPath): the adapter's head has \(headConfiguration.swiftpeft.classes) classes, the model's \(model.classCount)")
             }
-            headFile = try SafeTensorsFile(path: headDirectory.appendingPathComponent("adapter_model.safetensors").path)
+            headFile = try openWeights(headDirectory.appendingPathComponent("adapter_model.safetensors"))
         } else {
             guard details.classes == model.classCount else {
                 throw ModuleError("\(configPath): the adapter's head has \(details.classes) classes, the model's \(model.classCount)")
             }
         }
         let weightsURL = directory.appendingPathComponent("adapter_model.safetensors")
-        let file = try SafeTensorsFile(path: weightsURL.path)
-        let methodConfig = details.savedByPeft ? transformersTargets(details.config, in: model) : details.config
+        let file = try openWeights(weightsURL)
+        let methodConfig = transformersTargets(details.config, in: model)
         let method = try MethodRegistry.method(named: details.method, config: methodConfig)
         if try method.attachStored(from: file, to: model) {
             model.head.setRequiresGrad(true)
@@ -331,7 +353,7 @@ public enum AdapterFiles {
                 try staged.restoreStage(model, json: stage, tensors: stageTensors)
             }
         }
-        // Our name of each stored tensor -> its name in the file (transformers 5's module names are translated).
+        // Our name of each stored tensor -> its name in the file view (already translated to ours).
         var expected: [String: String] = [:]
         for key in weightNames(in: file, staged: method as? any StagedMethod) where headFile == nil || !key.hasPrefix(prefix + "classifier.") {
             expected[canonicalTensorName(key)] = key
@@ -342,7 +364,7 @@ public enum AdapterFiles {
                 guard headFile.contains(key) else { throw ModuleError("\(headFile.path): tensor '\(key)' is missing") }
                 let value = try headFile.tensor(key)
                 guard value.shape == parameter.shape else {
-                    throw ModuleError("\(headFile.path): tensor '\(key)' has shape \(value.shape), the model expects \(parameter.shape)")
+                    throw ModuleError("\(headFile.path): tensor '\(headFile.storedName(key))' has shape \(value.shape), the model expects \(parameter.shape)")
                 }
                 parameter.assign(value)
                 continue
@@ -352,12 +374,12 @@ public enum AdapterFiles {
             }
             let value = try file.tensor(stored)
             guard value.shape == parameter.shape else {
-                throw ModuleError("\(weightsURL.path): tensor '\(key)' has shape \(value.shape), the model expects \(parameter.shape)")
+                throw ModuleError("\(weightsURL.path): tensor '\(file.storedName(stored))' has shape \(value.shape), the model expects \(parameter.shape)")
             }
             parameter.assign(value)
         }
         if let extra = expected.values.sorted().first {
-            throw ModuleError("\(weightsURL.path): unexpected tensor '\(extra)' (no such parameter in this model)")
+            throw ModuleError("\(weightsURL.path): unexpected tensor '\(file.storedName(extra))' (no such parameter in this model)")
         }
         return method
     }

@@ -46,7 +46,7 @@ public enum Fusion {
             var tensors: [String: Tensor] = [:], integers: [String: [Int32]] = [:]
             let method = try? MethodRegistry.method(named: configuration.swiftpeft.method, config: configuration.swiftpeft.config)
             do {
-                let file = try SafeTensorsFile(path: path)
+                let file = try AdapterFiles.openWeights(URL(fileURLWithPath: path))
                 for name in file.names {
                     // Integer tensors record structure (SHiRA's masks), checked by their method.
                     if file.info(name)?.dtype.isInteger ?? false {

@@ -87,9 +87,10 @@ public enum ShiraIndices {
     /// no out-of-range position, and no position twice. Errors name the file and tensor.
     public static func read(_ key: String, from file: SafeTensorsFile, rows: Int? = nil, columns: Int? = nil) throws
         -> (rows: [Int32], columns: [Int32]) {
+        let stored = file.storedName(key)
         let shape = file.info(key)?.shape ?? []
         guard shape.count == 2, shape[0] == 2, shape[1] >= 1 else {
-            throw ModuleError("\(file.path): tensor '\(key)' has shape \(shape); SHiRA indices are [2, nnz] (row indices, then column indices) with nnz >= 1")
+            throw ModuleError("\(file.path): tensor '\(stored)' has shape \(shape); SHiRA indices are [2, nnz] (row indices, then column indices) with nnz >= 1")
         }
         let values = try file.int32Values(key)
         let count = shape[1]
@@ -99,10 +100,10 @@ public enum ShiraIndices {
         for i in 0..<count {
             guard r[i] >= 0, c[i] >= 0, rows.map({ Int(r[i]) < $0 }) ?? true, columns.map({ Int(c[i]) < $0 }) ?? true else {
                 let size = rows.map { "the \($0) x \(columns ?? 0) weight" } ?? "a weight"
-                throw ModuleError("\(file.path): tensor '\(key)' holds positions outside \(size) (entry \(i): (\(r[i]), \(c[i])))")
+                throw ModuleError("\(file.path): tensor '\(stored)' holds positions outside \(size) (entry \(i): (\(r[i]), \(c[i])))")
             }
             guard seen.insert(Int64(r[i]) << 32 | Int64(c[i])).inserted else {
-                throw ModuleError("\(file.path): tensor '\(key)' repeats position (\(r[i]), \(c[i])) (entry \(i))")
+                throw ModuleError("\(file.path): tensor '\(stored)' repeats position (\(r[i]), \(c[i])) (entry \(i))")
             }
         }
         return (r, c)

@@ -83,6 +83,8 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Clip the global gradient norm to this value (0: off).") var clipNorm: Float = 1
     @Option(parsing: .unconditional, help: "Image side in pixels (a multiple of the patch size).") var resolution = 112
     @Flag(help: "Random horizontal flips of training images.") var flip = false
+    @Option(help: "Module names of the saved adapter: transformers 5 (default, what peft matches on current transformers) or 4.")
+    var transformersNames: String = TransformersNaming.current.rawValue
     @Option(parsing: .unconditional, help: "Seed for initialisation, data order and augmentation.") var seed: UInt64 = 0
     @Option(parsing: .unconditional, help: "Evaluate on validation every N epochs.") var evalEvery = 1
     @Option(parsing: .unconditional, help: "Stop each epoch after N batches (quick checks).") var maxSteps: Int?
@@ -116,6 +118,10 @@ struct TrainCommand: ParsableCommand {
         configuration.clipNorm = clipNorm
         configuration.resolution = resolution
         configuration.horizontalFlip = flip
+        guard let naming = TransformersNaming(rawValue: transformersNames) else {
+            throw ValidationError("--transformers-names must be 5 or 4, got '\(transformersNames)'")
+        }
+        configuration.adapterNaming = naming
         configuration.seed = seed
         configuration.evaluateEvery = evalEvery
         configuration.maxStepsPerEpoch = maxSteps

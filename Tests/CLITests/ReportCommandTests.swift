@@ -42,3 +42,22 @@ final class ReportCommandTests: XCTestCase {
         assertCleanFailure(try PeftProcess.run(["report", "--budget", "e7-b32-r112", records.path], timeout: 30), mentions: "e10-b32-r112")
     }
 }
+
+/// `peft train --transformers-names`: the saved adapter's top-level targets under transformers 5's names by
+/// default (what peft matches on current transformers), under transformers 4's when asked; a bad value refused.
+final class AdapterNamingCLITests: XCTestCase {
+    func targets(_ out: URL) throws -> [String] {
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("adapter/adapter_config.json"))) as? [String: Any]
+        return try XCTUnwrap(json?["target_modules"] as? [String])
+    }
+
+    func testTheSavedAdapterUsesTheChosenTransformersNames() throws {
+        let five = temporaryDirectory("names-5", for: self), four = temporaryDirectory("names-4", for: self)
+        assertSuccess(try PeftProcess.run(quickTrain(out: five), timeout: 300))
+        assertSuccess(try PeftProcess.run(quickTrain(out: four, ["--transformers-names", "4"]), timeout: 300))
+        XCTAssertEqual(Set(try targets(five)), ["q_proj", "v_proj"])
+        XCTAssertEqual(Set(try targets(four)), ["query", "value"])
+        assertCleanFailure(try PeftProcess.run(quickTrain(out: temporaryDirectory("names-x", for: self), ["--transformers-names", "6"]), timeout: 60),
+                           mentions: "--transformers-names must be 5 or 4")
+    }
+}

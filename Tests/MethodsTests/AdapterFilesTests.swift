@@ -65,19 +65,32 @@ final class AdapterFilesTests: XCTestCase {
         let config = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("adapter_config.json"))) as! [String: Any]
         XCTAssertEqual(config["peft_type"] as? String, "LORA")
         XCTAssertEqual(config["r"] as? Int, 8)
-        XCTAssertEqual(config["target_modules"] as? [String], ["query", "value"])
+        XCTAssertEqual(config["target_modules"] as? [String], ["q_proj", "v_proj"], "transformers 5's module names")
         XCTAssertEqual(config["modules_to_save"] as? [String], ["classifier"])
         let text = try String(contentsOf: folder.appendingPathComponent("adapter_model.safetensors"), encoding: .isoLatin1)
-        XCTAssertTrue(text.contains("base_model.model.dinov2.encoder.layer.0.attention.attention.query.lora_A.weight"))
+        XCTAssertTrue(text.contains("base_model.model.dinov2.encoder.layer.0.attention.q_proj.lora_A.weight"))
         XCTAssertTrue(text.contains("base_model.model.classifier.weight"))
+        // transformers 4's names when asked; both load back to the same logits.
+        let four = directory()
+        try AdapterFiles.save(model, method: MethodRegistry.method(named: "lora"), baseModel: "tiny", naming: .transformers4, to: four)
+        let fourConfig = try JSONSerialization.jsonObject(with: Data(contentsOf: four.appendingPathComponent("adapter_config.json"))) as! [String: Any]
+        XCTAssertEqual(fourConfig["target_modules"] as? [String], ["query", "value"])
+        let fourText = try String(contentsOf: four.appendingPathComponent("adapter_model.safetensors"), encoding: .isoLatin1)
+        XCTAssertTrue(fourText.contains("base_model.model.dinov2.encoder.layer.0.attention.attention.query.lora_A.weight"))
+        let images = tinyImages(seed: 9)
+        for saved in [folder, four] {
+            let restored = tinyClassifier()
+            try AdapterFiles.load(from: saved, into: restored)
+            XCTAssertEqual(logits(restored, images), logits(model, images))
+        }
 
         let shira = tinyClassifier()
         try SHiRA().apply(to: shira)
         let shiraFolder = directory()
         try AdapterFiles.save(shira, method: MethodRegistry.method(named: "shira"), baseModel: "tiny", to: shiraFolder)
         let shiraText = try String(contentsOf: shiraFolder.appendingPathComponent("adapter_model.safetensors"), encoding: .isoLatin1)
-        XCTAssertTrue(shiraText.contains("query.shira_indices\":{\"dtype\":\"I32\""), "SHiRA indices are int32")
-        XCTAssertTrue(shiraText.contains("query.shira_weight"))
+        XCTAssertTrue(shiraText.contains("q_proj.shira_indices\":{\"dtype\":\"I32\""), "SHiRA indices are int32")
+        XCTAssertTrue(shiraText.contains("q_proj.shira_weight"))
     }
 
     func testRefusesAnotherBaseModelOrHead() throws {

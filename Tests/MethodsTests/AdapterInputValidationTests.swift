@@ -71,8 +71,12 @@ final class AdapterInputValidationTests: XCTestCase {
         Dictionary(uniqueKeysWithValues: model.trainableParameters)[name]!.data[0] = .infinity
         let folder = directory()
         try AdapterFiles.save(model, method: MethodRegistry.method(named: "lora"), baseModel: "tiny", to: folder)
+        // The error names the tensor as the file stores it (transformers 5's module names), so it can be found.
+        let stored = "base_model.model." + name.replacingOccurrences(of: "attention.attention.query", with: "attention.q_proj")
+        XCTAssertNotEqual(stored, "base_model.model." + name)
+        XCTAssertTrue(try SafeTensorsFile(path: folder.appendingPathComponent("adapter_model.safetensors").path).contains(stored))
         XCTAssertThrowsError(try AdapterFiles.load(from: folder, into: tinyClassifier())) { error in
-            XCTAssertTrue("\(error)".contains("base_model.model.\(name)") && "\(error)".contains("NaN or infinity"), "\(error)")
+            XCTAssertTrue("\(error)".contains(stored) && "\(error)".contains("NaN or infinity"), "\(error)")
         }
     }
 

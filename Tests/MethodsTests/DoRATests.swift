@@ -114,7 +114,7 @@ final class DoRATests: XCTestCase {
         XCTAssertEqual(config["use_dora"] as? Bool, true)
         XCTAssertEqual(config["use_rslora"] as? Bool, true)
         let file = try SafeTensorsFile(path: folder.appendingPathComponent("adapter_model.safetensors").path)
-        XCTAssertTrue(file.names.contains("base_model.model.dinov2.encoder.layer.0.attention.attention.query.lora_magnitude_vector"), "\(file.names)")
+        XCTAssertTrue(file.names.contains("base_model.model.dinov2.encoder.layer.0.attention.q_proj.lora_magnitude_vector"), "\(file.names)")
         let restored = tinyClassifier()
         try AdapterFiles.load(from: folder, into: restored)
         let images = tinyImages(seed: 4)

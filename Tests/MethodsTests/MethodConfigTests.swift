@@ -69,7 +69,7 @@ final class MethodConfigTests: XCTestCase {
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("adapter_config.json"))) as? [String: Any])
         XCTAssertEqual(json["r"] as? Int, 3)
         XCTAssertEqual(json["lora_alpha"] as? Double, 12)
-        XCTAssertEqual(json["target_modules"] as? [String], ["query"])
+        XCTAssertEqual(json["target_modules"] as? [String], ["q_proj"], "transformers 5's name of the same layers")
         XCTAssertEqual(json["use_dora"] as? Bool, false)
         XCTAssertNil(json["seed"], "not a peft field: only in the swiftpeft section")
         let details = try XCTUnwrap(json["swiftpeft"] as? [String: Any])

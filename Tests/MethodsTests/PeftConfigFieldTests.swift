@@ -62,14 +62,24 @@ final class PeftConfigFieldTests: XCTestCase {
     func testEditedTargetModulesAreAppliedAndCheckedAgainstTheTensors() throws {
         let (_, folder) = try savedLoRA()
         // Fewer targets than the file has tensors for: refused, naming a tensor of a layer no longer targeted.
-        try editConfig(folder) { $0["target_modules"] = ["query"] }
-        XCTAssertThrowsError(try AdapterFiles.load(from: folder, into: tinyClassifier())) { error in
-            XCTAssertTrue("\(error)".contains("value.lora_A.weight") && "\(error)".contains("unexpected tensor"), "\(error)")
+        // Under transformers 5's names (as written) or ours; the error names the tensor as stored.
+        for fewer in ["q_proj", "query"] {
+            try editConfig(folder) { $0["target_modules"] = [fewer] }
+            XCTAssertThrowsError(try AdapterFiles.load(from: folder, into: tinyClassifier())) { error in
+                XCTAssertTrue("\(error)".contains("attention.v_proj.lora_A.weight") && "\(error)".contains("unexpected tensor"), "\(error)")
+            }
         }
-        // peft's regex form, matching the same two layers: loads.
-        try editConfig(folder) { $0["target_modules"] = ".*\\.(query|value)" }
-        XCTAssertEqual(try AdapterFiles.configuration(in: folder).swiftpeft.config["target_modules"], ".*\\.(query|value)")
-        XCTAssertNoThrow(try AdapterFiles.load(from: folder, into: tinyClassifier()))
+        // peft's regex form, matching the same two layers, under ours or transformers 5's names: loads.
+        for pattern in [".*\\.(query|value)", ".*\\.(q_proj|v_proj)"] {
+            try editConfig(folder) { $0["target_modules"] = pattern }
+            XCTAssertEqual(try AdapterFiles.configuration(in: folder).swiftpeft.config["target_modules"], .string(pattern))
+            XCTAssertNoThrow(try AdapterFiles.load(from: folder, into: tinyClassifier()))
+        }
+        // A pattern that selects other layers under transformers 5's names: refused.
+        try editConfig(folder) { $0["target_modules"] = ".*\\.(q_proj|k_proj|v_proj)" }
+        XCTAssertThrowsError(try AdapterFiles.load(from: folder, into: tinyClassifier())) { error in
+            XCTAssertTrue("\(error)".contains("k_proj") || "\(error)".contains("key"), "\(error)")
+        }
     }
 
     func testConfigsAsPeftWritesThemLoad() throws {
@@ -135,7 +145,7 @@ final class SHiRAPeftSizingTests: XCTestCase {
         try AdapterFiles.save(model, method: MethodRegistry.method(named: "shira", config: options), baseModel: "tiny", to: folder)
         let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("adapter_config.json"))) as? [String: Any])
         XCTAssertEqual(object["r"] as? Int, 2, "peft's r is written")
-        XCTAssertEqual(object["target_modules"] as? [String], ["query", "value", "fc1"])
+        XCTAssertEqual(object["target_modules"] as? [String], ["q_proj", "v_proj", "fc1"])
         let restored = tinyClassifier()
         try AdapterFiles.load(from: folder, into: restored)
         XCTAssertEqual(logits(restored, tinyImages(seed: 2)), logits(model, tinyImages(seed: 2)))

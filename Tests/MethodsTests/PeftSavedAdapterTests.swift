@@ -37,7 +37,7 @@ final class PeftSavedAdapterTests: XCTestCase {
         XCTAssertEqual(lora.targetModules, .names(["v_proj", "q_proj"]))
         let model = try base()
         let applied = try AdapterFiles.load(from: folder, into: model)
-        XCTAssertEqual((applied as? LoRA)?.config.targetModules, .names(["attention.attention.value", "attention.attention.query"]))
+        XCTAssertEqual((applied as? LoRA)?.config.targetModules, .names(["value", "query"]), "our names, as short as peft's")
         let adapted = model.namedModules().filter { (($0.1 as? Linear)?.adapter as? LoRAAdapter) != nil }.map(\.0)
         XCTAssertEqual(adapted.count, 4, "q and v of both blocks: \(adapted)")
         XCTAssertTrue(adapted.allSatisfy { $0.hasSuffix("attention.attention.query") || $0.hasSuffix("attention.attention.value") }, "\(adapted)")
@@ -51,6 +51,78 @@ final class PeftSavedAdapterTests: XCTestCase {
         let reloaded = try base()
         try AdapterFiles.load(from: again, into: reloaded)
         XCTAssertEqual(Autograd.withoutGrad { reloaded.logits(.images(pixels)).values }, logits)
+        // ... under the names peft itself wrote, so peft on transformers 5 reads ours.
+        try assertSameNames(again, as: folder)
+        // Under transformers 4's names by choice, loading back the same.
+        let four = FileManager.default.temporaryDirectory.appendingPathComponent("peft-t4-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: four) }
+        try AdapterFiles.save(model, method: applied, baseModel: "tiny", naming: .transformers4, to: four)
+        let names = try SafeTensorsFile(path: four.appendingPathComponent("adapter_model.safetensors").path).names
+        XCTAssertTrue(names.contains("base_model.model.dinov2.encoder.layer.0.attention.attention.query.lora_A.weight"), "\(names)")
+        XCTAssertEqual(Set(try topLevelTargets(four)), ["query", "value"])
+        let fromFour = try base()
+        try AdapterFiles.load(from: four, into: fromFour)
+        XCTAssertEqual(Autograd.withoutGrad { fromFour.logits(.images(pixels)).values }, logits)
+    }
+
+    /// The top-level `target_modules` of the adapter config in `folder`, as peft reads them.
+    func topLevelTargets(_ folder: URL) throws -> [String] {
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("adapter_config.json"))) as? [String: Any]
+        return try XCTUnwrap(json?["target_modules"] as? [String], "target_modules is a list")
+    }
+
+    /// `ours` holds the same tensor names and top-level targets as the peft-saved `theirs`.
+    func assertSameNames(_ ours: URL, as theirs: URL, file: StaticString = #filePath, line: UInt = #line) throws {
+        let weights = "adapter_model.safetensors"
+        XCTAssertEqual(Set(try SafeTensorsFile(path: ours.appendingPathComponent(weights).path).names),
+                       Set(try SafeTensorsFile(path: theirs.appendingPathComponent(weights).path).names), file: file, line: line)
+        XCTAssertEqual(Set(try topLevelTargets(ours)), Set(try topLevelTargets(theirs)), file: file, line: line)
+    }
+
+    /// A LoRA peft saved for transformers 5's ViTForImageClassification (blocks `vit.layers.N`, `mlp.fc1`, `fc2`;
+    /// Fixtures/peft-lora-vit) gives peft's logits on our ViT built from the same folder; saved by us it has peft's
+    /// names again, and under transformers 4's (`vit.encoder.layer.N`, `intermediate.dense`, `output.dense`,
+    /// where `output.dense` alone would also name the attention's output, so targets become full paths) it loads back the same.
+    func testAPeftSavedViTLoRAGivesPeftsLogitsAndRoundTripsUnderBothNamings() throws {
+        struct Expected: Decodable { let pixels: [Float]; let logits: [Float] }
+        let expected = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: Self.fixtures.appendingPathComponent("peft-lora-vit-expected.json")))
+        let folder = Self.fixtures.appendingPathComponent("peft-lora-vit")
+        let hf = Self.fixtures.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("ModelsTests/Fixtures/hf/vit-tiny")
+        func base() throws -> ImageClassifier {
+            ImageClassifier(vision: try HuggingFaceFolder(path: hf.path).visionModel(), classes: 3, pooling: .classToken, backboneName: "vit")
+        }
+        let model = try base()
+        let applied = try AdapterFiles.load(from: folder, into: model)
+        let adapted = model.namedModules().filter { (($0.1 as? Linear)?.adapter as? LoRAAdapter) != nil }.map(\.0)
+        XCTAssertEqual(adapted.count, 8, "q, v, fc1 and fc2 of both blocks: \(adapted)")
+        let pixels = Tensor(shape: [2, 3, 16, 16], values: expected.pixels)
+        let logits = Autograd.withoutGrad { model.logits(.images(pixels)).values }
+        for (got, want) in zip(logits, expected.logits) { XCTAssertEqual(got, want, accuracy: 1e-4) }
+        let again = FileManager.default.temporaryDirectory.appendingPathComponent("peft-vit-\(UUID().uuidString)")
+        let four = FileManager.default.temporaryDirectory.appendingPathComponent("peft-vit4-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: again); try? FileManager.default.removeItem(at: four) }
+        try AdapterFiles.save(model, method: applied, baseModel: hf.path, to: again)
+        try assertSameNames(again, as: folder)
+        // For the other direction with real peft: PEFT_EXPORT=DIR keeps copies for make_peft_fixtures.py check DIR.
+        if let export = ProcessInfo.processInfo.environment["PEFT_EXPORT"], !export.isEmpty {
+            let root = URL(fileURLWithPath: export)
+            try? FileManager.default.removeItem(at: root.appendingPathComponent("vit-5"))
+            try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(at: again, to: root.appendingPathComponent("vit-5"))
+        }
+        try AdapterFiles.save(model, method: applied, baseModel: hf.path, naming: .transformers4, to: four)
+        let names = Set(try SafeTensorsFile(path: four.appendingPathComponent("adapter_model.safetensors").path).names)
+        for name in ["vit.encoder.layer.1.attention.attention.query", "vit.encoder.layer.0.intermediate.dense", "vit.encoder.layer.0.output.dense"] {
+            XCTAssertTrue(names.contains("base_model.model.\(name).lora_A.weight"), "\(name) in \(names.sorted())")
+        }
+        let targets = try topLevelTargets(four)
+        XCTAssertEqual(targets.count, 8, "one full path per adapted layer: \(targets)")
+        XCTAssertTrue(targets.contains("vit.encoder.layer.1.output.dense") && !targets.contains("vit.encoder.layer.1.attention.output.dense"), "\(targets)")
+        for saved in [again, four] {
+            let reloaded = try base()
+            try AdapterFiles.load(from: saved, into: reloaded)
+            XCTAssertEqual(Autograd.withoutGrad { reloaded.logits(.images(pixels)).values }, logits, saved.lastPathComponent)
+        }
     }
 
     func testAnUnknownPeftTypeIsRefusedNamingIt() throws {

@@ -3,17 +3,28 @@ q_proj and v_proj, the classifier in modules_to_save) on transformers' Dinov2For
 tiny DINOv2 fixture (Tests/ModelsTests/Fixtures/dinov2_tiny_weights.safetensors) with a 3-class head, every adapter
 and head value random, and its logits on fixed pixels.
 
+Also a LoRA (r 2, alpha 4, q_proj, v_proj, fc1 and fc2) on transformers 5's ViTForImageClassification built from
+the tiny ViT folder (Tests/ModelsTests/Fixtures/hf/vit-tiny) with a 3-class head: ViT's blocks are `vit.layers.N`
+there, so the adapter's names are transformers 5's.
+
 Run once (needs torch, transformers, peft):
-    python3 scripts/reference/make_peft_fixtures.py
-Writes Tests/MethodsTests/Fixtures/peft-lora-dinov2/ (the adapter as peft saves it) and expected.json.
+    python3 scripts/reference/make_peft_fixtures.py [dinov2|vit ...]   (default: both)
+The other direction, adapters this library saved read by real peft:
+    PEFT_EXPORT=/tmp/ours swift test -c release --filter PeftSavedAdapterTests
+    python3 scripts/reference/make_peft_fixtures.py check /tmp/ours
+loads /tmp/ours/vit-5 (our save of the ViT fixture, transformers 5 names) with PeftModel.from_pretrained and
+compares its logits with peft-lora-vit-expected.json.
+Writes Tests/MethodsTests/Fixtures/peft-lora-dinov2/ and peft-lora-vit/ (the adapters as peft saves them) and their
+-expected.json files.
 """
+import sys
 import json
 import os
 
 import torch
 from peft import LoraConfig, get_peft_model
 from safetensors.torch import load_file
-from transformers import Dinov2Config, Dinov2ForImageClassification
+from transformers import Dinov2Config, Dinov2ForImageClassification, ViTForImageClassification
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 WEIGHTS = os.path.join(ROOT, "Tests", "ModelsTests", "Fixtures", "dinov2_tiny_weights.safetensors")
@@ -23,7 +34,7 @@ RENAMES = [(".attention.attention.query.", ".attention.q_proj."), (".attention.a
            (".attention.attention.value.", ".attention.v_proj."), (".attention.output.dense.", ".attention.o_proj.")]
 
 
-def main():
+def dinov2():
     torch.manual_seed(0)
     config = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
                           image_size=56, patch_size=14, layerscale_value=0.5, num_labels=3, layer_norm_eps=1e-6)
@@ -40,21 +51,62 @@ def main():
         model.classifier.bias.copy_(torch.randn_like(model.classifier.bias) * 0.2)
     peft_model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"],
                                                   modules_to_save=["classifier"], lora_dropout=0.0))
+    pixels = torch.randn(2, 3, 56, 56, generator=torch.Generator().manual_seed(5))
+    randomize_and_save(peft_model, pixels, OUT)
+
+
+def randomize_and_save(peft_model, pixels, out):
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
             if "lora_" in name:
                 p.copy_(torch.randn_like(p) * 0.3)
             if "modules_to_save" in name:
                 p.copy_(p + torch.randn_like(p) * 0.2)
-    pixels = torch.randn(2, 3, 56, 56, generator=torch.Generator().manual_seed(5))
-    with torch.no_grad():
         logits = peft_model(pixel_values=pixels).logits
-    peft_model.save_pretrained(OUT)
-    with open(os.path.join(OUT, "..", "peft-lora-dinov2-expected.json"), "w") as f:
+    peft_model.save_pretrained(out)
+    with open(os.path.join(out, "adapter_config.json")) as f:
+        config = json.load(f)
+    if config.get("base_model_name_or_path", "").startswith("/"):  # not this machine's path in a committed fixture
+        config["base_model_name_or_path"] = os.path.relpath(config["base_model_name_or_path"], ROOT)
+        with open(os.path.join(out, "adapter_config.json"), "w") as f:
+            json.dump(config, f, indent=2, sort_keys=True)
+    with open(out + "-expected.json", "w") as f:
         json.dump({"generator": "peft " + __import__("peft").__version__ + ", transformers " + __import__("transformers").__version__,
                    "pixels": pixels.flatten().tolist(), "logits": logits.flatten().tolist()}, f)
-    print("saved", os.listdir(OUT))
+    print("saved", out, os.listdir(out))
+
+
+def vit():
+    torch.manual_seed(1)
+    folder = os.path.join(ROOT, "Tests", "ModelsTests", "Fixtures", "hf", "vit-tiny")
+    model = ViTForImageClassification.from_pretrained(folder, num_labels=3).eval()
+    with torch.no_grad():
+        model.classifier.weight.copy_(torch.randn_like(model.classifier.weight) * 0.2)
+        model.classifier.bias.copy_(torch.randn_like(model.classifier.bias) * 0.2)
+    peft_model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj", "fc1", "fc2"],
+                                                  modules_to_save=["classifier"], lora_dropout=0.0))
+    pixels = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(6))
+    randomize_and_save(peft_model, pixels, os.path.join(ROOT, "Tests", "MethodsTests", "Fixtures", "peft-lora-vit"))
+
+
+def check(directory):
+    from peft import PeftModel
+    folder = os.path.join(ROOT, "Tests", "ModelsTests", "Fixtures", "hf", "vit-tiny")
+    model = ViTForImageClassification.from_pretrained(folder, num_labels=3).eval()
+    model = PeftModel.from_pretrained(model, os.path.join(directory, "vit-5")).eval()
+    with open(os.path.join(ROOT, "Tests", "MethodsTests", "Fixtures", "peft-lora-vit-expected.json")) as f:
+        expected = json.load(f)
+    pixels = torch.tensor(expected["pixels"]).reshape(2, 3, 16, 16)
+    with torch.no_grad():
+        logits = model(pixel_values=pixels).logits.flatten()
+    difference = (logits - torch.tensor(expected["logits"])).abs().max().item()
+    print("our ViT adapter in peft: max |logits - expected| =", difference)
+    assert difference < 1e-4, difference
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["check"]:
+        check(sys.argv[2])
+        sys.exit(0)
+    for which in sys.argv[1:] or ["dinov2", "vit"]:
+        {"dinov2": dinov2, "vit": vit}[which]()

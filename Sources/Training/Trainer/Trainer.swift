@@ -229,7 +229,7 @@ public final class Trainer {
             try AdapterFiles.save(model, method: method,
                                   baseModel: configuration.model,
                                   classNames: classNames?.count == model.classCount ? classNames : nil,
-                                  resolution: trainedResolution,
+                                  resolution: trainedResolution, naming: configuration.adapterNaming,
                                   to: directory.appendingPathComponent("adapter"))
             try writeAtomically(try jsonData(result, pretty: true), to: directory.appendingPathComponent("result.json"))
         }

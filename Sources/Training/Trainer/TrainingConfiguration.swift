@@ -23,6 +23,8 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     /// Image side in pixels (nil: the model's default).
     public var resolution: Int? = 112
     public var horizontalFlip = false
+    /// Which transformers release's module names the saved adapter uses (the current one by default).
+    public var adapterNaming: TransformersNaming = .current
     public var seed: UInt64 = 0
     /// Evaluate on validation every N epochs (and after the last).
     public var evaluateEvery = 1
@@ -96,12 +98,13 @@ extension TrainingConfiguration {
         if let value = try container.decodeIfPresent(type(of: maxConsecutiveSkips), forKey: .maxConsecutiveSkips) { maxConsecutiveSkips = value }
         data = try container.decodeIfPresent(String.self, forKey: .data)
         if let value = try container.decodeIfPresent(Bool.self, forKey: .skipBadExamples) { skipBadExamples = value }
+        if let value = try container.decodeIfPresent(TransformersNaming.self, forKey: .adapterNaming) { adapterNaming = value }
     }
 
     enum CodingKeys: String, CodingKey {
         case model, task, method, methodConfig, epochs, batchSize, learningRate, headLearningRate, weightDecay
         case warmupEpochs, labelSmoothing, clipNorm, resolution, horizontalFlip, seed, evaluateEvery, maxStepsPerEpoch
-        case maxEvaluationExamples, onNonFinite, maxConsecutiveSkips, data, skipBadExamples
+        case maxEvaluationExamples, onNonFinite, maxConsecutiveSkips, data, skipBadExamples, adapterNaming
         /// The flat method options of checkpoints written before typed configs (read, never written).
         case options
     }
@@ -130,6 +133,7 @@ extension TrainingConfiguration {
         try container.encode(maxConsecutiveSkips, forKey: .maxConsecutiveSkips)
         try container.encodeIfPresent(data, forKey: .data)
         if skipBadExamples { try container.encode(skipBadExamples, forKey: .skipBadExamples) }
+        if adapterNaming != .current { try container.encode(adapterNaming, forKey: .adapterNaming) }
     }
 }
 
