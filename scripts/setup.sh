@@ -15,7 +15,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 # wrk is the load generator of `peft bench serve` (not needed by the tests); Open MPI runs `mpirun -n N peft train`
 # (opened at run time, so the package builds without it) and the 2-rank tests.
-APT_PACKAGES=(libopenblas-dev dataset-fashion-mnist fortunes libpng-dev libturbojpeg0 unzip wrk openmpi-bin libopenmpi-dev)
+APT_PACKAGES=(libopenblas-dev dataset-fashion-mnist fortunes libpng-dev libturbojpeg0 libjpeg-turbo-progs unzip wrk openmpi-bin libopenmpi-dev)
 
 # Wheels: key | pip requirement | file name | sha256 of the wheel.
 # scikit-learn is platform specific; it is fetched for one fixed platform so its file and hash never vary.

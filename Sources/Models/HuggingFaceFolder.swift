@@ -3,7 +3,8 @@ import Engine
 import Foundation
 
 /// A Hugging Face model folder (`save_pretrained` output): `config.json` and `model.safetensors`, or shards listed in
-/// `model.safetensors.index.json`; for text, `vocab.txt` (or the WordPiece vocabulary of `tokenizer.json`). Vision:
+/// `model.safetensors.index.json`; for text, `tokenizer.json` (WordPiece, cased or not) or `vocab.txt` with the casing of
+/// `tokenizer_config.json`. Vision:
 /// `model_type` "dinov2" or "vit" of any size the config gives; text: "bert" (BERT-family encoders). Tensor names are
 /// read in both spellings: the files' (`encoder.layer.N.attention.attention.query`, as transformers writes them) and
 /// transformers 5's module names (`layers.N.attention.q_proj`, `o_proj`), with or without a `dinov2.`/`vit.`/`bert.`
@@ -182,10 +183,16 @@ public struct HuggingFaceFolder: Sendable {
     public func textModel() throws -> (encoder: BertEncoder, tokenizer: WordPieceTokenizer) {
         let encoder = BertEncoder(try bertConfiguration())
         try encoder.load(try tensors(), strict: true, source: directory.path)
-        let vocabulary = directory.appendingPathComponent("vocab.txt")
-        guard FileManager.default.fileExists(atPath: vocabulary.path) else {
-            throw ModuleError("\(directory.path): no vocab.txt (the WordPiece vocabulary BertTokenizer saves)")
+        let tokenizer: WordPieceTokenizer
+        do {
+            tokenizer = try WordPieceTokenizer(folder: directory)
+        } catch WordPieceTokenizerError.fileNotFound {
+            throw ModuleError("\(directory.path): no tokenizer.json or vocab.txt (the WordPiece vocabulary BertTokenizer saves)")
         }
-        return (encoder, try WordPieceTokenizer(vocabularyFile: vocabulary))
+        let embeddings = try bertConfiguration().vocabularySize
+        guard tokenizer.vocabularySize <= embeddings else {
+            throw ModuleError("\(directory.path): the tokenizer has \(tokenizer.vocabularySize) tokens, config.json's vocab_size is \(embeddings)")
+        }
+        return (encoder, tokenizer)
     }
 }

@@ -101,20 +101,50 @@ final class ImageFolderTests: XCTestCase {
         assertCleanFailure(unknown, mentions: "is an image folder; choose a vision model")
     }
 
-    /// Fashion-MNIST test images written out as a folder of PNGs per class (as a user's export would be), trained
-    /// on for one epoch, then the whole folder classified as CSV and as JSONL.
+    /// `grey` (row-major bytes) written as a JPEG by libjpeg-turbo's `cjpeg` (Debian's libjpeg-turbo-progs, which
+    /// scripts/setup.sh installs) from a binary PGM.
+    func writeJPEG(width: Int, height: Int, grey: [UInt8], to url: URL) throws {
+        let pgm = url.deletingPathExtension().appendingPathExtension("pgm")
+        try (Data("P5\n\(width) \(height)\n255\n".utf8) + Data(grey)).write(to: pgm)
+        defer { try? FileManager.default.removeItem(at: pgm) }
+        guard let cjpeg = ["/usr/bin/cjpeg", "/usr/local/bin/cjpeg"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw XCTSkip("no cjpeg: apt-get install libjpeg-turbo-progs (scripts/setup.sh installs it)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: cjpeg)
+        process.arguments = ["-quality", "92", "-outfile", url.path, pgm.path]
+        try process.run()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, "cjpeg \(pgm.path)")
+    }
+
+    /// Fashion-MNIST test images written out as a folder per class of PNGs and (every other image) JPEGs encoded
+    /// by libjpeg-turbo, as a user's export would be; the JPEGs decode to the image within JPEG's loss; trained on
+    /// for one epoch, then the whole folder classified as CSV and as JSONL.
     func testAFashionMNISTFolderEndToEnd() throws {
         let task = try TaskRegistry.image(named: "fmnist-1k")
         let data = temporaryDirectory("folder-fmnist", for: self), out = temporaryDirectory("folder-fmnist-run", for: self)
         var perClass = [Int](repeating: 0, count: task.classNames.count)
+        var jpegError = 0.0, jpegPixels = 0
         for (image, label) in zip(task.test.images, task.test.labels) where perClass[label] < 6 {
             let folder = data.appendingPathComponent(task.classNames[label].replacingOccurrences(of: "/", with: "-"))
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            let rgb = image.flatMap { value -> [UInt8] in let byte = UInt8(max(0, min(255, (value * 255).rounded()))); return [byte, byte, byte] }
-            try Data(try PNGImage.encode(width: task.columns, height: task.rows, rgb: rgb))
-                .write(to: folder.appendingPathComponent("\(perClass[label]).png"))
+            let grey = image.map { UInt8(max(0, min(255, ($0 * 255).rounded()))) }
+            if perClass[label] % 2 == 1 {
+                let file = folder.appendingPathComponent("\(perClass[label]).jpg")
+                try writeJPEG(width: task.columns, height: task.rows, grey: grey, to: file)
+                let decoded = try JPEGImage.decode([UInt8](try Data(contentsOf: file)), name: file.path)
+                XCTAssertEqual([decoded.width, decoded.height], [task.columns, task.rows])
+                for (i, value) in grey.enumerated() { jpegError += abs(Double(decoded.rgb[3 * i]) - Double(value)) }
+                jpegPixels += grey.count
+            } else {
+                try Data(try PNGImage.encode(width: task.columns, height: task.rows, rgb: grey.flatMap { [$0, $0, $0] }))
+                    .write(to: folder.appendingPathComponent("\(perClass[label]).png"))
+            }
             perClass[label] += 1
         }
+        XCTAssertEqual(jpegPixels, 30 * task.columns * task.rows, "half the 60 images are JPEG")
+        XCTAssertLessThan(jpegError / Double(jpegPixels), 4, "mean |decoded JPEG - image| in grey levels")
         let trained = try PeftProcess.run(["train", "--model", "vit-s16-random", "--data", data.path, "--method", "lora", "--rank", "4",
                                            "--resolution", "32", "--batch-size", "8", "--epochs", "1", "--out", out.path], timeout: 120)
         assertSuccess(trained)

@@ -125,6 +125,55 @@ final class PeftSavedAdapterTests: XCTestCase {
         }
     }
 
+    /// A SHiRA peft saved (Fixtures/peft-shira-dinov2: peft's sizing r 2, i.e. r*(in+out) = 128 random positions
+    /// per 32x32 projection, q_proj and v_proj; `base_model_name_or_path` null) gives peft's logits with exactly
+    /// peft's positions; saved by us it has peft's tensor names, shapes, dtypes and `r` again, so the adapter
+    /// round-trips (`make_peft_fixtures.py check` loads it in peft).
+    func testAPeftSavedSHiRAGivesPeftsLogitsAndRoundTrips() throws {
+        struct Expected: Decodable { let pixels: [Float]; let logits: [Float] }
+        let expected = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: Self.fixtures.appendingPathComponent("peft-shira-dinov2-expected.json")))
+        let folder = Self.fixtures.appendingPathComponent("peft-shira-dinov2")
+        let configuration = try AdapterFiles.configuration(in: folder)
+        XCTAssertTrue(configuration.swiftpeft.savedByPeft)
+        XCTAssertEqual(configuration.swiftpeft.method, "shira")
+        let model = try base()
+        let applied = try AdapterFiles.load(from: folder, into: model)
+        let stored = try SafeTensorsFile(path: folder.appendingPathComponent("adapter_model.safetensors").path)
+        var adapted = 0
+        for (path, module) in model.namedModules() {
+            guard let layer = module as? Linear, let shira = layer.adapter as? ShiraAdapter else { continue }
+            XCTAssertEqual(shira.values.count, 2 * (layer.inFeatures + layer.outFeatures), path)
+            adapted += 1
+        }
+        XCTAssertEqual(adapted, 4, "q and v of both blocks")
+        let pixels = Tensor(shape: [2, 3, 56, 56], values: expected.pixels)
+        let logits = Autograd.withoutGrad { model.logits(.images(pixels)).values }
+        for (got, want) in zip(logits, expected.logits) { XCTAssertEqual(got, want, accuracy: 1e-4) }
+
+        let again = FileManager.default.temporaryDirectory.appendingPathComponent("peft-shira-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: again) }
+        try AdapterFiles.save(model, method: applied, baseModel: "tiny", to: again)
+        try assertSameNames(again, as: folder)
+        let ours = try SafeTensorsFile(path: again.appendingPathComponent("adapter_model.safetensors").path)
+        for name in stored.names {
+            XCTAssertEqual(ours.info(name)?.shape, stored.info(name)?.shape, name)
+            XCTAssertEqual(ours.info(name)?.dtype, stored.info(name)?.dtype, name)
+            if name.hasSuffix(".shira_indices") { XCTAssertEqual(try ours.int32Values(name), try stored.int32Values(name), "peft's positions kept: \(name)") }
+        }
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: again.appendingPathComponent("adapter_config.json"))) as? [String: Any])
+        XCTAssertEqual(json["peft_type"] as? String, "SHIRA")
+        XCTAssertEqual(json["r"] as? Int, 2, "peft's r, which sizes what peft allocates")
+        let reloaded = try base()
+        try AdapterFiles.load(from: again, into: reloaded)
+        XCTAssertEqual(Autograd.withoutGrad { reloaded.logits(.images(pixels)).values }, logits)
+        if let export = ProcessInfo.processInfo.environment["PEFT_EXPORT"], !export.isEmpty {
+            let root = URL(fileURLWithPath: export)
+            try? FileManager.default.removeItem(at: root.appendingPathComponent("shira-5"))
+            try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(at: again, to: root.appendingPathComponent("shira-5"))
+        }
+    }
+
     func testAnUnknownPeftTypeIsRefusedNamingIt() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("peft-unknown-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

@@ -7,22 +7,25 @@ Also a LoRA (r 2, alpha 4, q_proj, v_proj, fc1 and fc2) on transformers 5's ViTF
 the tiny ViT folder (Tests/ModelsTests/Fixtures/hf/vit-tiny) with a 3-class head: ViT's blocks are `vit.layers.N`
 there, so the adapter's names are transformers 5's.
 
+And a SHiRA (peft's sizing: r 2, so r*(in+out) = 128 random positions per 32x32 matrix; q_proj and v_proj; the
+classifier in modules_to_save) on the same Dinov2ForImageClassification.
+
 Run once (needs torch, transformers, peft):
-    python3 scripts/reference/make_peft_fixtures.py [dinov2|vit ...]   (default: both)
+    python3 scripts/reference/make_peft_fixtures.py [dinov2|vit|shira ...]   (default: all)
 The other direction, adapters this library saved read by real peft:
     PEFT_EXPORT=/tmp/ours swift test -c release --filter PeftSavedAdapterTests
     python3 scripts/reference/make_peft_fixtures.py check /tmp/ours
-loads /tmp/ours/vit-5 (our save of the ViT fixture, transformers 5 names) with PeftModel.from_pretrained and
-compares its logits with peft-lora-vit-expected.json.
-Writes Tests/MethodsTests/Fixtures/peft-lora-dinov2/ and peft-lora-vit/ (the adapters as peft saves them) and their
--expected.json files.
+loads /tmp/ours/vit-5 (our save of the ViT fixture, transformers 5 names) and /tmp/ours/shira-5 (our save of the
+SHiRA fixture) with PeftModel.from_pretrained and compares their logits with the -expected.json files.
+Writes Tests/MethodsTests/Fixtures/peft-lora-dinov2/, peft-lora-vit/ and peft-shira-dinov2/ (the adapters as peft
+saves them) and their -expected.json files.
 """
 import sys
 import json
 import os
 
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, ShiraConfig, get_peft_model
 from safetensors.torch import load_file
 from transformers import Dinov2Config, Dinov2ForImageClassification, ViTForImageClassification
 
@@ -34,7 +37,8 @@ RENAMES = [(".attention.attention.query.", ".attention.q_proj."), (".attention.a
            (".attention.attention.value.", ".attention.v_proj."), (".attention.output.dense.", ".attention.o_proj.")]
 
 
-def dinov2():
+def dinov2_base():
+    """The tiny DINOv2 fixture as transformers 5's Dinov2ForImageClassification with a random 3-class head."""
     torch.manual_seed(0)
     config = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
                           image_size=56, patch_size=14, layerscale_value=0.5, num_labels=3, layer_norm_eps=1e-6)
@@ -49,16 +53,27 @@ def dinov2():
     with torch.no_grad():
         model.classifier.weight.copy_(torch.randn_like(model.classifier.weight) * 0.2)
         model.classifier.bias.copy_(torch.randn_like(model.classifier.bias) * 0.2)
-    peft_model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"],
-                                                  modules_to_save=["classifier"], lora_dropout=0.0))
+    return model
+
+
+def dinov2():
+    peft_model = get_peft_model(dinov2_base(), LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"],
+                                                          modules_to_save=["classifier"], lora_dropout=0.0))
     pixels = torch.randn(2, 3, 56, 56, generator=torch.Generator().manual_seed(5))
     randomize_and_save(peft_model, pixels, OUT)
+
+
+def shira():
+    peft_model = get_peft_model(dinov2_base(), ShiraConfig(r=2, target_modules=["q_proj", "v_proj"], random_seed=3,
+                                                           modules_to_save=["classifier"]))
+    pixels = torch.randn(2, 3, 56, 56, generator=torch.Generator().manual_seed(7))
+    randomize_and_save(peft_model, pixels, os.path.join(ROOT, "Tests", "MethodsTests", "Fixtures", "peft-shira-dinov2"))
 
 
 def randomize_and_save(peft_model, pixels, out):
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
-            if "lora_" in name:
+            if "lora_" in name or "shira_weight" in name:
                 p.copy_(torch.randn_like(p) * 0.3)
             if "modules_to_save" in name:
                 p.copy_(p + torch.randn_like(p) * 0.2)
@@ -66,7 +81,7 @@ def randomize_and_save(peft_model, pixels, out):
     peft_model.save_pretrained(out)
     with open(os.path.join(out, "adapter_config.json")) as f:
         config = json.load(f)
-    if config.get("base_model_name_or_path", "").startswith("/"):  # not this machine's path in a committed fixture
+    if (config.get("base_model_name_or_path") or "").startswith("/"):  # not this machine's path in a committed fixture
         config["base_model_name_or_path"] = os.path.relpath(config["base_model_name_or_path"], ROOT)
         with open(os.path.join(out, "adapter_config.json"), "w") as f:
             json.dump(config, f, indent=2, sort_keys=True)
@@ -92,21 +107,23 @@ def vit():
 def check(directory):
     from peft import PeftModel
     folder = os.path.join(ROOT, "Tests", "ModelsTests", "Fixtures", "hf", "vit-tiny")
-    model = ViTForImageClassification.from_pretrained(folder, num_labels=3).eval()
-    model = PeftModel.from_pretrained(model, os.path.join(directory, "vit-5")).eval()
-    with open(os.path.join(ROOT, "Tests", "MethodsTests", "Fixtures", "peft-lora-vit-expected.json")) as f:
-        expected = json.load(f)
-    pixels = torch.tensor(expected["pixels"]).reshape(2, 3, 16, 16)
-    with torch.no_grad():
-        logits = model(pixel_values=pixels).logits.flatten()
-    difference = (logits - torch.tensor(expected["logits"])).abs().max().item()
-    print("our ViT adapter in peft: max |logits - expected| =", difference)
-    assert difference < 1e-4, difference
+    bases = {"vit-5": (lambda: ViTForImageClassification.from_pretrained(folder, num_labels=3), "peft-lora-vit", 16),
+             "shira-5": (dinov2_base, "peft-shira-dinov2", 56)}
+    for name, (base, fixture, side) in bases.items():
+        model = PeftModel.from_pretrained(base().eval(), os.path.join(directory, name)).eval()
+        with open(os.path.join(ROOT, "Tests", "MethodsTests", "Fixtures", fixture + "-expected.json")) as f:
+            expected = json.load(f)
+        pixels = torch.tensor(expected["pixels"]).reshape(2, 3, side, side)
+        with torch.no_grad():
+            logits = model(pixel_values=pixels).logits.flatten()
+        difference = (logits - torch.tensor(expected["logits"])).abs().max().item()
+        print(f"our {name} adapter in peft: max |logits - expected| = {difference}")
+        assert difference < 1e-4, difference
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["check"]:
         check(sys.argv[2])
         sys.exit(0)
-    for which in sys.argv[1:] or ["dinov2", "vit"]:
-        {"dinov2": dinov2, "vit": vit}[which]()
+    for which in sys.argv[1:] or ["dinov2", "vit", "shira"]:
+        {"dinov2": dinov2, "vit": vit, "shira": shira}[which]()

@@ -1,6 +1,32 @@
 import Foundation
 
-/// The uncased BERT "basic tokenizer": cleans, lower-cases and splits text into words before WordPiece.
+/// How BERT text is normalised before WordPiece: the options of Hugging Face's `BertNormalizer` (in
+/// `tokenizer.json`) or of `BertTokenizer` (`do_lower_case`, `strip_accents`, `tokenize_chinese_chars` in
+/// `tokenizer_config.json`).
+public struct BertNormalization: Sendable, Equatable {
+    /// Lower-case the text (uncased models).
+    public var lowercase: Bool
+    /// Drop accents (NFD, then non-spacing marks); nil: when lower-casing, as Hugging Face does.
+    public var stripAccents: Bool?
+    /// Put spaces around CJK ideographs, so each is a word.
+    public var splitChineseCharacters: Bool
+    /// Remove control characters and turn all whitespace into spaces.
+    public var cleanText: Bool
+
+    public init(lowercase: Bool = true, stripAccents: Bool? = nil, splitChineseCharacters: Bool = true, cleanText: Bool = true) {
+        self.lowercase = lowercase
+        self.stripAccents = stripAccents
+        self.splitChineseCharacters = splitChineseCharacters
+        self.cleanText = cleanText
+    }
+
+    /// Uncased BERT (all-MiniLM-L6-v2, bert-base-uncased).
+    public static let uncased = BertNormalization()
+    /// Cased BERT (bert-base-cased): no lower-casing, accents kept.
+    public static let cased = BertNormalization(lowercase: false)
+}
+
+/// The BERT "basic tokenizer": cleans, (optionally) lower-cases and splits text into words before WordPiece.
 ///
 /// Steps, in the order of Hugging Face's `BertNormalizer` + `BertPreTokenizer`:
 /// 1. remove U+0000, U+FFFD and control characters; turn every whitespace character into a space;
@@ -8,15 +34,20 @@ import Foundation
 /// 3. strip accents: canonical decomposition (NFD), then drop non-spacing marks (category Mn);
 /// 4. lower-case each scalar (full Unicode mapping, no context-dependent rules);
 /// 5. split on whitespace (dropped) and punctuation (kept as one-scalar words).
+/// Steps 1-4 each follow their ``BertNormalization`` option.
 enum BertBasicTokenizer {
     /// Splits `text` into normalised words, each given as its Unicode scalars.
-    static func words(in text: String) -> [[Unicode.Scalar]] {
+    static func words(in text: String, normalization: BertNormalization = .uncased) -> [[Unicode.Scalar]] {
         var cleaned = String.UnicodeScalarView()
         for scalar in text.unicodeScalars {
-            if BertCharacterClasses.isRemovedByCleaning(scalar) { continue }
-            if BertCharacterClasses.isWhitespace(scalar) {
-                cleaned.append(" ")
-            } else if BertCharacterClasses.isCJKIdeograph(scalar) {
+            if normalization.cleanText {
+                if BertCharacterClasses.isRemovedByCleaning(scalar) { continue }
+                if BertCharacterClasses.isWhitespace(scalar) {
+                    cleaned.append(" ")
+                    continue
+                }
+            }
+            if normalization.splitChineseCharacters, BertCharacterClasses.isCJKIdeograph(scalar) {
                 cleaned.append(" ")
                 cleaned.append(scalar)
                 cleaned.append(" ")
@@ -24,7 +55,8 @@ enum BertBasicTokenizer {
                 cleaned.append(scalar)
             }
         }
-        let decomposed = String(cleaned).decomposedStringWithCanonicalMapping
+        let stripAccents = normalization.stripAccents ?? normalization.lowercase
+        let decomposed = stripAccents ? String(cleaned).decomposedStringWithCanonicalMapping : String(cleaned)
 
         var words: [[Unicode.Scalar]] = []
         var current: [Unicode.Scalar] = []
@@ -35,8 +67,8 @@ enum BertBasicTokenizer {
             }
         }
         for scalar in decomposed.unicodeScalars {
-            if BertCharacterClasses.isNonspacingMark(scalar) { continue }
-            for lowered in lowercased(scalar) {
+            if stripAccents, BertCharacterClasses.isNonspacingMark(scalar) { continue }
+            for lowered in normalization.lowercase ? lowercased(scalar) : [scalar] {
                 if BertCharacterClasses.isWhitespace(lowered) {
                     finishWord()
                 } else if BertCharacterClasses.isPunctuation(lowered) {

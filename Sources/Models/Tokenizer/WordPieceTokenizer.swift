@@ -1,22 +1,31 @@
 import Foundation
 
-/// An uncased BERT WordPiece tokenizer, matching Hugging Face's `BertTokenizerFast` for all-MiniLM-L6-v2
-/// (`do_lower_case`, accent stripping, CJK splitting, `##` continuation pieces, 100-character word limit).
+/// A BERT WordPiece tokenizer, matching Hugging Face's `BertTokenizerFast`: uncased by default, as for
+/// all-MiniLM-L6-v2 (`do_lower_case`, accent stripping, CJK splitting, `##` continuation pieces, 100-character word
+/// limit), or with the options of a ``BertNormalization`` or a `tokenizer.json` (cased models).
 ///
-/// Text is first split around literal special tokens (`[CLS]`, `[SEP]`, `[PAD]`, `[UNK]`, `[MASK]`, matched
-/// case-sensitively in the raw text, as Hugging Face does), then normalised and split into words by
+/// Text is first split around literal special tokens (`[CLS]`, `[SEP]`, `[PAD]`, `[UNK]`, `[MASK]`, or those a
+/// `tokenizer.json` lists, matched case-sensitively in the raw text, as Hugging Face does), then normalised and split into words by
 /// ``BertBasicTokenizer``, then each word is cut into the longest vocabulary pieces from the left.
-/// A word that cannot be fully covered, or that is longer than ``maxInputCharactersPerWord`` scalars,
+/// A word that cannot be fully covered, or that is longer than ``maxCharactersPerWord`` scalars,
 /// becomes a single `[UNK]`.
 public struct WordPieceTokenizer: Sendable {
-    /// Words longer than this many Unicode scalars become `[UNK]`.
+    /// Words longer than this many Unicode scalars become `[UNK]` (unless a `tokenizer.json` says otherwise).
     public static let maxInputCharactersPerWord = 100
-    /// Prefix marking a piece that continues a word.
+    /// Prefix marking a piece that continues a word (unless a `tokenizer.json` says otherwise).
     public static let continuationPrefix = "##"
 
     private let vocabulary: WordPieceVocabulary
     /// Special tokens recognised verbatim in input text, with their ids.
     private let specialTokens: [(scalars: [Unicode.Scalar], id: Int32)]
+    /// The first scalar of each special token (a quick test before matching them).
+    private let specialStarts: Set<Unicode.Scalar>
+    /// How text is cleaned and cased before it is split.
+    public let normalization: BertNormalization
+    /// This tokenizer's prefix of word-continuing pieces.
+    public let piecePrefix: String
+    /// Words longer than this many Unicode scalars become the unknown token.
+    public let maxCharactersPerWord: Int
 
     /// Id of `[UNK]`, used for words the vocabulary cannot spell.
     public let unknownTokenID: Int32
@@ -32,27 +41,42 @@ public struct WordPieceTokenizer: Sendable {
     /// Number of entries in the vocabulary (ids run from 0 to `vocabularySize - 1`).
     public var vocabularySize: Int { vocabulary.tokens.count }
 
-    /// Loads a `vocab.txt` file (one token per line, id = line number).
+    /// Loads a `vocab.txt` file (one token per line, id = line number), normalising text as `normalization` says
+    /// (uncased by default; see ``init(folder:)`` for a folder's `tokenizer_config.json`).
     ///
     /// - Throws: ``WordPieceTokenizerError`` naming the file when it is missing, unreadable, not UTF-8, empty,
     ///   or lacks one of `[UNK]`, `[CLS]`, `[SEP]`, `[PAD]`.
-    public init(vocabularyFile: URL) throws {
-        let vocabulary = try WordPieceVocabulary(contentsOf: vocabularyFile)
+    public init(vocabularyFile: URL, normalization: BertNormalization = .uncased) throws {
+        try self.init(vocabulary: try WordPieceVocabulary(contentsOf: vocabularyFile), path: vocabularyFile.path,
+                      normalization: normalization)
+    }
+
+    /// A tokenizer of `vocabulary` (read from `path`, named in errors) with the given special tokens, options
+    /// and text recognised verbatim (`special`: the five BERT tokens that are in the vocabulary when nil).
+    init(vocabulary: WordPieceVocabulary, path: String, normalization: BertNormalization,
+         unknown: String = "[UNK]", classifier: String = "[CLS]", separator: String = "[SEP]", padding: String = "[PAD]",
+         special: [String]? = nil, piecePrefix: String = Self.continuationPrefix,
+         maxCharactersPerWord: Int = Self.maxInputCharactersPerWord) throws {
         func required(_ token: String) throws -> Int32 {
             guard let id = vocabulary.id(of: token) else {
-                throw WordPieceTokenizerError.missingSpecialToken(path: vocabularyFile.path, token: token)
+                throw WordPieceTokenizerError.missingSpecialToken(path: path, token: token)
             }
             return id
         }
-        self.unknownTokenID = try required("[UNK]")
-        self.classifierTokenID = try required("[CLS]")
-        self.separatorTokenID = try required("[SEP]")
-        self.paddingTokenID = try required("[PAD]")
+        self.unknownTokenID = try required(unknown)
+        self.classifierTokenID = try required(classifier)
+        self.separatorTokenID = try required(separator)
+        self.paddingTokenID = try required(padding)
         self.maskTokenID = vocabulary.id(of: "[MASK]")
         self.vocabulary = vocabulary
-        self.specialTokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].compactMap { token in
-            vocabulary.id(of: token).map { (Array(token.unicodeScalars), $0) }
-        }
+        self.normalization = normalization
+        self.piecePrefix = piecePrefix
+        self.maxCharactersPerWord = maxCharactersPerWord
+        let specialTokens = (special ?? ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]).compactMap { token in
+            vocabulary.id(of: token).map { (scalars: Array(token.unicodeScalars), id: $0) }
+        }.filter { !$0.scalars.isEmpty }
+        self.specialTokens = specialTokens
+        self.specialStarts = Set(specialTokens.map { $0.scalars[0] })
     }
 
     /// The id of `token`, or nil when it is not in the vocabulary.
@@ -79,7 +103,7 @@ public struct WordPieceTokenizer: Sendable {
             case .text(let scalars):
                 var view = String.UnicodeScalarView()
                 view.append(contentsOf: scalars)
-                for word in BertBasicTokenizer.words(in: String(view)) {
+                for word in BertBasicTokenizer.words(in: String(view), normalization: normalization) {
                     appendPieces(of: word, to: &ids)
                 }
             }
@@ -130,7 +154,7 @@ public struct WordPieceTokenizer: Sendable {
         var textStart = 0
         var index = 0
         while index < scalars.count {
-            if scalars[index] == "[", let match = specialToken(in: scalars, at: index) {
+            if specialStarts.contains(scalars[index]), let match = specialToken(in: scalars, at: index) {
                 if textStart < index { segments.append(.text(scalars[textStart..<index])) }
                 segments.append(.special(match.id))
                 index += match.length
@@ -158,7 +182,7 @@ public struct WordPieceTokenizer: Sendable {
 
     /// Greedy longest-match-first WordPiece split of one normalised word.
     private func appendPieces(of word: [Unicode.Scalar], to ids: inout [Int32]) {
-        if word.count > Self.maxInputCharactersPerWord {
+        if word.count > maxCharactersPerWord {
             ids.append(unknownTokenID)
             return
         }
@@ -169,7 +193,7 @@ public struct WordPieceTokenizer: Sendable {
             bytes.append(contentsOf: UTF8.encode(scalar)!)
             offsets.append(bytes.count)
         }
-        let prefix = Array(Self.continuationPrefix.utf8)
+        let prefix = Array(piecePrefix.utf8)
         var pieces: [Int32] = []
         var start = 0
         while start < word.count {

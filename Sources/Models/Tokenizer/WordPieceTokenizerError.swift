@@ -14,6 +14,9 @@ public enum WordPieceTokenizerError: Error, Equatable, CustomStringConvertible, 
     case emptyVocabulary(path: String)
     /// A special token the tokenizer needs (`[UNK]`, `[CLS]`, `[SEP]` or `[PAD]`) is not in the vocabulary.
     case missingSpecialToken(path: String, token: String)
+    /// A `tokenizer.json` this tokenizer cannot follow exactly (another model type, normaliser or pre-tokeniser)
+    /// or that is malformed.
+    case unsupportedTokenizer(path: String, reason: String)
 
     /// A one-line explanation naming the file and the problem.
     public var description: String {
@@ -28,6 +31,8 @@ public enum WordPieceTokenizerError: Error, Equatable, CustomStringConvertible, 
             return "WordPiece vocabulary file \(path) is empty (expected one token per line)"
         case .missingSpecialToken(let path, let token):
             return "WordPiece vocabulary file \(path) has no \(token) token (needed: [UNK], [CLS], [SEP], [PAD])"
+        case .unsupportedTokenizer(let path, let reason):
+            return "\(path): \(reason)"
         }
     }
 

@@ -1,7 +1,7 @@
 import Foundation
 
 /// A WordPiece vocabulary: token text to id and back, read from a `vocab.txt` file (one token per line,
-/// the line number being the id).
+/// the line number being the id) or given as a list (from `tokenizer.json`).
 ///
 /// Lookups compare exact UTF-8 bytes, not Swift's canonical string equivalence, so a decomposed piece never
 /// matches a precomposed vocabulary entry (the reference implementation behaves the same way).
@@ -37,15 +37,20 @@ struct WordPieceVocabulary: Sendable {
         guard !lines.isEmpty, lines.count < Int(Int32.max) else {
             throw WordPieceTokenizerError.emptyVocabulary(path: path)
         }
+        self.init(tokens: lines)
+    }
+
+    /// The vocabulary whose token with id i is `tokens[i]` (fewer than 2^31 entries; an empty entry is an unused id).
+    init(tokens: [String]) {
         var ids: [[UInt8]: Int32] = [:]
-        ids.reserveCapacity(lines.count)
+        ids.reserveCapacity(tokens.count)
         var longest = 0
-        for (index, token) in lines.enumerated() {
+        for (index, token) in tokens.enumerated() where !token.isEmpty {
             let bytes = Array(token.utf8)
             ids[bytes] = Int32(index)
             longest = max(longest, bytes.count)
         }
-        self.tokens = lines
+        self.tokens = tokens
         self.ids = ids
         self.longestTokenBytes = longest
     }
