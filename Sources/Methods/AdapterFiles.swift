@@ -127,7 +127,9 @@ public struct AdapterConfiguration: Codable, Sendable {
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: Key.self)
         peftType = try container.decode(String.self, forKey: Key("peft_type"))
-        baseModelNameOrPath = try container.decodeIfPresent(String.self, forKey: Key("base_model_name_or_path")) ?? ""
+        // A registry model is written under its hub id and read back under its registry name.
+        baseModelNameOrPath = PretrainedModels.registryName(
+            of: try container.decodeIfPresent(String.self, forKey: Key("base_model_name_or_path")) ?? "")
         inferenceMode = try container.decodeIfPresent(Bool.self, forKey: Key("inference_mode")) ?? true
         modulesToSave = try container.decodeIfPresent([String].self, forKey: Key("modules_to_save")) ?? []
         for key in container.allKeys where !Self.ownKeys.contains(key.stringValue) {
@@ -152,7 +154,7 @@ public struct AdapterConfiguration: Codable, Sendable {
         var container = encoder.container(keyedBy: Key.self)
         for (key, value) in peftFields where !Self.ownKeys.contains(key) { try container.encode(value, forKey: Key(key)) }
         try container.encode(peftType, forKey: Key("peft_type"))
-        try container.encode(baseModelNameOrPath, forKey: Key("base_model_name_or_path"))
+        try container.encode(PretrainedModels.hubID(of: baseModelNameOrPath), forKey: Key("base_model_name_or_path"))
         try container.encode(inferenceMode, forKey: Key("inference_mode"))
         // peft writes null when nothing besides the adapters is saved (a module without a head).
         if modulesToSave.isEmpty { try container.encodeNil(forKey: Key("modules_to_save")) } else {
@@ -196,6 +198,7 @@ public enum AdapterFiles {
             configuration.swiftpeft.stage = stage.json
             for (name, value) in stage.tensors { tensors[prefix + name] = value }
         }
+        if let mapping = autoMapping(of: model) { configuration.peftFields["auto_mapping"] = mapping }
         if let value = configuration.peftFields["target_modules"], let targets = TargetModules(configValue: value) {
             let written = TransformersNames.theirs(targets, in: model, naming: naming).configValue
             configuration.peftFields["target_modules"] = written
@@ -205,6 +208,20 @@ public enum AdapterFiles {
         try write(configuration, tensors: Dictionary(uniqueKeysWithValues: tensors.map { (theirs($0.key), $0.value) }),
                   integers: Dictionary(uniqueKeysWithValues: structureTensors(of: method, in: model).map { (theirs($0.key), $0.value) }),
                   to: directory)
+    }
+
+    /// The transformers class whose head is the same as `model`'s, as peft's `auto_mapping` names it (what
+    /// `AutoPeftModel` builds the base from): image classifiers of DINOv2 (class token and mean patch) and ViT
+    /// (class token). None for text classifiers: their mean-pooled head is not BertForSequenceClassification's.
+    static func autoMapping(of model: any Classifier) -> ConfigValue? {
+        guard let image = model as? ImageClassifier else { return nil }
+        let (classes, library): (String, String)
+        switch (model.backboneName, image.pooling) {
+        case ("dinov2", .classAndPatchMean): (classes, library) = ("Dinov2ForImageClassification", "dinov2")
+        case ("vit", .classToken): (classes, library) = ("ViTForImageClassification", "vit")
+        default: return nil
+        }
+        return .object(["base_model_class": .string(classes), "parent_library": .string("transformers.models.\(library).modeling_\(library)")])
     }
 
     /// A config with our `details` and the method's peft top-level fields (for a registered method).

@@ -20,11 +20,23 @@ public enum PretrainedModels {
         ("smollm2-135m", "causal LM: SmolLM2-135M-Instruct, Llama, GGUF Q4_1 (assets/smollm2), ChatML"),
     ]
 
-    /// The Hugging Face hub id of a named language model (what adapters record as `base_model_name_or_path`, so
-    /// that transformers and peft find the same base).
-    public static func languageHubID(of name: String) -> String {
-        name == "smollm2-135m" ? "HuggingFaceTB/SmolLM2-135M-Instruct" : name
+    /// The Hugging Face hub ids of the registry's pretrained models (the same weights).
+    public static let hubIDs = [
+        "dinov2-s14": "facebook/dinov2-small", "minilm-l6": "sentence-transformers/all-MiniLM-L6-v2",
+        "smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    ]
+
+    /// The Hugging Face hub id of a registry model, or `name` itself (a folder, a model without one): what
+    /// adapters record as `base_model_name_or_path`, so that transformers and peft find the same base.
+    public static func hubID(of name: String) -> String { hubIDs[name] ?? name }
+
+    /// The registry name of the model a hub id (any letter case) names, or `name` itself.
+    public static func registryName(of name: String) -> String {
+        hubIDs.first { $0.value.lowercased() == name.lowercased() }?.key ?? name
     }
+
+    /// The Hugging Face hub id of a named language model (see ``hubID(of:)``).
+    public static func languageHubID(of name: String) -> String { hubID(of: name) }
 
     /// A causal language model and its tokenizer, from its GGUF file in the assets. With `quantizedWeights` the
     /// quantised projections stay quantised in memory (see `LlamaModel(gguf:quantizedWeights:)`).

@@ -67,6 +67,14 @@ final class AdapterFilesTests: XCTestCase {
         XCTAssertEqual(config["r"] as? Int, 8)
         XCTAssertEqual(config["target_modules"] as? [String], ["q_proj", "v_proj"], "transformers 5's module names")
         XCTAssertEqual(config["modules_to_save"] as? [String], ["classifier"])
+        // A registry base is written as its hub id (what transformers and peft load) and read back by its name.
+        let named = directory()
+        try AdapterFiles.save(model, method: MethodRegistry.method(named: "lora"), baseModel: "dinov2-s14", to: named)
+        let namedConfig = try JSONSerialization.jsonObject(with: Data(contentsOf: named.appendingPathComponent("adapter_config.json"))) as! [String: Any]
+        XCTAssertEqual(namedConfig["base_model_name_or_path"] as? String, "facebook/dinov2-small")
+        XCTAssertEqual(try AdapterFiles.configuration(in: named).baseModelNameOrPath, "dinov2-s14")
+        XCTAssertEqual(namedConfig["auto_mapping"] as? [String: String],
+                       ["base_model_class": "Dinov2ForImageClassification", "parent_library": "transformers.models.dinov2.modeling_dinov2"])
         let text = try String(contentsOf: folder.appendingPathComponent("adapter_model.safetensors"), encoding: .isoLatin1)
         XCTAssertTrue(text.contains("base_model.model.dinov2.encoder.layer.0.attention.q_proj.lora_A.weight"))
         XCTAssertTrue(text.contains("base_model.model.classifier.weight"))

@@ -77,6 +77,13 @@ final class PeftSavedAdapterTests: XCTestCase {
         XCTAssertEqual(Set(try SafeTensorsFile(path: ours.appendingPathComponent(weights).path).names),
                        Set(try SafeTensorsFile(path: theirs.appendingPathComponent(weights).path).names), file: file, line: line)
         XCTAssertEqual(Set(try topLevelTargets(ours)), Set(try topLevelTargets(theirs)), file: file, line: line)
+        // The same base class for AutoPeftModel.
+        func mapping(_ folder: URL) throws -> [String: String]? {
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("adapter_config.json"))) as? [String: Any]
+            return json?["auto_mapping"] as? [String: String]
+        }
+        XCTAssertNotNil(try mapping(theirs), file: file, line: line)
+        XCTAssertEqual(try mapping(ours), try mapping(theirs), file: file, line: line)
     }
 
     /// A LoRA peft saved for transformers 5's ViTForImageClassification (blocks `vit.layers.N`, `mlp.fc1`, `fc2`;
