@@ -13,9 +13,9 @@ extension AdapterFiles {
 
     /// `key` (a tensor name of an adapter file) under this library's names: transformers 4's and 5's module names
     /// of the vision backbones (``TransformersNaming``) read as ours, NEAT's former tensor names as the current
-    /// (peft's) ones.
+    /// (peft's) ones, peft's LayerNorm-tuning copies (`<norm>.ln_tuning_layers.weight`) as the norm's own.
     static func canonicalTensorName(_ key: String) -> String {
-        var name = key
+        var name = key.replacingOccurrences(of: ".ln_tuning_layers.", with: ".")
         if name.hasPrefix(prefix) { name = prefix + TransformersNames.ours(String(name.dropFirst(prefix.count))) }
         for (theirs, ours) in formerNEATNames where name.contains(theirs) {
             name = name.replacingOccurrences(of: theirs, with: ours)

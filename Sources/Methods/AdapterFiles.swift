@@ -7,7 +7,7 @@ import Models
 /// `adapter_config.json`: the Hugging Face peft fields (so peft tooling can read what it knows) plus a
 /// `swiftpeft` section with everything needed to rebuild the adapter exactly.
 public struct AdapterConfiguration: Codable, Sendable {
-    /// peft's method name: LORA, SHIRA, PEANUT (NEAT), or SWIFTPEFT_<METHOD> for methods peft does not have.
+    /// peft's method name: LORA, SHIRA, PEANUT (NEAT), IA3, LN_TUNING (LayerNorm tuning), or SWIFTPEFT_<METHOD> for methods peft does not have.
     public var peftType: String
     public var baseModelNameOrPath: String
     public var inferenceMode = true
@@ -204,7 +204,10 @@ public enum AdapterFiles {
             configuration.peftFields["target_modules"] = written
             if written != value { configuration.swiftpeft.writtenTargets = written }
         }
-        func theirs(_ key: String) -> String { prefix + TransformersNames.theirs(String(key.dropFirst(prefix.count)), naming: naming) }
+        for (key, value) in method.peftFields(in: model, naming: naming) { configuration.peftFields[key] = value }
+        func theirs(_ key: String) -> String {
+            prefix + TransformersNames.theirs(method.peftTensorName(String(key.dropFirst(prefix.count)), in: model), naming: naming)
+        }
         try write(configuration, tensors: Dictionary(uniqueKeysWithValues: tensors.map { (theirs($0.key), $0.value) }),
                   integers: Dictionary(uniqueKeysWithValues: structureTensors(of: method, in: model).map { (theirs($0.key), $0.value) }),
                   to: directory)

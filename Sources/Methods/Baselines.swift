@@ -37,6 +37,22 @@ public struct LayerNormTuning: PEFTMethod {
             if let norm = module as? LayerNorm { norm.setRequiresGrad(true) }
         }
     }
+
+    /// peft keeps a trained copy of each LayerNorm in `<norm>.ln_tuning_layers`.
+    public func peftTensorName(_ path: String, in module: any Module) -> String {
+        guard let dot = path.lastIndex(of: "."), normPaths(in: module).contains(String(path[..<dot])) else { return path }
+        return path[..<dot] + ".ln_tuning_layers" + path[dot...]
+    }
+
+    /// `target_modules`: the last name of every LayerNorm under `naming` (norm1, norm2, layernorm for DINOv2).
+    public func peftFields(in module: any Module, naming: TransformersNaming) -> ConfigObject {
+        let tails = Set(normPaths(in: module).map { TransformersNames.theirs($0, naming: naming).split(separator: ".").last.map(String.init) ?? $0 })
+        return ["target_modules": .array(tails.sorted().map(ConfigValue.string))]
+    }
+
+    func normPaths(in module: any Module) -> Set<String> {
+        Set(module.namedModules().compactMap { $0.1 is LayerNorm ? $0.0 : nil })
+    }
 }
 
 extension LinearProbe {
@@ -59,5 +75,5 @@ extension BitFit {
 extension LayerNormTuning {
     public static let descriptor = MethodDescriptor(
         name: "layernorm", summary: "LayerNorm tuning: train only the LayerNorm scales and shifts",
-        make: { LayerNormTuning() })
+        peftType: "LN_TUNING", make: { LayerNormTuning() })
 }

@@ -27,6 +27,12 @@ public protocol PEFTMethod {
     /// Checks the stored integer tensor `name` of `file` as this method's structure tensor (shape, ranges), so
     /// tools that read adapter files without a model (fusion) refuse what `attachStored` would (default: no check).
     func validateStructureTensor(_ name: String, in file: SafeTensorsFile) throws
+    /// The name peft's layout gives the trainable parameter at `path` of `module` (default: `path`; LayerNorm
+    /// tuning's live in `<norm>.ln_tuning_layers`). Loading maps peft's names back.
+    func peftTensorName(_ path: String, in module: any Module) -> String
+    /// Top-level adapter config fields peft expects that this method computes from `module` rather than from its
+    /// options, under `naming`'s module names (default: none; LayerNorm tuning's `target_modules`).
+    func peftFields(in module: any Module, naming: TransformersNaming) -> ConfigObject
 }
 
 extension PEFTMethod where Config == EmptyConfig {
@@ -41,6 +47,8 @@ extension PEFTMethod {
     public func attachStored(from file: SafeTensorsFile, to module: any Module) throws -> Bool { false }
     public func structureTensors(in module: any Module) -> [String: Int32Tensor] { [:] }
     public func validateStructureTensor(_ name: String, in file: SafeTensorsFile) throws {}
+    public func peftTensorName(_ path: String, in module: any Module) -> String { path }
+    public func peftFields(in module: any Module, naming: TransformersNaming) -> ConfigObject { [:] }
 }
 
 extension Classifier {

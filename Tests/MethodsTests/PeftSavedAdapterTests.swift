@@ -181,6 +181,37 @@ final class PeftSavedAdapterTests: XCTestCase {
         }
     }
 
+    /// A LayerNorm tuning peft saved (Fixtures/peft-ln-dinov2: LN_TUNING of norm1, norm2 and layernorm, each norm's
+    /// trained copy in `<norm>.ln_tuning_layers`) gives peft's logits as our `layernorm` method; saved by us it has
+    /// peft's type, tensor names and targets, and peft loads it with equal logits (`make_peft_fixtures.py check`).
+    func testAPeftSavedLayerNormTuningGivesPeftsLogitsAndRoundTrips() throws {
+        struct Expected: Decodable { let pixels: [Float]; let logits: [Float] }
+        let expected = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: Self.fixtures.appendingPathComponent("peft-ln-dinov2-expected.json")))
+        let folder = Self.fixtures.appendingPathComponent("peft-ln-dinov2")
+        XCTAssertEqual(try AdapterFiles.configuration(in: folder).swiftpeft.method, "layernorm")
+        let model = try base()
+        let applied = try AdapterFiles.load(from: folder, into: model)
+        let pixels = Tensor(shape: [2, 3, 56, 56], values: expected.pixels)
+        let logits = Autograd.withoutGrad { model.logits(.images(pixels)).values }
+        for (got, want) in zip(logits, expected.logits) { XCTAssertEqual(got, want, accuracy: 1e-4) }
+        XCTAssertNotEqual(Autograd.withoutGrad { try! base().logits(.images(pixels)).values }, logits, "the norms were loaded")
+        let again = FileManager.default.temporaryDirectory.appendingPathComponent("peft-ln-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: again) }
+        try AdapterFiles.save(model, method: applied, baseModel: "tiny", to: again)
+        try assertSameNames(again, as: folder)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: again.appendingPathComponent("adapter_config.json"))) as? [String: Any])
+        XCTAssertEqual(json["peft_type"] as? String, "LN_TUNING")
+        let reloaded = try base()
+        try AdapterFiles.load(from: again, into: reloaded)
+        XCTAssertEqual(Autograd.withoutGrad { reloaded.logits(.images(pixels)).values }, logits)
+        if let export = ProcessInfo.processInfo.environment["PEFT_EXPORT"], !export.isEmpty {
+            let root = URL(fileURLWithPath: export)
+            try? FileManager.default.removeItem(at: root.appendingPathComponent("ln-5"))
+            try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(at: again, to: root.appendingPathComponent("ln-5"))
+        }
+    }
+
     func testAnUnknownPeftTypeIsRefusedNamingIt() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("peft-unknown-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

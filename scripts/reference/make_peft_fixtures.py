@@ -8,24 +8,25 @@ the tiny ViT folder (Tests/ModelsTests/Fixtures/hf/vit-tiny) with a 3-class head
 there, so the adapter's names are transformers 5's.
 
 And a SHiRA (peft's sizing: r 2, so r*(in+out) = 128 random positions per 32x32 matrix; q_proj and v_proj; the
-classifier in modules_to_save) on the same Dinov2ForImageClassification.
+classifier in modules_to_save) on the same Dinov2ForImageClassification, and a LayerNorm tuning (LN_TUNING of every
+LayerNorm: norm1, norm2, layernorm) of it.
 
 Run once (needs torch, transformers, peft):
-    python3 scripts/reference/make_peft_fixtures.py [dinov2|vit|shira ...]   (default: all)
+    python3 scripts/reference/make_peft_fixtures.py [dinov2|vit|shira|ln ...]   (default: all)
 The other direction, adapters this library saved read by real peft:
     PEFT_EXPORT=/tmp/ours swift test -c release --filter PeftSavedAdapterTests
     python3 scripts/reference/make_peft_fixtures.py check /tmp/ours
 loads /tmp/ours/vit-5 (our save of the ViT fixture, transformers 5 names) and /tmp/ours/shira-5 (our save of the
-SHiRA fixture) with PeftModel.from_pretrained and compares their logits with the -expected.json files.
-Writes Tests/MethodsTests/Fixtures/peft-lora-dinov2/, peft-lora-vit/ and peft-shira-dinov2/ (the adapters as peft
-saves them) and their -expected.json files.
+SHiRA fixture) and /tmp/ours/ln-5 with PeftModel.from_pretrained and compares their logits with the -expected.json files.
+Writes Tests/MethodsTests/Fixtures/peft-lora-dinov2/, peft-lora-vit/, peft-shira-dinov2/ and peft-ln-dinov2/ (the
+adapters as peft saves them) and their -expected.json files.
 """
 import sys
 import json
 import os
 
 import torch
-from peft import LoraConfig, ShiraConfig, get_peft_model
+from peft import LNTuningConfig, LoraConfig, ShiraConfig, get_peft_model
 from safetensors.torch import load_file
 from transformers import Dinov2Config, Dinov2ForImageClassification, ViTForImageClassification
 
@@ -75,7 +76,7 @@ def randomize_and_save(peft_model, pixels, out):
         for name, p in peft_model.named_parameters():
             if "lora_" in name or "shira_weight" in name:
                 p.copy_(torch.randn_like(p) * 0.3)
-            if "modules_to_save" in name:
+            if "modules_to_save" in name or "ln_tuning_layers" in name:
                 p.copy_(p + torch.randn_like(p) * 0.2)
         logits = peft_model(pixel_values=pixels).logits
     peft_model.save_pretrained(out)
@@ -89,6 +90,13 @@ def randomize_and_save(peft_model, pixels, out):
         json.dump({"generator": "peft " + __import__("peft").__version__ + ", transformers " + __import__("transformers").__version__,
                    "pixels": pixels.flatten().tolist(), "logits": logits.flatten().tolist()}, f)
     print("saved", out, os.listdir(out))
+
+
+def ln():
+    peft_model = get_peft_model(dinov2_base(), LNTuningConfig(target_modules=["norm1", "norm2", "layernorm"],
+                                                              modules_to_save=["classifier"]))
+    pixels = torch.randn(2, 3, 56, 56, generator=torch.Generator().manual_seed(8))
+    randomize_and_save(peft_model, pixels, os.path.join(ROOT, "Tests", "MethodsTests", "Fixtures", "peft-ln-dinov2"))
 
 
 def vit():
@@ -108,7 +116,7 @@ def check(directory):
     from peft import PeftModel
     folder = os.path.join(ROOT, "Tests", "ModelsTests", "Fixtures", "hf", "vit-tiny")
     bases = {"vit-5": (lambda: ViTForImageClassification.from_pretrained(folder, num_labels=3), "peft-lora-vit", 16),
-             "shira-5": (dinov2_base, "peft-shira-dinov2", 56)}
+             "shira-5": (dinov2_base, "peft-shira-dinov2", 56), "ln-5": (dinov2_base, "peft-ln-dinov2", 56)}
     for name, (base, fixture, side) in bases.items():
         model = PeftModel.from_pretrained(base().eval(), os.path.join(directory, name)).eval()
         with open(os.path.join(ROOT, "Tests", "MethodsTests", "Fixtures", fixture + "-expected.json")) as f:
@@ -125,5 +133,5 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["check"]:
         check(sys.argv[2])
         sys.exit(0)
-    for which in sys.argv[1:] or ["dinov2", "vit", "shira"]:
-        {"dinov2": dinov2, "vit": vit, "shira": shira}[which]()
+    for which in sys.argv[1:] or ["dinov2", "vit", "shira", "ln"]:
+        {"dinov2": dinov2, "vit": vit, "shira": shira, "ln": ln}[which]()
