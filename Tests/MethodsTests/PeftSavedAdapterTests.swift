@@ -212,6 +212,46 @@ final class PeftSavedAdapterTests: XCTestCase {
         }
     }
 
+    /// A PEANuT peft saved (our NEAT: r 4, depth 1, scaling 0.5 on q_proj and v_proj), its adapter and head tensors
+    /// in float16 and, in a second copy, bfloat16, gives peft's logits; saved by us it has peft's names, `depth`,
+    /// `scaling` and `act_fn`, and peft loads it with equal logits (`make_peft_fixtures.py check`).
+    func testAPeftSavedPEANuTInHalfPrecisionGivesPeftsLogitsAndRoundTrips() throws {
+        struct Expected: Decodable { let pixels: [Float]; let logits: [Float] }
+        for (name, dtype) in [("peft-peanut-dinov2", SafeTensorsDType.f16), ("peft-peanut-dinov2-bf16", .bf16)] {
+            let expected = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: Self.fixtures.appendingPathComponent("\(name)-expected.json")))
+            let folder = Self.fixtures.appendingPathComponent(name)
+            let stored = try SafeTensorsFile(path: folder.appendingPathComponent("adapter_model.safetensors").path)
+            XCTAssertTrue(stored.names.allSatisfy { stored.info($0)?.dtype == dtype }, "\(name): every tensor in \(dtype)")
+            let neat = try NEAT.Config.decoded(from: try AdapterFiles.configuration(in: folder).swiftpeft.config)
+            XCTAssertEqual([neat.r, neat.depth], [4, 1], name)
+            XCTAssertEqual(neat.scaling, 0.5, name)
+            let model = try base()
+            let applied = try AdapterFiles.load(from: folder, into: model)
+            XCTAssertEqual(applied.name, "neat")
+            let pixels = Tensor(shape: [2, 3, 56, 56], values: expected.pixels)
+            let logits = Autograd.withoutGrad { model.logits(.images(pixels)).values }
+            for (got, want) in zip(logits, expected.logits) { XCTAssertEqual(got, want, accuracy: 1e-4, name) }
+            let again = FileManager.default.temporaryDirectory.appendingPathComponent("peft-peanut-\(UUID().uuidString)")
+            addTeardownBlock { try? FileManager.default.removeItem(at: again) }
+            try AdapterFiles.save(model, method: applied, baseModel: "tiny", to: again)
+            try assertSameNames(again, as: folder)
+            let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: again.appendingPathComponent("adapter_config.json"))) as? [String: Any])
+            XCTAssertEqual(json["peft_type"] as? String, "PEANUT")
+            XCTAssertEqual(json["depth"] as? Int, 1)
+            XCTAssertEqual(json["scaling"] as? Double, 0.5)
+            XCTAssertEqual(json["act_fn"] as? String, "relu")
+            let reloaded = try base()
+            try AdapterFiles.load(from: again, into: reloaded)
+            XCTAssertEqual(Autograd.withoutGrad { reloaded.logits(.images(pixels)).values }, logits, name)
+            if dtype == .f16, let export = ProcessInfo.processInfo.environment["PEFT_EXPORT"], !export.isEmpty {
+                let root = URL(fileURLWithPath: export)
+                try? FileManager.default.removeItem(at: root.appendingPathComponent("peanut-5"))
+                try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+                try FileManager.default.copyItem(at: again, to: root.appendingPathComponent("peanut-5"))
+            }
+        }
+    }
+
     func testAnUnknownPeftTypeIsRefusedNamingIt() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("peft-unknown-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

@@ -9,10 +9,11 @@ there, so the adapter's names are transformers 5's.
 
 And a SHiRA (peft's sizing: r 2, so r*(in+out) = 128 random positions per 32x32 matrix; q_proj and v_proj; the
 classifier in modules_to_save) on the same Dinov2ForImageClassification, and a LayerNorm tuning (LN_TUNING of every
-LayerNorm: norm1, norm2, layernorm) of it.
+LayerNorm: norm1, norm2, layernorm) of it, and a PEANuT (NEAT here: r 4, depth 1, scaling 0.5, q_proj and v_proj)
+saved in float16 and again in bfloat16 (adapter and head tensors in that dtype; logits from the rounded values).
 
 Run once (needs torch, transformers, peft):
-    python3 scripts/reference/make_peft_fixtures.py [dinov2|vit|shira|ln ...]   (default: all)
+    python3 scripts/reference/make_peft_fixtures.py [dinov2|vit|shira|ln|peanut ...]   (default: all)
 The other direction, adapters this library saved read by real peft:
     PEFT_EXPORT=/tmp/ours swift test -c release --filter PeftSavedAdapterTests
     python3 scripts/reference/make_peft_fixtures.py check /tmp/ours
@@ -26,7 +27,7 @@ import json
 import os
 
 import torch
-from peft import LNTuningConfig, LoraConfig, ShiraConfig, get_peft_model
+from peft import LNTuningConfig, LoraConfig, PeanutConfig, ShiraConfig, get_peft_model
 from safetensors.torch import load_file
 from transformers import Dinov2Config, Dinov2ForImageClassification, ViTForImageClassification
 
@@ -71,14 +72,21 @@ def shira():
     randomize_and_save(peft_model, pixels, os.path.join(ROOT, "Tests", "MethodsTests", "Fixtures", "peft-shira-dinov2"))
 
 
-def randomize_and_save(peft_model, pixels, out):
+def randomize_and_save(peft_model, pixels, out, dtype=None):
+    """Random adapter and head values (rounded to `dtype` when given, and saved in it), the logits, the files."""
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
-            if "lora_" in name or "shira_weight" in name:
+            if "lora_" in name or "shira_weight" in name or "peanut_" in name:
                 p.copy_(torch.randn_like(p) * 0.3)
             if "modules_to_save" in name or "ln_tuning_layers" in name:
                 p.copy_(p + torch.randn_like(p) * 0.2)
+            if dtype is not None and p.requires_grad:
+                p.copy_(p.to(dtype).float())
         logits = peft_model(pixel_values=pixels).logits
+        if dtype is not None:
+            for name, p in peft_model.named_parameters():
+                if p.requires_grad:
+                    p.data = p.data.to(dtype)
     peft_model.save_pretrained(out)
     with open(os.path.join(out, "adapter_config.json")) as f:
         config = json.load(f)
@@ -99,6 +107,15 @@ def ln():
     randomize_and_save(peft_model, pixels, os.path.join(ROOT, "Tests", "MethodsTests", "Fixtures", "peft-ln-dinov2"))
 
 
+def peanut():
+    for dtype, suffix in [(torch.float16, ""), (torch.bfloat16, "-bf16")]:
+        peft_model = get_peft_model(dinov2_base(), PeanutConfig(r=4, depth=1, scaling=0.5, target_modules=["q_proj", "v_proj"],
+                                                                modules_to_save=["classifier"]))
+        torch.manual_seed(11)
+        pixels = torch.randn(2, 3, 56, 56, generator=torch.Generator().manual_seed(9))
+        randomize_and_save(peft_model, pixels, os.path.join(ROOT, "Tests", "MethodsTests", "Fixtures", "peft-peanut-dinov2" + suffix), dtype)
+
+
 def vit():
     torch.manual_seed(1)
     folder = os.path.join(ROOT, "Tests", "ModelsTests", "Fixtures", "hf", "vit-tiny")
@@ -116,7 +133,8 @@ def check(directory):
     from peft import PeftModel
     folder = os.path.join(ROOT, "Tests", "ModelsTests", "Fixtures", "hf", "vit-tiny")
     bases = {"vit-5": (lambda: ViTForImageClassification.from_pretrained(folder, num_labels=3), "peft-lora-vit", 16),
-             "shira-5": (dinov2_base, "peft-shira-dinov2", 56), "ln-5": (dinov2_base, "peft-ln-dinov2", 56)}
+             "shira-5": (dinov2_base, "peft-shira-dinov2", 56), "ln-5": (dinov2_base, "peft-ln-dinov2", 56),
+             "peanut-5": (dinov2_base, "peft-peanut-dinov2", 56)}
     for name, (base, fixture, side) in bases.items():
         model = PeftModel.from_pretrained(base().eval(), os.path.join(directory, name)).eval()
         with open(os.path.join(ROOT, "Tests", "MethodsTests", "Fixtures", fixture + "-expected.json")) as f:
@@ -133,5 +151,5 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["check"]:
         check(sys.argv[2])
         sys.exit(0)
-    for which in sys.argv[1:] or ["dinov2", "vit", "shira", "ln"]:
-        {"dinov2": dinov2, "vit": vit, "shira": shira, "ln": ln}[which]()
+    for which in sys.argv[1:] or ["dinov2", "vit", "shira", "ln", "peanut"]:
+        {"dinov2": dinov2, "vit": vit, "shira": shira, "ln": ln, "peanut": peanut}[which]()
