@@ -53,8 +53,10 @@ func quantizedMatvec(_ weight: QuantizedMatrix, x: UnsafePointer<Float>, rows: I
     let format = weight.format.rawValue, columns = weight.columns, n = weight.rows
     let kernels = ElementwiseKernels.active
     // Enough output columns per chunk that a thread's share is worth sending (about 64 KiB of weights).
-    let grain = max(16, 65_536 / max(weight.rowBytes, 1))
-    Parallel.forEachChunk(n, grain: grain) { range in
+    // Four pieces per thread: a decoding step is about 200 such calls of well under a millisecond each, and a
+    // worker woken late would otherwise leave the caller doing its whole share alone.
+    let grain = max(16, 32_768 / max(weight.rowBytes, 1))
+    Parallel.forEachChunk(n, grain: grain, chunksPerWorker: 4) { range in
         let n0 = range.lowerBound, n1 = range.upperBound
         switch kernels {
         case .avx512: peft_quant_matvec_avx512(format, w, columns, n0, n1, x, rows, columns, y, n)

@@ -63,7 +63,9 @@ extension LlamaModel {
             }
         }
         let angles = RotaryAngles(positions: positions, headDimension: c.headDimension, base: c.ropeBase)
-        return Autograd.withoutGrad {
+        // A decoding step (one new token per row) is a few hundred short parallel calls: helpers that stay awake
+        // between them pay there.
+        func step() -> Tensor { Autograd.withoutGrad {
             var x = decoder.embedding(ids.flatMap { $0 }, shape: [batch, count])
             for (layer, block) in decoder.blocks.enumerated() {
                 x = block(x, angles: angles) { q, k, v in
@@ -73,7 +75,8 @@ extension LlamaModel {
             }
             cache.length = start + count
             return outputLogits(decoder.norm(x))
-        }
+        } }
+        return count == 1 ? Parallel.withSpinningHelpers(step) : step()
     }
 
     private func append(_ k: Tensor, _ v: Tensor, to cache: LlamaKVCache, layer: Int, at start: Int) {
@@ -115,9 +118,7 @@ extension LlamaModel {
                             var maximum = -Float.infinity
                             for j in 0..<visible {
                                 let key = pk + (b * cache.capacity + j) * width + kvOffset
-                                var dot: Float = 0
-                                for d in 0..<headDim { dot += query[d] * key[d] }
-                                let score = dot * scale + pm[b * cache.capacity + j]
+                                let score = dotProduct(query, key, headDim) * scale + pm[b * cache.capacity + j]
                                 scores[j] = score
                                 maximum = max(maximum, score)
                             }
@@ -127,8 +128,7 @@ extension LlamaModel {
                             let target = po + (b * count + t) * qWidth + h * headDim
                             for j in 0..<visible where scores[j] > 0 {
                                 let weight = scores[j] / total
-                                let value = pv + (b * cache.capacity + j) * width + kvOffset
-                                for d in 0..<headDim { target[d] += weight * value[d] }
+                                addScaled(weight, pv + (b * cache.capacity + j) * width + kvOffset, to: target, headDim)
                             }
                         }
                     }
@@ -137,4 +137,35 @@ extension LlamaModel {
         }
         return out
     }
+}
+
+/// The dot product of n floats, eight lanes at a time in two accumulators (a head's query with one cached key).
+@inline(__always)
+private func dotProduct(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+    var even = SIMD8<Float>(), odd = SIMD8<Float>()
+    var d = 0
+    while d + 16 <= n {
+        even += ra.loadUnaligned(fromByteOffset: 4 * d, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: 4 * d, as: SIMD8<Float>.self)
+        odd += ra.loadUnaligned(fromByteOffset: 4 * d + 32, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: 4 * d + 32, as: SIMD8<Float>.self)
+        d += 16
+    }
+    var total = (even + odd).sum()
+    while d < n { total += a[d] * b[d]; d += 1 }
+    return total
+}
+
+/// target[0..<n] += weight * value[0..<n], eight lanes at a time (one cached value row into a head's output).
+@inline(__always)
+private func addScaled(_ weight: Float, _ value: UnsafePointer<Float>, to target: UnsafeMutablePointer<Float>, _ n: Int) {
+    let source = UnsafeRawPointer(value), destination = UnsafeMutableRawPointer(target)
+    let w = SIMD8<Float>(repeating: weight)
+    var d = 0
+    while d + 8 <= n {
+        let sum = destination.loadUnaligned(fromByteOffset: 4 * d, as: SIMD8<Float>.self)
+            + w * source.loadUnaligned(fromByteOffset: 4 * d, as: SIMD8<Float>.self)
+        destination.storeBytes(of: sum, toByteOffset: 4 * d, as: SIMD8<Float>.self)
+        d += 8
+    }
+    while d < n { target[d] += weight * value[d]; d += 1 }
 }

@@ -199,10 +199,14 @@ TARGET5 static inline __attribute__((always_inline)) void expand_block_avx512(in
         v[0] = _mm512_mul_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)q))));
         v[1] = _mm512_mul_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + 16)))));
     } else {
-        __m128i bytes = _mm_loadu_si128((const __m128i *)q), mask = _mm_set1_epi8(0x0F);
-        __m128i lo = _mm_and_si128(bytes, mask), hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
-        v[0] = _mm512_fmadd_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), vo);
-        v[1] = _mm512_fmadd_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)), vo);
+        // The 16 values a nibble can stand for, d q + offset for q = 0..15, then each nibble picks its value: a
+        // permute reads only the low 4 bits of each index, so the bytes widened to 32 bits index the low nibbles
+        // as they are and the high nibbles after a shift by 4.
+        const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        __m512 table = _mm512_fmadd_ps(iota, vd, vo);
+        __m512i nibbles = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)q));
+        v[0] = _mm512_permutexvar_ps(nibbles, table);
+        v[1] = _mm512_permutexvar_ps(_mm512_srli_epi32(nibbles, 4), table);
     }
 }
 
@@ -220,15 +224,26 @@ TARGET5 void peft_quant_dequantize_rows_avx512(int format, const unsigned char *
     }
 }
 
+// Two blocks per step, each into its own pair of accumulators, so that one row's FMA chains are four long.
 #define MATVEC_AVX512(R)                                                                                         \
     TARGET5 static void matvec_avx512_##R(int format, const unsigned char *w, long columns, long n0, long n1,   \
                                           const float *x, long ldx, float *y, long ldy) {                       \
         long blocks = columns / 32, blockBytes = peft_quant_block_bytes(format), rowBytes = blocks * blockBytes; \
         for (long n = n0; n < n1; n++) {                                                                         \
             const unsigned char *row = w + n * rowBytes;                                                         \
-            __m512 a[R][2];                                                                                      \
-            for (int i = 0; i < R; i++) a[i][0] = a[i][1] = _mm512_setzero_ps();                                 \
-            for (long b = 0; b < blocks; b++) {                                                                  \
+            __m512 a[R][4];                                                                                      \
+            for (int i = 0; i < R; i++) a[i][0] = a[i][1] = a[i][2] = a[i][3] = _mm512_setzero_ps();             \
+            long b = 0;                                                                                          \
+            for (; b + 2 <= blocks; b += 2) {                                                                    \
+                __m512 v[4];                                                                                     \
+                expand_block_avx512(format, row + b * blockBytes, v);                                            \
+                expand_block_avx512(format, row + (b + 1) * blockBytes, v + 2);                                  \
+                for (int i = 0; i < R; i++) {                                                                    \
+                    const float *xi = x + i * ldx + b * 32;                                                      \
+                    for (int k = 0; k < 4; k++) a[i][k] = _mm512_fmadd_ps(v[k], _mm512_loadu_ps(xi + 16 * k), a[i][k]); \
+                }                                                                                                \
+            }                                                                                                    \
+            if (b < blocks) {                                                                                    \
                 __m512 v[2];                                                                                     \
                 expand_block_avx512(format, row + b * blockBytes, v);                                            \
                 for (int i = 0; i < R; i++) {                                                                    \
@@ -237,7 +252,9 @@ TARGET5 void peft_quant_dequantize_rows_avx512(int format, const unsigned char *
                     a[i][1] = _mm512_fmadd_ps(v[1], _mm512_loadu_ps(xi + 16), a[i][1]);                          \
                 }                                                                                                \
             }                                                                                                    \
-            for (int i = 0; i < R; i++) y[i * ldy + n] = _mm512_reduce_add_ps(_mm512_add_ps(a[i][0], a[i][1]));  \
+            for (int i = 0; i < R; i++)                                                                          \
+                y[i * ldy + n] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[i][0], a[i][1]),             \
+                                                                    _mm512_add_ps(a[i][2], a[i][3])));           \
         }                                                                                                        \
     }
 MATVEC_AVX512(1)

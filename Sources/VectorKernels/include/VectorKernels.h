@@ -97,4 +97,6 @@ void peft_quant_matvec_avx2(int format, const unsigned char *w, long columns, lo
 void peft_quant_matvec_avx512(int format, const unsigned char *w, long columns, long n0, long n1,
                               const float *x, long m, long ldx, float *y, long ldy);
 
+#include "SpinningPool.h"
+
 #endif
