@@ -9,7 +9,8 @@ let quantizedPanelValues = 1 << 20
 /// y = x W^T for x [..., in] and a frozen quantised W [out, in]. Small inputs (at most 8 rows, as in decoding)
 /// read each weight block once and expand it in registers for every row (the AVX-512, AVX2 or portable kernel, as
 /// `ExecutionContext.kernels` allows); larger ones expand panels of at most 4 MiB of weights, in turn, and multiply
-/// them with the SGEMM, so no float32 copy of W is ever held. Backward: dx += dy W through the same panels (W has no
+/// them with the SGEMM (in bfloat16 when `GEMMSettings` asks for it, as `linear` does), so no float32 copy of W is
+/// ever held. Backward: dx += dy W through the same panels (W has no
 /// gradient: it is frozen).
 public func quantizedLinear(_ x: Tensor, _ weight: QuantizedMatrix, bias: Tensor? = nil) -> Tensor {
     let inFeatures = weight.columns, outFeatures = weight.rows
@@ -25,7 +26,8 @@ public func quantizedLinear(_ x: Tensor, _ weight: QuantizedMatrix, bias: Tensor
     } else {
         forEachPanel(of: weight) { n0, n1, panel in
             gemm(transA: false, transB: true, m: rows, n: n1 - n0, k: inFeatures, a: x.data, lda: inFeatures,
-                 b: panel, ldb: inFeatures, bias: bias.map { $0.data + n0 }, c: out.data + n0, ldc: outFeatures)
+                 b: panel, ldb: inFeatures, bias: bias.map { $0.data + n0 }, c: out.data + n0, ldc: outFeatures,
+                 reducedPrecision: true)
         }
     }
     var inputs = [x]
@@ -37,7 +39,8 @@ public func quantizedLinear(_ x: Tensor, _ weight: QuantizedMatrix, bias: Tensor
             var first = true
             forEachPanel(of: weight) { n0, n1, panel in
                 gemm(transA: false, transB: false, m: rows, n: inFeatures, k: n1 - n0, a: g.data + n0, lda: outFeatures,
-                     b: panel, ldb: inFeatures, beta: first && fresh ? 0 : 1, c: gx, ldc: inFeatures)
+                     b: panel, ldb: inFeatures, beta: first && fresh ? 0 : 1, c: gx, ldc: inFeatures,
+                     reducedPrecision: true)
                 first = false
             }
         }
