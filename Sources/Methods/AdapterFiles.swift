@@ -254,13 +254,18 @@ public enum AdapterFiles {
 
     /// Writes an adapter directory (`adapter_config.json` + `adapter_model.safetensors`) as a whole: the two files
     /// go into a staging directory that then replaces `directory` atomically, so a killed or failed write never
-    /// leaves a config of one adapter next to the weights of another.
+    /// leaves a config of one adapter next to the weights of another. Files named in `preserving` that the old
+    /// directory holds are copied into the new one.
     public static func write(_ configuration: AdapterConfiguration, tensors: [String: Tensor],
-                             integers: [String: Int32Tensor], to directory: URL) throws {
+                             integers: [String: Int32Tensor], to directory: URL, preserving kept: [String] = []) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try encoder.encode(configuration)
         try writeDirectoryAtomically(directory) { staging in
+            // Files of the old directory that live on next to the adapter (a run's checkpoint and log).
+            for name in kept where FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path) {
+                try FileManager.default.copyItem(at: directory.appendingPathComponent(name), to: staging.appendingPathComponent(name))
+            }
             try SafeTensors.write(tensors, int32: integers, metadata: ["format": "pt"],
                                   to: staging.appendingPathComponent("adapter_model.safetensors"))
             try writeFileAtomically(data, to: staging.appendingPathComponent("adapter_config.json"))

@@ -49,8 +49,9 @@ public enum ModuleAdapters {
     /// Writes `module`'s trainable parameters (the adapters, and anything else that trains) and SHiRA masks to
     /// `directory` in the peft layout (`base_model.model.<path>`), with a config naming `baseModel` and, when given,
     /// peft's `taskType` (e.g. `CAUSAL_LM` for a decoder, which `AutoPeftModelForCausalLM` needs).
+    /// Files named in `preserving` that the directory already holds are kept (the whole directory is replaced at once).
     public static func save(_ module: any Module, method: any PEFTMethod, baseModel: String, taskType: String? = nil,
-                            to directory: URL) throws {
+                            to directory: URL, preserving kept: [String] = []) throws {
         let trainable = module.namedParameters().filter { $0.1.requiresGrad }
         guard !trainable.isEmpty else { throw ModuleError("nothing in the module trains: attach a method first") }
         let fingerprint = baseFingerprint(module, excluding: Set(trainable.map(\.0)))
@@ -64,7 +65,8 @@ public enum ModuleAdapters {
         var tensors: [String: Tensor] = [:]
         for (name, parameter) in trainable { tensors[AdapterFiles.prefix + name] = parameter }
         try AdapterFiles.write(configured, tensors: tensors,
-                               integers: AdapterFiles.structureTensors(of: method, in: module), to: directory)
+                               integers: AdapterFiles.structureTensors(of: method, in: module), to: directory,
+                               preserving: kept)
     }
 
     /// Attaches the adapter saved in `directory` to `module` (a fresh copy of the base it was trained on) and

@@ -118,6 +118,10 @@ public final class LlamaModel: Module {
     /// stores it, which the logits read instead of the float32 table (at one token per row that product reads the
     /// whole table: 113 MB as float32, 30 MB as Q8_0). Unused while the embedding trains.
     public internal(set) var tiedHeadQuantized: QuantizedMatrix?
+    /// Gradient checkpointing: while the graph is recorded, each block keeps only its input, and the backward runs
+    /// the block again to get what it needs (`checkpointed`): activation memory of one block instead of all of them,
+    /// for about one more forward pass per step. Gradients are the same as without it.
+    public var gradientCheckpointing = false
 
     /// A model with random weights (N(0, 0.02^2) projections and embedding, unit norms).
     public convenience init(_ configuration: LlamaConfiguration, seed: UInt64 = 0) throws {
@@ -175,7 +179,10 @@ public final class LlamaModel: Module {
         let angles = RotaryAngles(positions: positions, headDimension: configuration.headDimension, base: configuration.ropeBase)
         var x = decoder.embedding(ids.flatMap { $0 }, shape: [batch, length])
         for block in decoder.blocks {
-            x = block(x, angles: angles) { q, k, v in block.attention.causalMix(q, k, v, keyMask: keyMask) }
+            let run = { (input: Tensor) in
+                block(input, angles: angles) { q, k, v in block.attention.causalMix(q, k, v, keyMask: keyMask) }
+            }
+            x = gradientCheckpointing ? checkpointed(x, parameters: block.parameters, run) : run(x)
         }
         return decoder.norm(x)
     }

@@ -41,6 +41,12 @@ struct TrainLanguageModelCommand: ParsableCommand {
     @Option(help: "Output directory for the adapter and result.json.") var out: String
     @Option(help: "float32: expand the frozen base at load; quantized: keep the GGUF's quantised projections as they are (QLoRA-style with --method lora; other methods expand the layers they adapt).")
     var base: WeightStorage = .float32
+    @Flag(name: .customLong("gradient-checkpointing"), help: "Keep only each block's input in the forward and recompute the block in the backward: activation memory of one block instead of all, for about a third more time per step.")
+    var gradientCheckpointing = false
+    @Option(name: .customLong("checkpoint-every"), parsing: .unconditional, help: "Also write the checkpoint (trainable weights, optimiser state, counters; always written at the end of each epoch) every this many steps (0: epoch ends only).")
+    var checkpointEvery = 50
+    @Flag(help: "Continue the run whose checkpoint --out holds (after a kill or a failure), with the same settings; it ends with the weights an uninterrupted run would have.")
+    var resume = false
     @Flag(help: "Replace what --out holds (without it, a non-empty --out is refused).") var overwrite = false
 
     func validate() throws {
@@ -56,6 +62,8 @@ struct TrainLanguageModelCommand: ParsableCommand {
         guard (2...8192).contains(maxTokens) else { throw ValidationError("--max-tokens must be 2...8192") }
         guard ["chat", "plain"].contains(format) else { throw ValidationError("--format must be chat or plain") }
         guard logEvery >= 1 else { throw ValidationError("--log-every must be at least 1") }
+        guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every must be 0 or more") }
+        guard !(resume && overwrite) else { throw ValidationError("--resume continues what --out holds and --overwrite replaces it: give one of them") }
         try checkLanguageModelName(model)
     }
 
@@ -79,8 +87,12 @@ struct TrainLanguageModelCommand: ParsableCommand {
         }
         try global.announce()
         let existing = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
-        guard overwrite || existing.isEmpty else {
-            throw ValidationError("--out \(out) already holds files (\(existing.sorted().prefix(3).joined(separator: ", "))); choose another folder or pass --overwrite")
+        guard overwrite || resume || existing.isEmpty else {
+            throw ValidationError("--out \(out) already holds files (\(existing.sorted().prefix(3).joined(separator: ", "))); choose another folder, pass --overwrite, or --resume to continue its run")
+        }
+        let checkpointURL = URL(fileURLWithPath: out).appendingPathComponent(LanguageTrainingState.fileName)
+        if resume && !FileManager.default.fileExists(atPath: checkpointURL.path) {
+            throw ValidationError("--resume: \(checkpointURL.path) does not exist; there is no run to continue in --out \(out)")
         }
         guard ModuleAdapters.moduleMethods.contains(method) else {
             throw ValidationError("--method \(method): not a method that adapts a language model's linear layers; use one of: \(ModuleAdapters.moduleMethods.joined(separator: ", "))")
@@ -109,6 +121,7 @@ struct TrainLanguageModelCommand: ParsableCommand {
         let started = DispatchTime.now().uptimeNanoseconds
         let (network, tokenizer) = try PretrainedModels.languageModel(named: model, quantizedWeights: base == .quantized)
         printError(String(format: "loaded %@ (%@ base) in %.1f s", model, base.rawValue, seconds(since: started)))
+        network.gradientCheckpointing = gradientCheckpointing
         let template = ChatTemplate(source: tokenizer.chatTemplateSource) ?? .smolLM2
         let encoder = InstructionTokenizer(tokenizer: tokenizer, template: template, chat: format == "chat",
                                            maximumTokens: maxTokens)
@@ -129,13 +142,65 @@ struct TrainLanguageModelCommand: ParsableCommand {
         let trainer = try LossTrainer(module: network, learningRate: lr, totalSteps: plannedSteps,
                                       warmupSteps: min(warmupSteps, plannedSteps), seed: seed)
         printError("\(train.count) training examples, \(held.count) validation; \(plannedSteps) steps of \(batch)")
-        var history: [[String: Any]] = []
+        // Everything that decides the run's numbers; a resumed run must agree on all of it.
+        let configJSON = try JSONEncoder.sortedKeys.encode(config)
+        let settings: [String: String] = [
+            "model": model, "method": method, "config": String(decoding: configJSON, as: UTF8.self),
+            "data": data ?? "", "task": task ?? "", "validation": validation ?? "", "seed": "\(seed)", "batch": "\(batch)",
+            "lr": "\(lr)", "warmup_steps": "\(warmupSteps)", "max_tokens": "\(maxTokens)", "format": format,
+            "base": base.rawValue, "epochs": "\(epochs)", "max_steps": "\(maxSteps)",
+        ]
+        let trainableNamed = network.namedParameters().filter { $0.1.requiresGrad }
+        var history: [LanguageLogRecord] = []
+        var completedEpochs = 0, bestEpoch: Int?, bestValidationLoss: Double?
+        var best: [String: Tensor] = [:]
+        var resumedStep = 0
+        if resume {
+            let (state, tensors) = try LanguageModelCheckpoint.read(checkpointURL)
+            let changes = state.differences(from: settings)
+            guard changes.isEmpty else {
+                throw ValidationError("\(checkpointURL.path): made by a run with other settings (\(changes.joined(separator: "; "))); resume with the checkpoint's settings or use another --out")
+            }
+            try state.validate(path: checkpointURL.path, plannedSteps: plannedSteps, epochs: epochs)
+            for (name, parameter) in trainableNamed {
+                guard let value = tensors["param.\(name)"], value.shape == parameter.shape else {
+                    throw ValidationError("\(checkpointURL.path): tensor 'param.\(name)' is missing or has the wrong shape")
+                }
+                parameter.assign(value)
+                if let kept = tensors["best.\(name)"], kept.shape == parameter.shape { best[name] = kept.copy() }
+            }
+            do {
+                try trainer.restore(optimizer: tensors, completedSteps: state.completedSteps,
+                                    optimizerStep: state.optimizerStep, source: checkpointURL.path)
+            } catch { throw ValidationError("\(error)") }
+            resumedStep = state.completedSteps
+            completedEpochs = state.completedEpochs
+            bestEpoch = state.bestEpoch
+            bestValidationLoss = state.bestValidationLoss
+            history = state.history
+            printError("resuming from step \(resumedStep) of \(plannedSteps) (\(completedEpochs) epochs done) from \(checkpointURL.path)")
+        }
+        try FileManager.default.createDirectory(at: outURL, withIntermediateDirectories: true)
+        let log = LanguageLog(url: outURL.appendingPathComponent("log.jsonl"))
+        func record(_ entry: LanguageLogRecord) throws {
+            history.append(entry)
+            try log.append(entry)
+        }
+        func saveCheckpoint(step: Int) throws {
+            let state = LanguageTrainingState(settings: settings, completedSteps: step, optimizerStep: trainer.state.optimizerStep,
+                                              completedEpochs: completedEpochs, bestEpoch: bestEpoch,
+                                              bestValidationLoss: bestValidationLoss, history: history)
+            try LanguageModelCheckpoint.write(state, parameters: trainableNamed, best: best, optimizer: trainer.state.optimizer,
+                                              to: checkpointURL)
+        }
         var step = 0
         let trainingStarted = DispatchTime.now().uptimeNanoseconds
         var tokensSeen = 0, windowLoss = 0.0, windowSteps = 0
         for epoch in 0..<epochs {
+            if epoch < completedEpochs { step += stepsPerEpoch; continue }  // done before the resume
             for batchData in LanguageBatches.epoch(train, batchSize: batch, padToken: padToken, seed: seed, epoch: epoch) {
                 if step >= plannedSteps { break }
+                if step < resumedStep { step += 1; continue }  // trained before the resume: same order, same batches
                 var failure: Error?
                 let loss: Float
                 do {
@@ -156,27 +221,42 @@ struct TrainLanguageModelCommand: ParsableCommand {
                 windowLoss += Double(loss); windowSteps += 1
                 if step % logEvery == 0 || step == plannedSteps {
                     let elapsed = seconds(since: trainingStarted)
-                    let remaining = elapsed / Double(step) * Double(plannedSteps - step)
+                    let remaining = elapsed / Double(max(step - resumedStep, 1)) * Double(plannedSteps - step)
                     printError(String(format: "step %d/%d  epoch %d  loss %.4f  %.0f tokens/s  ETA %@", step, plannedSteps,
                                       epoch + 1, windowLoss / Double(windowSteps), Double(tokensSeen) / max(elapsed, 1e-9),
                                       Self.clock(remaining)))
-                    history.append(["step": step, "epoch": epoch + 1, "train_loss": windowLoss / Double(windowSteps)])
+                    try record(LanguageLogRecord(step: step, epoch: epoch + 1, trainLoss: windowLoss / Double(windowSteps)))
                     windowLoss = 0; windowSteps = 0
                 }
+                if checkpointEvery > 0 && step % checkpointEvery == 0 && step < plannedSteps { try saveCheckpoint(step: step) }
             }
             if !held.isEmpty {
                 let loss = try validationLoss(network, held, padToken: padToken)
                 printError(String(format: "epoch %d: validation loss %.4f (perplexity %.2f)", epoch + 1, loss, exp(loss)))
-                history.append(["epoch": epoch + 1, "validation_loss": loss])
+                try record(LanguageLogRecord(epoch: epoch + 1, validationLoss: loss))
+                if loss < (bestValidationLoss ?? .infinity) {
+                    bestValidationLoss = loss
+                    bestEpoch = epoch + 1
+                    best = Dictionary(uniqueKeysWithValues: trainableNamed.map { ($0.0, $0.1.copy()) })
+                }
             }
+            completedEpochs = epoch + 1
+            try saveCheckpoint(step: step)
             if step >= plannedSteps { break }  // --max-steps reached (the validation above still ran)
         }
+        // Validation selection: the adapter holds the weights of the epoch with the lowest validation loss.
+        if let bestEpoch, bestEpoch < completedEpochs {
+            for (name, parameter) in trainableNamed { if let kept = best[name] { parameter.assign(kept) } }
+            printError(String(format: "kept the weights of epoch %d (validation loss %.4f), the lowest", bestEpoch, bestValidationLoss ?? 0))
+        }
         try ModuleAdapters.save(network, method: adapting, baseModel: PretrainedModels.languageHubID(of: model),
-                                taskType: "CAUSAL_LM", to: outURL)
+                                taskType: "CAUSAL_LM", to: outURL, preserving: [LanguageTrainingState.fileName, "log.jsonl"])
         let result: [String: Any] = [
             "model": model, "method": method, "data": source, "steps": step, "epochs": epochs,
             "train_examples": train.count, "validation_examples": held.count, "trainable_parameters": trainable,
-            "seconds": seconds(since: trainingStarted), "history": history,
+            "seconds": seconds(since: trainingStarted),
+            "history": try JSONSerialization.jsonObject(with: JSONEncoder.sortedKeys.encode(history)),
+            "best_epoch": bestEpoch.map { $0 as Any } ?? NSNull(), "resumed_from_step": resumedStep,
         ]
         let json = try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys])
         try json.write(to: outURL.appendingPathComponent("result.json"), options: .atomic)

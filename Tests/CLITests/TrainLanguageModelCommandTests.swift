@@ -1,3 +1,5 @@
+import Checkpoints
+import Engine
 import Foundation
 import XCTest
 
@@ -50,6 +52,70 @@ final class TrainLanguageModelCommandTests: XCTestCase {
         assertSuccess(generated)
         XCTAssertTrue(generated.stdout.lowercased().contains("pelican"), "the adapter's answer: \(generated.summary)")
         XCTAssertTrue(generated.stderr.contains("with the adapter"), generated.summary)
+    }
+
+    /// A run killed (SIGKILL) after a checkpoint and resumed with `--resume` ends with the adapter an uninterrupted
+    /// run writes; a resume with other settings, or without a checkpoint, is refused naming what differs.
+    func testAKilledRunResumesToTheUninterruptedRunsAdapter() throws {
+        let dir = try folder()
+        let data = dir.appendingPathComponent("train.jsonl")
+        let lines = (0..<12).map { i in "{\"prompt\": \"Count to \(i % 4 + 2).\", \"completion\": \"\((1...(i % 4 + 2)).map(String.init).joined(separator: " ")).\"}" }
+        try Data(lines.joined(separator: "\n").utf8).write(to: data)
+        func arguments(_ out: URL, _ extra: [String] = []) -> [String] {
+            ["train-lm", "--data", data.path, "--method", "lora", "--rank", "4", "--batch", "2", "--epochs", "2",
+             "--lr", "5e-3", "--warmup-steps", "2", "--max-tokens", "48", "--log-every", "1", "--checkpoint-every", "1",
+             "--option", "lora_dropout=0.1", "--out", out.path] + extra
+        }
+        let whole = dir.appendingPathComponent("whole")
+        let straight = try PeftProcess.run(arguments(whole), timeout: 600)
+        assertSuccess(straight)
+        XCTAssertTrue(straight.stderr.contains("step 12/12"), straight.summary)
+
+        // The same run, killed once its checkpoint holds a few steps.
+        let killed = dir.appendingPathComponent("killed")
+        let process = Process()
+        process.executableURL = PeftProcess.binary
+        process.arguments = arguments(killed)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let checkpoint = killed.appendingPathComponent("checkpoint.safetensors")
+        func checkpointStep() -> Int? {
+            guard let file = try? SafeTensorsFile(path: checkpoint.path),
+                  let text = file.metadata["peft_lm_training_state"],
+                  let state = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return nil }
+            return state["completedSteps"] as? Int
+        }
+        let deadline = Date().addingTimeInterval(300)
+        while process.isRunning, Date() < deadline, (checkpointStep() ?? 0) < 3 { usleep(20_000) }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let stepAtKill = try XCTUnwrap(checkpointStep(), "a whole checkpoint is on disk after the kill")
+        XCTAssertLessThan(stepAtKill, 12, "killed before the end")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: killed.appendingPathComponent("adapter_model.safetensors").path))
+
+        let other = try PeftProcess.run(arguments(killed, ["--resume", "--lr", "1e-3"]), timeout: 120)
+        assertCleanFailure(other, mentions: "lr: 0.005 in the checkpoint, 0.001 now")
+        let resumed = try PeftProcess.run(arguments(killed, ["--resume"]), timeout: 600)
+        assertSuccess(resumed)
+        XCTAssertTrue(resumed.stderr.contains("resuming from step \(stepAtKill) of 12"), resumed.summary)
+        let expected = try SafeTensorsFile(path: whole.appendingPathComponent("adapter_model.safetensors").path)
+        let got = try SafeTensorsFile(path: killed.appendingPathComponent("adapter_model.safetensors").path)
+        XCTAssertEqual(Set(got.names), Set(expected.names))
+        for name in expected.names {
+            let a = try got.tensor(name).values, b = try expected.tensor(name).values
+            XCTAssertEqual(a.count, b.count, name)
+            for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-6, name) }
+        }
+        // The log holds every step once: those before the kill and those after.
+        let log = try String(contentsOf: killed.appendingPathComponent("log.jsonl"), encoding: .utf8)
+        let steps = log.split(separator: "\n").compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["step"] as? Int
+        }
+        XCTAssertEqual(Set(steps), Set(1...12), log)
+
+        let none = try PeftProcess.run(arguments(dir.appendingPathComponent("empty"), ["--resume"]), timeout: 60)
+        assertCleanFailure(none, mentions: "there is no run to continue")
     }
 
     /// `eval-lm` scores the greedy answers by exact match and says how many were right.

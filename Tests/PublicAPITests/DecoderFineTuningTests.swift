@@ -64,6 +64,35 @@ final class DecoderFineTuningTests: XCTestCase {
         }
     }
 
+    func testGradientCheckpointingGivesTheSameLossAndGradients() throws {
+        // LoRA with dropout in training mode: the recomputed blocks must draw the same dropout masks.
+        let ids: [[Int32]] = [[1, 5, 9, 3, 20, 21, 22, 23], [1, 6, 9, 3, 24, 25, 26, 2]]
+        let mask = [[1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 0]]
+        func gradients(checkpointing: Bool) throws -> (loss: Float, grads: [String: [Float]]) {
+            let model = try makeModel(seed: 8)
+            let method = LoRA(config: .init { $0.r = 4; $0.loraAlpha = 8; $0.loraDropout = 0.3; $0.targetModules = .allLinear })
+            _ = try method.attach(to: model)
+            for (_, p) in model.namedParameters() where p.requiresGrad {
+                p.assign(p + Tensor(shape: p.shape, repeating: 0.05))  // B = 0 at start: move it so every path counts
+            }
+            model.gradientCheckpointing = checkpointing
+            let loss = try ModelMode.training(stepSeed: 11) { try model.languageModelLoss(ids, attentionMask: mask) }
+            loss.backward()
+            var grads: [String: [Float]] = [:]
+            for (name, p) in model.namedParameters() where p.requiresGrad { grads[name] = p.grad?.values }
+            return (loss.item, grads)
+        }
+        let plain = try gradients(checkpointing: false), saved = try gradients(checkpointing: true)
+        XCTAssertEqual(saved.loss, plain.loss)
+        XCTAssertEqual(Set(saved.grads.keys), Set(plain.grads.keys))
+        XCTAssertEqual(plain.grads.count, 2 * 2 * 7, "A and B of 7 projections in 2 blocks")
+        for (name, expected) in plain.grads {
+            let got = try XCTUnwrap(saved.grads[name], name)
+            XCTAssertEqual(got.count, expected.count, name)
+            for (a, b) in zip(got, expected) { XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(b)), name) }
+        }
+    }
+
     func testTheNextTokenLossCountsOnlyMaskedInTargets() throws {
         let model = try makeModel(seed: 4)
         let ids: [[Int32]] = [[1, 5, 9, 3, 20]]

@@ -37,6 +37,22 @@ public final class LossTrainer {
         self.seed = seed
     }
 
+    /// What a checkpoint needs to continue this training: the optimiser's moments (`AdamW.stateTensors`) and the
+    /// step count, which `restore` puts back.
+    public var state: (optimizer: [String: Tensor], completedSteps: Int, optimizerStep: Int) {
+        (optimizer.stateTensors(), completedSteps, optimizer.step)
+    }
+
+    /// Continues from a saved `state`: the moments, the optimiser's step and the steps done (the schedule and the
+    /// per-step seeds go on from there); `source` names the file in errors.
+    public func restore(optimizer tensors: [String: Tensor], completedSteps: Int, optimizerStep: Int, source: String) throws {
+        guard completedSteps >= 0, optimizerStep >= 0, completedSteps <= schedule.totalSteps else {
+            throw TrainingError("\(source): \(completedSteps) completed steps do not fit a run of \(schedule.totalSteps)")
+        }
+        try optimizer.restore(from: tensors, step: optimizerStep, source: source)
+        self.completedSteps = completedSteps
+    }
+
     /// One training step on `loss()` (computed in training mode); returns the loss. Throws, applying nothing, when
     /// the loss, a gradient or the update is NaN or infinite.
     @discardableResult
