@@ -41,7 +41,7 @@ struct TrainLanguageModelCommand: ParsableCommand {
     @Option(help: "Output directory for the adapter and result.json.") var out: String
     @Option(help: "float32: expand the frozen base at load; quantized: keep the GGUF's quantised projections as they are (QLoRA-style with --method lora; other methods expand the layers they adapt).")
     var base: WeightStorage = .float32
-    @Flag(name: .customLong("gradient-checkpointing"), help: "Keep only each block's input in the forward and recompute the block in the backward: activation memory of one block instead of all, for about a third more time per step.")
+    @Flag(name: .customLong("gradient-checkpointing"), help: "Keep only each block's input in the forward and recompute the block in the backward: activation memory of one block instead of all, for one more forward pass per step (about 10% slower).")
     var gradientCheckpointing = false
     @Option(name: .customLong("checkpoint-every"), parsing: .unconditional, help: "Also write the checkpoint (trainable weights, optimiser state, counters; always written at the end of each epoch) every this many steps (0: epoch ends only).")
     var checkpointEvery = 50
@@ -187,10 +187,15 @@ struct TrainLanguageModelCommand: ParsableCommand {
             try log.append(entry)
         }
         func saveCheckpoint(step: Int) throws {
-            let state = LanguageTrainingState(settings: settings, completedSteps: step, optimizerStep: trainer.state.optimizerStep,
+            // The step never applies a non-finite update; this keeps a NaN state from replacing a good file anyway.
+            if let bad = trainer.optimizer.firstNonFiniteState() {
+                throw ValidationError("'\(bad)' (or its optimiser state) holds NaN or infinity at step \(step); \(checkpointURL.path) was not overwritten")
+            }
+            let trainerState = trainer.state
+            let state = LanguageTrainingState(settings: settings, completedSteps: step, optimizerStep: trainerState.optimizerStep,
                                               completedEpochs: completedEpochs, bestEpoch: bestEpoch,
                                               bestValidationLoss: bestValidationLoss, history: history)
-            try LanguageModelCheckpoint.write(state, parameters: trainableNamed, best: best, optimizer: trainer.state.optimizer,
+            try LanguageModelCheckpoint.write(state, parameters: trainableNamed, best: best, optimizer: trainerState.optimizer,
                                               to: checkpointURL)
         }
         var step = 0
